@@ -1,0 +1,145 @@
+"""The wrapper that hosts adapters around one frozen leaf layer.
+
+An :class:`AdapterHost` replaces a leaf module (``nn.Linear`` or GPT-2's
+``Conv1D``) in its parent and keeps the original inside as ``base_layer``. Its
+forward runs the original layer, then the adapters that the current call's
+routing (see :mod:`adapterkit.routing`) selects for each row. It holds no state
+about which adapter is active: that comes with each call.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.methods.base import AdapterModule
+from adapterkit.routing import Routing, current_routing
+
+LEAF_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, Conv1D)
+
+
+def layer_features(layer: nn.Module) -> tuple[int, int]:
+    """(in_features, out_features) of a Linear or Conv1D layer."""
+    if isinstance(layer, nn.Linear):
+        return layer.in_features, layer.out_features
+    if isinstance(layer, Conv1D):
+        return layer.weight.shape[0], layer.weight.shape[1]  # Conv1D stores (in, out)
+    raise AdapterkitError(f"cannot adapt a {type(layer).__name__}: only Linear and Conv1D layers")
+
+
+class AdapterHost(nn.Module):
+    """A frozen leaf layer plus any number of named adapters on its output."""
+
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.adapters = nn.ModuleDict()
+        self.tap_key: str | None = None
+        """Set when this layer's input is the FFN block input that parallel adapters read."""
+        self.reads_block: dict[str, str] = {}
+        """Adapter name -> block key of the tapped input it reads (parallel adapters)."""
+        self.merged: str | None = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def features(self) -> tuple[int, int]:
+        """(in_features, out_features) of the wrapped layer."""
+        return layer_features(self.base_layer)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        out = self.base_layer(x, *args, **kwargs)
+        routing = current_routing()
+        if routing is None:  # called outside AdaptedModel: plain layer (plus any merged LoRA)
+            return out
+        if routing.disabled:
+            self._check_merged_ok(None)
+            return out
+        if self.tap_key is not None:
+            routing.block_inputs[self.tap_key] = x  # (B, T, C_in), read later in this call
+        if routing.groups is None:
+            return self._forward_single(routing, x, out)
+        return self._forward_mixed(routing, x, out)
+
+    def _forward_single(self, routing: Routing, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        name = routing.single
+        self._check_merged_ok(name)
+        if name is None or name == self.merged or name not in self.adapters:
+            return out
+        return self.adapters[name](x, out, self._block_input(routing, name, None))
+
+    def _forward_mixed(self, routing: Routing, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.merged is not None:
+            raise AdapterkitError(
+                f"LoRA '{self.merged}' is merged into the base weights; unmerge it before mixed batches"
+            )
+        if x.shape[0] != routing.batch_size:
+            raise AdapterkitError(
+                f"per-row routing got {routing.batch_size} names but a layer saw batch {x.shape[0]}; "
+                "this model reshapes the batch dimension, so route one adapter per call"
+            )
+        result = out
+        for name, rows in routing.groups.items():
+            if name not in self.adapters:
+                continue
+            rows = rows.to(out.device)
+            adapted = self.adapters[name](
+                x[rows], out[rows], self._block_input(routing, name, rows)
+            )
+            result = result.index_copy(0, rows, adapted)
+        return result
+
+    def _block_input(
+        self, routing: Routing, name: str, rows: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        key = self.reads_block.get(name)
+        if key is None:
+            return None
+        block_input = routing.block_inputs.get(key)
+        if block_input is None:
+            raise AdapterkitError(f"parallel adapter '{name}' found no FFN block input for '{key}'")
+        return block_input if rows is None else block_input[rows]
+
+    def _check_merged_ok(self, requested: str | None) -> None:
+        """Refuse a call that wants anything but the merged adapter (None = base only)."""
+        if self.merged is not None and requested != self.merged:
+            wanted = "the base alone" if requested is None else f"'{requested}'"
+            raise AdapterkitError(
+                f"LoRA '{self.merged}' is merged into the base weights, so this layer cannot run "
+                f"{wanted}; unmerge it first"
+            )
+
+    # Merging ---------------------------------------------------------------------------
+    def merge(self, name: str) -> None:
+        """Add a mergeable adapter's update into the frozen weight."""
+        adapter: AdapterModule = self.adapters[name]
+        if not adapter.mergeable:
+            raise AdapterkitError(f"adapter '{name}' ({type(adapter).__name__}) cannot be merged")
+        if self.merged is not None:
+            raise AdapterkitError(
+                f"'{self.merged}' is already merged into this layer; unmerge it first"
+            )
+        self._add_to_weight(adapter.delta_weight(), sign=1.0)
+        self.merged = name
+
+    def unmerge(self) -> None:
+        """Subtract the merged adapter's update from the frozen weight again."""
+        if self.merged is None:
+            return
+        self._add_to_weight(self.adapters[self.merged].delta_weight(), sign=-1.0)
+        self.merged = None
+
+    @torch.no_grad()
+    def _add_to_weight(self, delta: torch.Tensor, sign: float) -> None:
+        weight = self.base_layer.weight
+        if isinstance(self.base_layer, Conv1D):
+            delta = delta.T  # Conv1D stores (in, out)
+        # Accumulate in float64 so merge followed by unmerge returns the weight to within 1 ulp.
+        weight.copy_((weight.double() + sign * delta.double()).to(weight.dtype))

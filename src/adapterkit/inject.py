@@ -1,0 +1,223 @@
+"""Find target layers by name and wrap them in :class:`~adapterkit.host.AdapterHost`.
+
+Targets are leaf ``nn.Linear``/``Conv1D`` modules whose dotted name equals a
+pattern, ends with ``"." + pattern``, or fully matches it as a regex. Each
+method config names *roles* (``attn_out``, ``ffn_out``, ``lora``); this module
+maps roles to per-architecture default patterns. Unknown architectures get an
+error listing the candidate layer names so users can pass their own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.host import LEAF_TYPES, AdapterHost
+from adapterkit.methods.base import AdapterConfig
+
+
+@dataclass(frozen=True)
+class ArchDefaults:
+    """Default target patterns (full-match regexes) for one architecture family."""
+
+    attn_out: str
+    """Attention output projection (Houlsby's first adapter sits on its output)."""
+    ffn_out: str
+    """FFN down-projection (Houlsby's second, Pfeiffer's only adapter)."""
+    ffn_in: str
+    """A layer whose input is the FFN block input (tapped for parallel adapters)."""
+    lora: str
+    """LoRA targets: the query and value projections, as in Hu et al. 2021."""
+
+
+_BERT = ArchDefaults(
+    attn_out=r"(.*\.)?attention\.output\.dense",
+    ffn_out=r"(.*\.)?layer\.\d+\.output\.dense",
+    ffn_in=r"(.*\.)?layer\.\d+\.intermediate\.dense",
+    lora=r"(.*\.)?attention\.self\.(query|value)",
+)
+_LLAMA = ArchDefaults(
+    attn_out=r"(.*\.)?self_attn\.o_proj",
+    ffn_out=r"(.*\.)?mlp\.down_proj",
+    ffn_in=r"(.*\.)?mlp\.up_proj",
+    lora=r"(.*\.)?self_attn\.(q_proj|v_proj)",
+)
+_BART = ArchDefaults(
+    attn_out=r"(.*\.)?self_attn\.out_proj",
+    ffn_out=r"(.*\.)?layers\.\d+\.fc2",
+    ffn_in=r"(.*\.)?layers\.\d+\.fc1",
+    lora=r"(.*\.)?self_attn\.(q_proj|v_proj)",
+)
+
+ARCH_DEFAULTS: dict[str, ArchDefaults] = {
+    **dict.fromkeys(["bert", "roberta", "xlm-roberta", "camembert", "electra"], _BERT),
+    "distilbert": ArchDefaults(
+        attn_out=r"(.*\.)?attention\.out_lin",
+        ffn_out=r"(.*\.)?ffn\.lin2",
+        ffn_in=r"(.*\.)?ffn\.lin1",
+        lora=r"(.*\.)?attention\.(q_lin|v_lin)",
+    ),
+    "gpt2": ArchDefaults(
+        attn_out=r"(.*\.)?attn\.c_proj",
+        ffn_out=r"(.*\.)?mlp\.c_proj",
+        ffn_in=r"(.*\.)?mlp\.c_fc",
+        lora=r"(.*\.)?attn\.c_attn",
+    ),
+    **dict.fromkeys(["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "smollm3"], _LLAMA),
+    **dict.fromkeys(
+        ["t5", "mt5", "umt5"],
+        ArchDefaults(
+            attn_out=r"(.*\.)?SelfAttention\.o",
+            ffn_out=r"(.*\.)?DenseReluDense\.wo",
+            ffn_in=r"(.*\.)?DenseReluDense\.wi(_0)?",
+            lora=r"(.*\.)?(SelfAttention|EncDecAttention)\.(q|v)",
+        ),
+    ),
+    **dict.fromkeys(["bart", "mbart"], _BART),
+}
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Exact name, dotted suffix, or full-match regex."""
+    if name == pattern or name.endswith("." + pattern):
+        return True
+    try:
+        return re.fullmatch(pattern, name) is not None
+    except re.error:
+        return False
+
+
+def leaf_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Adaptable layers by dotted name: existing hosts, and Linear/Conv1D leaves not inside one."""
+    found: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, AdapterHost) or (isinstance(module, LEAF_TYPES) and not name.endswith("base_layer")):
+            found[name] = module
+    return found
+
+
+def layer_index(name: str) -> int | None:
+    """The first integer path component (the layer/block index), if any."""
+    for part in name.split("."):
+        if part.isdigit():
+            return int(part)
+    return None
+
+
+def block_key(name: str) -> str:
+    """The name up to and including its last integer component: one transformer block's FFN."""
+    parts = name.split(".")
+    last = max((i for i, p in enumerate(parts) if p.isdigit()), default=-1)
+    return ".".join(parts[: last + 1])
+
+
+def candidate_names(model: nn.Module, limit: int = 30) -> list[str]:
+    """Distinct adaptable layer names with layer indices replaced by ``*``."""
+    generic = sorted({re.sub(r"\.\d+\.", ".*.", n) for n in leaf_layers(model)})
+    return generic[:limit]
+
+
+def model_type(model: nn.Module) -> str | None:
+    config = getattr(model, "config", None)
+    return getattr(config, "model_type", None)
+
+
+def default_patterns(model: nn.Module, role: str) -> list[str]:
+    """The built-in patterns for ``role`` on this model's architecture."""
+    arch = model_type(model)
+    if arch not in ARCH_DEFAULTS:
+        raise AdapterkitError(
+            f"no default targets for architecture '{arch}'; pass target_modules, e.g. from: "
+            + ", ".join(candidate_names(model))
+        )
+    return [getattr(ARCH_DEFAULTS[arch], role)]
+
+
+def resolve_targets(model: nn.Module, config: AdapterConfig) -> list[str]:
+    """Dotted names of the layers ``config`` adapts on ``model``, in module order."""
+    if config.target_modules:
+        patterns = list(config.target_modules)
+    else:
+        patterns = [p for role in config.roles() for p in default_patterns(model, role)]
+    names = [
+        name
+        for name in leaf_layers(model)
+        if any(name_matches(name, p) for p in patterns)
+        and (config.layers is None or layer_index(name) in config.layers)
+    ]
+    if not names:
+        raise AdapterkitError(
+            f"target patterns {patterns} match no Linear/Conv1D layer"
+            + (f" in layers {config.layers}" if config.layers is not None else "")
+            + "; candidates: "
+            + ", ".join(candidate_names(model))
+        )
+    return names
+
+
+def ensure_host(model: nn.Module, name: str) -> AdapterHost:
+    """The host at ``name``, wrapping the leaf layer there on first use."""
+    module = model.get_submodule(name)
+    if isinstance(module, AdapterHost):
+        return module
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    host = AdapterHost(module)
+    host.train(module.training)  # a new module defaults to train mode; follow the model's
+    setattr(parent, child, host)
+    return host
+
+
+def find_block_tap(model: nn.Module, target: str) -> str:
+    """The FFN-input layer in the same block as ``target`` (for parallel adapters)."""
+    pattern = default_patterns(model, "ffn_in")[0]
+    key = block_key(target)
+    for name in leaf_layers(model):
+        if block_key(name) == key and name_matches(name, pattern):
+            return name
+    raise AdapterkitError(f"no FFN input layer matching {pattern} found beside '{target}'")
+
+
+def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -> list[str]:
+    """Wrap the target layers of ``model`` and add one adapter module named ``adapter_name`` to each.
+
+    Returns the dotted names of the adapted layers.
+    """
+    targets = resolve_targets(model, config)
+    for target in targets:
+        host = ensure_host(model, target)
+        tap_features = None
+        if config.needs_block_input():
+            tap_name = find_block_tap(model, target)
+            tap = ensure_host(model, tap_name)
+            tap.tap_key = block_key(tap_name)
+            host.reads_block[adapter_name] = tap.tap_key
+            tap_features = tap.features()[0]
+        in_features, out_features = host.features()
+        module = config.build(in_features, out_features, tap_features)
+        weight = host.base_layer.weight
+        module.train(host.training)
+        host.adapters[adapter_name] = module.to(device=weight.device, dtype=weight.dtype)
+    return targets
+
+
+def remove_adapter(model: nn.Module, adapter_name: str) -> None:
+    """Delete one adapter everywhere and unwrap hosts left with nothing to do."""
+    hosts = {n: m for n, m in model.named_modules() if isinstance(m, AdapterHost)}
+    for host in hosts.values():
+        if adapter_name in host.adapters:
+            if host.merged == adapter_name:
+                host.unmerge()
+            del host.adapters[adapter_name]
+            host.reads_block.pop(adapter_name, None)
+    still_read = {key for host in hosts.values() for key in host.reads_block.values()}
+    for name, host in hosts.items():
+        if host.tap_key is not None and host.tap_key not in still_read:
+            host.tap_key = None
+        if len(host.adapters) == 0 and host.tap_key is None:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, host.base_layer)

@@ -1,0 +1,71 @@
+"""Method registry: a method name (or preset alias) to its config class.
+
+Each method folder registers itself on import with :func:`register_method`.
+Presets are user-facing aliases (``houlsby``, ``pfeiffer``, ``parallel``) that
+fill in fields of a method's config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.methods.base import AdapterConfig, AdapterModule
+
+_METHODS: dict[str, type[AdapterConfig]] = {}
+_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def register_method(
+    config_cls: type[AdapterConfig], presets: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Register a method's config class under ``config_cls.method`` plus optional presets."""
+    _METHODS[config_cls.method] = config_cls
+    for alias, values in (presets or {}).items():
+        _PRESETS[alias] = (config_cls.method, values)
+
+
+def known_methods() -> list[str]:
+    """Method names and preset aliases, sorted."""
+    return sorted(set(_METHODS) | set(_PRESETS))
+
+
+def config_class(method: str) -> type[AdapterConfig]:
+    """The config class stored under ``method``; unknown names raise a clear error."""
+    if method not in _METHODS:
+        raise AdapterkitError(
+            f"unknown adapter method '{method}'; known: {', '.join(known_methods())}"
+        )
+    return _METHODS[method]
+
+
+def make_config(method: str, **overrides: Any) -> AdapterConfig:
+    """Build a config from a method name or preset alias, with field overrides.
+
+    ``None`` overrides are ignored so CLI flags left unset keep the method defaults.
+    """
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if method in _PRESETS:
+        base_method, preset = _PRESETS[method]
+        return config_class(base_method).from_dict({**preset, **values})
+    return config_class(method).from_dict(values)
+
+
+def config_from_dict(method: str, values: dict[str, Any]) -> AdapterConfig:
+    """Rebuild a stored config (as written in a bundle)."""
+    return config_class(method).from_dict(values)
+
+
+# Registration happens on import of each method package.
+from adapterkit.methods import bottleneck as _bottleneck  # noqa: E402, F401
+from adapterkit.methods import lora as _lora  # noqa: E402, F401
+
+__all__ = [
+    "AdapterConfig",
+    "AdapterModule",
+    "config_class",
+    "config_from_dict",
+    "known_methods",
+    "make_config",
+    "register_method",
+]

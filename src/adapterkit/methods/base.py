@@ -1,0 +1,70 @@
+"""What every adapter method provides: a config dataclass and a module.
+
+A method module is called by an :class:`~adapterkit.inject.AdapterHost` with the
+input of the wrapped layer, that layer's output, and (for methods that read the
+block input, such as parallel adapters) the tapped input of the block. It returns
+the new output. Keeping that one signature lets the host stay method-agnostic:
+adding a method touches only its own folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from adapterkit.errors import AdapterkitError
+
+
+@dataclass
+class AdapterConfig:
+    """Fields shared by all methods."""
+
+    target_modules: list[str] | None = None
+    """Module names, name suffixes or full-match regexes to adapt; ``None`` uses the
+    built-in default for the architecture."""
+
+    layers: list[int] | None = None
+    """Adapt only these layer (block) indices; ``None`` adapts every layer."""
+
+    method: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, stored in a bundle's ``adapter_config.json``."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AdapterConfig:
+        """Rebuild a config, refusing keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise AdapterkitError(
+                f"{cls.__name__} has no field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def roles(self) -> list[str]:
+        """Which default target roles this method adapts (see ``inject.ARCH_DEFAULTS``)."""
+        raise NotImplementedError
+
+    def needs_block_input(self) -> bool:
+        """Whether the module reads the block input tapped from another layer."""
+        return False
+
+    def build(self, in_features: int, out_features: int, tap_features: int | None) -> AdapterModule:
+        """Create the module for one wrapped layer."""
+        raise NotImplementedError
+
+
+class AdapterModule(nn.Module):
+    """Base class of the per-layer adapter modules."""
+
+    mergeable: ClassVar[bool] = False
+
+    def forward(
+        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
+    ) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,47 @@
+"""The LoRA module.
+
+For a frozen layer ``y = W x + b`` with x: (B, T, in) and W: (out, in)::
+
+    y' = W x + b + s · B (A dropout(x))       A: (r, in), B: (out, r), s = alpha / r
+
+``A`` gets Kaiming-uniform initialisation and ``B`` starts at zero, so a fresh
+LoRA leaves the layer unchanged. ``delta_weight()`` returns ``s · B A`` (out, in)
+for exact merging into the frozen weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from adapterkit.methods.base import AdapterModule
+
+
+class LoraAdapter(AdapterModule):
+    """Low-rank additive update of a linear layer's output."""
+
+    mergeable = True
+
+    def __init__(
+        self, in_features: int, out_features: int, r: int, scaling: float, dropout: float
+    ) -> None:
+        super().__init__()
+        self.lora_A = nn.Linear(in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, out_features, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.scaling = scaling
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+
+    def forward(
+        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
+    ) -> torch.Tensor:
+        x = x.to(self.lora_A.weight.dtype)
+        delta = self.lora_B(self.lora_A(self.dropout(x)))  # (B, T, out)
+        return base_out + (self.scaling * delta).to(base_out.dtype)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update ``s · B A`` as an (out, in) matrix."""
+        return self.scaling * (self.lora_B.weight @ self.lora_A.weight)

@@ -1,0 +1,289 @@
+"""AdaptedModel: one frozen base, any number of named adapters and their heads.
+
+Which adapter runs is chosen per call (``adapter="name"`` for the whole batch, or
+one name per row), never stored as global state that concurrent callers share.
+``activate()`` only sets the fallback for calls that pass no ``adapter``
+argument; serving code always passes one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from adapterkit import bundle
+from adapterkit.errors import AdapterkitError, BundleError
+from adapterkit.fingerprint import describe, fingerprint_model
+from adapterkit.heads import Head, build_head
+from adapterkit.host import AdapterHost
+from adapterkit.inject import inject_adapter, remove_adapter
+from adapterkit.methods import AdapterConfig, config_from_dict
+from adapterkit.routing import Routing, current_routing, make_routing, use_routing
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_UNSET: Any = object()
+AdapterChoice = str | None | Sequence[str | None]
+
+
+@dataclass(frozen=True)
+class ParameterReport:
+    """Trainable versus total parameter counts."""
+
+    trainable: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        """Trainable share of all parameters, in percent."""
+        return 100.0 * self.trainable / max(self.total, 1)
+
+    def __str__(self) -> str:
+        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.percent:.4f}"
+
+
+class AdaptedModel(nn.Module):
+    """A frozen transformers model with named adapters injected by wrapping leaf layers.
+
+    Args:
+        base: Any ``transformers`` model (headless encoder, causal LM, seq2seq ...).
+        name_or_path: How the base was loaded; stored in bundles for messages.
+        freeze_base: Set ``requires_grad=False`` on every base parameter.
+    """
+
+    def __init__(
+        self, base: nn.Module, *, name_or_path: str | None = None, freeze_base: bool = True
+    ) -> None:
+        super().__init__()
+        self.base = base
+        config = getattr(base, "config", None)
+        self.base_name = (
+            name_or_path or getattr(config, "_name_or_path", None) or type(base).__name__
+        )
+        self.base_fingerprint = fingerprint_model(base)  # before any wrapping
+        self.heads = nn.ModuleDict()
+        self.configs: dict[str, AdapterConfig] = {}
+        self.targets: dict[str, list[str]] = {}
+        self.task_info: dict[str, dict[str, Any]] = {}
+        self.default_adapter: str | None = None
+        self.train(base.training)  # keep the caller's train/eval mode
+        if freeze_base:
+            base.requires_grad_(False)
+
+    # Managing adapters ------------------------------------------------------------------
+    @property
+    def adapter_names(self) -> list[str]:
+        """Names of the adapters in this model, in the order they were added."""
+        return list(self.configs)
+
+    def add_adapter(
+        self,
+        name: str,
+        config: AdapterConfig,
+        head: Head | None = None,
+        task: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Inject a new adapter (and optionally its task head); returns the adapted layer names."""
+        if not _NAME.match(name or ""):
+            raise AdapterkitError(f"adapter name '{name}' must be 1-64 letters, digits, '_' or '-'")
+        if name in self.configs:
+            raise AdapterkitError(f"an adapter named '{name}' already exists; delete it first")
+        self.targets[name] = inject_adapter(self.base, name, config)
+        self.configs[name] = config
+        self.task_info[name] = dict(task or {})
+        if head is not None:
+            self.set_head(name, head)
+        return self.targets[name]
+
+    def delete_adapter(self, name: str) -> None:
+        """Remove an adapter and its head; unwraps layers that no longer host anything."""
+        self._require(name)
+        remove_adapter(self.base, name)
+        for table in (self.configs, self.targets, self.task_info):
+            table.pop(name, None)
+        if name in self.heads:
+            del self.heads[name]
+        if self.default_adapter == name:
+            self.default_adapter = None
+
+    def set_head(self, name: str, head: Head) -> None:
+        """Attach a task head to adapter ``name`` (replacing any previous one)."""
+        self._require(name)
+        reference = next(self.base.parameters())
+        head.train(self.training)
+        self.heads[name] = head.to(device=reference.device, dtype=reference.dtype)
+
+    def activate(self, name: str | None) -> None:
+        """Set the adapter used by calls that pass no ``adapter`` argument (None = base only)."""
+        if name is not None:
+            self._require(name)
+        self.default_adapter = name
+
+    @contextlib.contextmanager
+    def disable_adapters(self) -> Iterator[None]:
+        """Within this block, calls in this thread/task run the base alone, whatever they ask for."""
+        with use_routing(Routing(disabled=True)):
+            yield
+
+    def _require(self, name: str) -> None:
+        if name not in self.configs:
+            known = ", ".join(self.configs) or "none"
+            raise AdapterkitError(f"no adapter named '{name}' (loaded: {known})")
+
+    # Parameters ---------------------------------------------------------------------------
+    def adapter_parameters(self, name: str) -> dict[str, nn.Parameter]:
+        """The adapter's own parameters, keyed as in a bundle (``adapter.<layer>.<param>``)."""
+        self._require(name)
+        params: dict[str, nn.Parameter] = {}
+        for host_name, host in self.base.named_modules():
+            if isinstance(host, AdapterHost) and name in host.adapters:
+                for pname, param in host.adapters[name].named_parameters():
+                    params[f"adapter.{host_name}.{pname}"] = param
+        return params
+
+    def head_parameters(self, name: str) -> dict[str, nn.Parameter]:
+        """The head's parameters keyed ``head.<param>`` (empty without a head)."""
+        if name not in self.heads:
+            return {}
+        return {f"head.{k}": v for k, v in self.heads[name].named_parameters()}
+
+    def train_adapter(self, name: str, train_head: bool = True) -> None:
+        """Freeze everything, then make only ``name``'s adapter (and its head) trainable."""
+        self._require(name)
+        self.requires_grad_(False)
+        for param in self.adapter_parameters(name).values():
+            param.requires_grad_(True)
+        if train_head:
+            for param in self.head_parameters(name).values():
+                param.requires_grad_(True)
+
+    def parameter_report(self, name: str | None = None) -> ParameterReport:
+        """Trainable/total counts; with ``name``, the total is base + that adapter + its head."""
+        base_total = sum(
+            p.numel() for n, p in self.base.named_parameters() if ".adapters." not in n
+        )
+        if name is None:
+            trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+            return ParameterReport(trainable, sum(p.numel() for p in self.parameters()))
+        own = sum(p.numel() for p in self.adapter_parameters(name).values())
+        own += sum(p.numel() for p in self.head_parameters(name).values())
+        return ParameterReport(own, base_total + own)
+
+    # Running ------------------------------------------------------------------------------
+    def _routing(self, adapter: AdapterChoice) -> Routing:
+        outer = current_routing()
+        if outer is not None and outer.disabled:  # inside disable_adapters(): base only, always
+            return outer
+        chosen = self.default_adapter if adapter is _UNSET else adapter
+        routing = make_routing(chosen, device=next(self.base.parameters()).device)
+        for used in routing.names():
+            self._require(used)
+        return routing
+
+    def forward(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
+        """Run the base model with ``adapter`` (one name, None, or one name per row)."""
+        with use_routing(self._routing(adapter)):
+            return self.base(*args, **kwargs)
+
+    def generate(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
+        """``base.generate`` with the routing held for every decoding step."""
+        with use_routing(self._routing(adapter)):
+            return self.base.generate(*args, **kwargs)
+
+    def head_logits(
+        self, name: str, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Apply adapter ``name``'s head to hidden states (B, T, C)."""
+        if name not in self.heads:
+            raise AdapterkitError(f"adapter '{name}' has no head")
+        return self.heads[name](hidden, attention_mask)
+
+    # Merging ------------------------------------------------------------------------------
+    def _hosts_of(self, name: str) -> list[AdapterHost]:
+        self._require(name)
+        return [m for m in self.base.modules() if isinstance(m, AdapterHost) and name in m.adapters]
+
+    def merge_adapter(self, name: str) -> None:
+        """Fold a LoRA's update into the frozen weights (for single-adapter deployment)."""
+        for host in self._hosts_of(name):
+            host.merge(name)
+
+    def unmerge_adapter(self, name: str) -> None:
+        """Undo :meth:`merge_adapter`."""
+        for host in self._hosts_of(name):
+            if host.merged == name:
+                host.unmerge()
+
+    # Bundles ------------------------------------------------------------------------------
+    def save_adapter(
+        self, name: str, path: str | Path, extra: dict[str, Any] | None = None
+    ) -> Path:
+        """Write adapter ``name`` with its head and task info as a bundle directory."""
+        self._require(name)
+        config = self.configs[name]
+        head = self.heads[name] if name in self.heads else None  # noqa: SIM401 (ModuleDict has no .get)
+        record: dict[str, Any] = {
+            "name": name,
+            "method": config.method,
+            "config": config.to_dict(),
+            "targets": self.targets[name],
+            "base_model": {
+                "name_or_path": str(self.base_name),
+                "fingerprint": self.base_fingerprint,
+            },
+            "head": None if head is None else {"type": head.head_type, "config": head.head_config},
+            "task": self.task_info.get(name, {}),
+            **(extra or {}),
+        }
+        tensors = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        return bundle.write_bundle(path, record, tensors)
+
+    def load_adapter(self, path: str | Path, name: str | None = None) -> str:
+        """Load a bundle written by :meth:`save_adapter`; returns the adapter's name here."""
+        record, tensors = bundle.read_bundle(path)
+        self.check_bundle_base(record, path)
+        name = name or record.get("name") or Path(path).name
+        config = config_from_dict(record["method"], record.get("config", {}))
+        head_info = record.get("head")
+        head = build_head(head_info["type"], head_info["config"]) if head_info else None
+        self.add_adapter(name, config, head=head, task=record.get("task"))
+        try:
+            self._load_tensors(name, tensors, path)
+        except BundleError:
+            self.delete_adapter(name)
+            raise
+        return name
+
+    def check_bundle_base(self, record: dict[str, Any], path: str | Path) -> None:
+        """Refuse a bundle fingerprinted for another base model, naming both sides."""
+        theirs = record.get("base_model", {})
+        fingerprint = theirs.get("fingerprint", {})
+        same = all(fingerprint.get(k) == self.base_fingerprint[k] for k in ("structure", "weights"))
+        if not same:
+            raise BundleError(
+                f"{path}: bundle was made for base {describe(fingerprint, theirs.get('name_or_path'))}, "
+                f"not this base {describe(self.base_fingerprint, str(self.base_name))}"
+            )
+
+    def _load_tensors(self, name: str, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+        params = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        missing = sorted(set(params) - set(tensors))
+        unexpected = sorted(set(tensors) - set(params))
+        if missing or unexpected:
+            raise BundleError(
+                f"{path}: weights do not fit the adapter config "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        with torch.no_grad():
+            for key, param in params.items():
+                if tensors[key].shape != param.shape:
+                    raise BundleError(
+                        f"{path}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}"
+                    )
+                param.copy_(tensors[key].to(param.dtype))

@@ -1,0 +1,85 @@
+"""Per-call adapter routing, carried in a context variable.
+
+A forward of :class:`~adapterkit.model.AdaptedModel` sets a :class:`Routing` for
+the duration of that call only. Wrapped layers read it with :func:`current_routing`.
+Context variables are private to each thread and each asyncio task, so two callers
+running forwards at the same time on the same model never see each other's choice:
+there is no global "active adapter" to trample (peft #804, adapters #165).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import torch
+
+from adapterkit.errors import AdapterkitError
+
+
+@dataclass
+class Routing:
+    """Which adapter each row of the current batch uses.
+
+    Either ``single`` names one adapter (or ``None``: base only) for the whole batch,
+    or ``groups`` maps adapter names to the row indices routed to them (a mixed
+    batch; rows in no group run the base only).
+    """
+
+    single: str | None = None
+    groups: dict[str, torch.Tensor] | None = None
+    batch_size: int | None = None
+    disabled: bool = False
+    block_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Per-call storage of tapped FFN block inputs for parallel adapters, keyed by block."""
+
+    def names(self) -> set[str]:
+        """The adapter names this call uses."""
+        if self.disabled:
+            return set()
+        if self.groups is not None:
+            return set(self.groups)
+        return {self.single} if self.single is not None else set()
+
+
+_ROUTING: ContextVar[Routing | None] = ContextVar("adapterkit_routing", default=None)
+
+
+def current_routing() -> Routing | None:
+    """The routing of the forward running in this thread/task, or ``None``."""
+    return _ROUTING.get()
+
+
+def make_routing(
+    adapter: str | Sequence[str | None] | None, device: torch.device | None = None
+) -> Routing:
+    """Build a routing from one name (whole batch) or one name per row."""
+    if adapter is None or isinstance(adapter, str):
+        return Routing(single=adapter)
+    rows = list(adapter)
+    distinct = set(rows)
+    if len(distinct) == 1:
+        return Routing(single=rows[0], batch_size=len(rows))
+    groups: dict[str, torch.Tensor] = {}
+    for name in distinct:
+        if name is None:
+            continue
+        if not isinstance(name, str):
+            raise AdapterkitError(
+                f"adapter names must be strings or None, got {type(name).__name__}"
+            )
+        index = [i for i, row_name in enumerate(rows) if row_name == name]
+        groups[name] = torch.tensor(index, dtype=torch.long, device=device)
+    return Routing(groups=groups, batch_size=len(rows))
+
+
+@contextlib.contextmanager
+def use_routing(routing: Routing) -> Iterator[Routing]:
+    """Make ``routing`` current for the enclosed calls in this thread/task only."""
+    token = _ROUTING.set(routing)
+    try:
+        yield routing
+    finally:
+        _ROUTING.reset(token)

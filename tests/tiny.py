@@ -1,0 +1,97 @@
+"""Tiny randomly initialised models (2 layers, hidden 32) and inputs, built in-process."""
+
+from __future__ import annotations
+
+import torch
+
+VOCAB = 97
+
+
+def tiny_model(arch: str) -> torch.nn.Module:
+    """A 2-layer, hidden-32 model of the named family, in eval mode, seeded."""
+    from transformers import (
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    torch.manual_seed(0)
+    if arch == "bert":
+        config = BertConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+        model = BertModel(config)
+    elif arch == "gpt2":
+        config = GPT2Config(
+            vocab_size=VOCAB,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=64,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+        model = GPT2LMHeadModel(config)
+    elif arch == "llama":
+        config = LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+        model = LlamaForCausalLM(config)
+    elif arch == "t5":
+        config = T5Config(
+            vocab_size=VOCAB,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+        )
+        model = T5ForConditionalGeneration(config)
+    else:
+        raise ValueError(arch)
+    return model.eval()
+
+
+def tiny_inputs(
+    arch: str, batch: int = 3, length: int = 7, seed: int = 1
+) -> dict[str, torch.Tensor]:
+    """Random token ids (with one padded row) suitable for ``arch``."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, VOCAB, (batch, length), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[-1, -2:] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if arch == "t5":
+        inputs["decoder_input_ids"] = torch.randint(1, VOCAB, (batch, 5), generator=generator)
+    return inputs
+
+
+def main_output(outputs) -> torch.Tensor:
+    """The tensor to compare: logits when the model has an LM head, else last hidden states."""
+    return (
+        outputs.logits
+        if getattr(outputs, "logits", None) is not None
+        else outputs.last_hidden_state
+    )
+
+
+ARCHS = ["bert", "gpt2", "llama", "t5"]
+METHODS = ["houlsby", "pfeiffer", "parallel", "lora"]
