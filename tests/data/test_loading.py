@@ -85,6 +85,12 @@ def test_one_file_keeps_rare_labels_in_train(write) -> None:
         assert "rare" in (splits.label_names or [])
 
 
+def test_tiny_single_file_has_no_empty_splits(write) -> None:
+    splits = load_data(str(write("tiny.csv", _csv([("one", "a"), ("two", "a")]))))
+    assert (len(splits.train), len(splits.validation or [])) == (1, 1)
+    assert splits.test is None and "no test split" in splits.notes
+
+
 def test_named_files_and_unseen_test_label(write) -> None:
     train = write("tr.csv", _csv(_rows(10)))
     test = write("te.csv", _csv([("x", "pos"), ("y", "FOO")]))
@@ -117,6 +123,8 @@ def test_argument_errors(write, tmp_path) -> None:
         load_data("trec", train="t.csv")
     with pytest.raises(DataError, match=r"missing\.csv: no such file or directory"):
         load_data(str(tmp_path / "missing.csv"))
+    with pytest.raises(DataError, match=r"^'bad id!' is not a built-in data set"):
+        load_data("bad id!")
     with pytest.raises(DataError, match="unknown task"):
         load_data("x", task="nope")
 
@@ -176,6 +184,21 @@ def test_hub_rows_become_examples_with_label_names(monkeypatch) -> None:
     assert splits.task == "token-classification"
     assert splits.train[0] == {"tokens": ["Ada", "Lovelace"], "tags": ["B-PER", "I-PER"]}
     assert splits.source == "hub org/ner"
+
+
+def test_hub_unlabelled_test_split_is_left_out(monkeypatch) -> None:
+    feats = {"sentence": None, "label": _ClassLabel(["neg", "pos"])}
+    rows = [{"sentence": f"s{i}", "label": i % 2} for i in range(10)]
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = lambda name: {
+        "train": _Split(rows, feats),
+        "test": _Split([{"sentence": "t", "label": -1}], feats),
+    }
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    splits = load_data("glue-like", text_column="sentence")
+    assert splits.test is None
+    assert splits.label_names == ["neg", "pos"]
+    assert any("left out split 'test'" in n for n in splits.notes)
 
 
 def test_hub_failure_is_one_line(monkeypatch) -> None:

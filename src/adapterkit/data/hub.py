@@ -50,7 +50,15 @@ def _named(row: dict[str, Any], decoders: dict[str, tuple[list[str], bool]]) -> 
     return out
 
 
-def hub_records(name: str, not_found: str) -> dict[str, list[Record]]:
+def _unlabelled(rows: Any, decoders: dict[str, tuple[list[str], bool]]) -> bool:
+    """True when every ClassLabel value is -1: GLUE-style test splits without labels."""
+    cols = [col for col, (_, is_seq) in decoders.items() if not is_seq]
+    if not cols or len(rows) == 0:
+        return False
+    return all(row.get(col) == -1 for row in rows for col in cols)
+
+
+def hub_records(name: str, not_found: str) -> tuple[dict[str, list[Record]], list[str]]:
     """Load a hub data set and return its rows as records per split.
 
     Args:
@@ -58,7 +66,8 @@ def hub_records(name: str, not_found: str) -> dict[str, list[Record]]:
         not_found: Message start used when the id cannot be loaded.
 
     Returns:
-        Split name (``train``/``validation``/``test``) -> ``(where, row)`` pairs.
+        Split name (``train``/``validation``/``test``) -> ``(where, row)`` pairs,
+        and notes (splits left out because they carry no labels).
 
     Raises:
         DataError: If ``datasets`` is missing, the id cannot be loaded, or it
@@ -76,6 +85,7 @@ def hub_records(name: str, not_found: str) -> dict[str, list[Record]]:
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DataError(f"{not_found} (as a hub id it failed: {why})") from None
     out: dict[str, list[Record]] = {}
+    notes: list[str] = []
     for split, rows in loaded.items():
         ours = SPLIT_NAMES.get(str(split).lower())
         if ours is None or ours in out:
@@ -86,9 +96,12 @@ def hub_records(name: str, not_found: str) -> dict[str, list[Record]]:
             names, is_seq = _class_names(feature)
             if names is not None:
                 decoders[col] = (names, is_seq)
+        if _unlabelled(rows, decoders):
+            notes.append(f"hub {name}: left out split {split!r}: it has no labels (all -1)")
+            continue
         out[ours] = [
             (f"{name}[{split}] row {i}", _named(row, decoders)) for i, row in enumerate(rows)
         ]
     if "train" not in out:
         raise DataError(f"hub data set {name!r} has no train split; splits: {', '.join(loaded)}")
-    return out
+    return out, notes

@@ -124,7 +124,9 @@ def _from_one_file(path: Path, task: str | None, columns: Columns, seed: int) ->
     train, evals, moved = keep_labels_in_train(
         parts[0], {"validation": parts[1], "test": parts[2]}, loaded.task
     )
-    loaded.examples = {"train": train, **evals}
+    # A tiny file leaves nothing for an evaluation split: None, not an empty list,
+    # so validation is carved later if possible and test is simply absent.
+    loaded.examples = {"train": train, **{k: v or None for k, v in evals.items()}}
     # Shuffled: line numbers no longer line up, but the file name still helps.
     loaded.origins = {split: SplitOrigin(str(path)) for split in SPLITS}
     counts = " / ".join(f"{len(loaded.examples[s] or [])} {s}" for s in SPLITS)
@@ -137,7 +139,7 @@ def _from_one_file(path: Path, task: str | None, columns: Columns, seed: int) ->
 
 
 def _from_hub(name: str, task: str | None, columns: Columns) -> _Loaded:
-    records = hub_records(name, _not_found(name))
+    records, notes = hub_records(name, _not_found(name))
     sources: dict[str, FileData] = {}
     for split in SPLITS:
         if split in records:
@@ -149,7 +151,10 @@ def _from_hub(name: str, task: str | None, columns: Columns) -> _Loaded:
                 task=sources["train"].task if sources else task,
                 columns=columns,
             )
-    return _collect(sources, f"hub {name}")
+    loaded = _collect(sources, f"hub {name}")
+    loaded.notes[:0] = notes
+    loaded.origins = {split: SplitOrigin(f"{name}[{split}]") for split in sources}
+    return loaded
 
 
 def _resolve(data: str, task: str | None, columns: Columns, seed: int) -> _Loaded:
@@ -160,8 +165,10 @@ def _resolve(data: str, task: str | None, columns: Columns, seed: int) -> _Loade
         return _from_files(dict(_split_files(path)), task, columns)
     if path.is_file():
         return _from_one_file(path, task, columns, seed)
-    if path.suffix.lower() in EXTENSIONS or "\\" in data or not _HUB_ID.match(data):
+    if path.suffix.lower() in EXTENSIONS or data.startswith((".", "/", "~")) or "\\" in data:
         raise DataError(f"{data}: no such file or directory")
+    if not _HUB_ID.match(data):
+        raise DataError(_not_found(data))
     return _from_hub(data, task, columns)
 
 
@@ -186,6 +193,9 @@ def load_data(
     of any supported type; one file, split 80/10/10 with ``seed``; or a hub id,
     loaded with the optional ``datasets`` library. Instead of ``data``, files can
     be named one by one with ``train``/``validation``/``test``.
+
+    Built-in data sets come with fixed splits (seed 0) so that results compare
+    across runs; ``seed`` and ``validation_fraction`` do not change them.
 
     Without a validation split one is carved from train (``validation_fraction``,
     ``seed``); when adapterkit splits data itself, evaluation examples whose label

@@ -219,7 +219,7 @@ def validate_labels(splits: DataSplits, origins: dict[str, SplitOrigin] | None =
                 origin = origins.get(name)
                 if origin is None:
                     loc = ""
-                elif origin.lines is not None and i < len(origin.lines):
+                elif origin.lines is not None and i < len(origin.lines) and origin.lines[i] > 0:
                     loc = f" ({origin.path}:{origin.lines[i]})"
                 else:
                     loc = f" (file {origin.path})"
