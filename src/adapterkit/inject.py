@@ -94,7 +94,9 @@ def leaf_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Adaptable layers by dotted name: existing hosts, and Linear/Conv1D leaves not inside one."""
     found: dict[str, nn.Module] = {}
     for name, module in model.named_modules():
-        if isinstance(module, AdapterHost) or (isinstance(module, LEAF_TYPES) and not name.endswith("base_layer")):
+        if isinstance(module, AdapterHost) or (
+            isinstance(module, LEAF_TYPES) and not name.endswith("base_layer")
+        ):
             found[name] = module
     return found
 
@@ -140,6 +142,8 @@ def resolve_targets(model: nn.Module, config: AdapterConfig) -> list[str]:
     """Dotted names of the layers ``config`` adapts on ``model``, in module order."""
     if config.target_modules:
         patterns = list(config.target_modules)
+    elif not config.roles():
+        return []  # a head-only slot (the head/full baselines)
     else:
         patterns = [p for role in config.roles() for p in default_patterns(model, role)]
     names = [

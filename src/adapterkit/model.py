@@ -221,10 +221,25 @@ class AdaptedModel(nn.Module):
                 host.unmerge()
 
     # Bundles ------------------------------------------------------------------------------
+    def base_parameters(self) -> dict[str, torch.Tensor]:
+        """Base weights keyed ``base.<name>`` as in the unwrapped model (for full fine-tuning bundles)."""
+        return {
+            "base." + n.replace(".base_layer.", "."): p
+            for n, p in self.base.named_parameters()
+            if ".adapters." not in n
+        }
+
     def save_adapter(
-        self, name: str, path: str | Path, extra: dict[str, Any] | None = None
+        self,
+        name: str,
+        path: str | Path,
+        extra: dict[str, Any] | None = None,
+        include_base: bool = False,
     ) -> Path:
-        """Write adapter ``name`` with its head and task info as a bundle directory."""
+        """Write adapter ``name`` with its head and task info as a bundle directory.
+
+        ``include_base`` also stores every base weight (the ``full`` fine-tuning baseline).
+        """
         self._require(name)
         config = self.configs[name]
         head = self.heads[name] if name in self.heads else None  # noqa: SIM401 (ModuleDict has no .get)
@@ -239,9 +254,12 @@ class AdaptedModel(nn.Module):
             },
             "head": None if head is None else {"type": head.head_type, "config": head.head_config},
             "task": self.task_info.get(name, {}),
+            "includes_base": include_base,
             **(extra or {}),
         }
         tensors = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        if include_base:
+            tensors.update(self.base_parameters())
         return bundle.write_bundle(path, record, tensors)
 
     def load_adapter(self, path: str | Path, name: str | None = None) -> str:
@@ -254,7 +272,7 @@ class AdaptedModel(nn.Module):
         head = build_head(head_info["type"], head_info["config"]) if head_info else None
         self.add_adapter(name, config, head=head, task=record.get("task"))
         try:
-            self._load_tensors(name, tensors, path)
+            self.load_weights(name, tensors, path)
         except BundleError:
             self.delete_adapter(name)
             raise
@@ -264,15 +282,20 @@ class AdaptedModel(nn.Module):
         """Refuse a bundle fingerprinted for another base model, naming both sides."""
         theirs = record.get("base_model", {})
         fingerprint = theirs.get("fingerprint", {})
-        same = all(fingerprint.get(k) == self.base_fingerprint[k] for k in ("structure", "weights"))
+        # A full fine-tuning bundle replaces the weights, so only the structure must match.
+        keys = ("structure",) if record.get("includes_base") else ("structure", "weights")
+        same = all(fingerprint.get(k) == self.base_fingerprint[k] for k in keys)
         if not same:
             raise BundleError(
                 f"{path}: bundle was made for base {describe(fingerprint, theirs.get('name_or_path'))}, "
                 f"not this base {describe(self.base_fingerprint, str(self.base_name))}"
             )
 
-    def _load_tensors(self, name: str, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    def load_weights(self, name: str, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+        """Copy bundle tensors into adapter ``name`` (and its head, and the base when present)."""
         params = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        if any(key.startswith("base.") for key in tensors):
+            params.update(self.base_parameters())
         missing = sorted(set(params) - set(tensors))
         unexpected = sorted(set(tensors) - set(params))
         if missing or unexpected:

@@ -1,0 +1,99 @@
+"""The task interface: examples → batches → head logits → loss, predictions, metrics.
+
+A task owns everything specific to one kind of problem: tokenisation and label
+alignment, dynamic-padding collation, its head, its loss, decoding logits back to
+labels/entities/spans, its metrics, and how raw user inputs become JSON answers.
+The trainer, evaluator, predictor and server only speak this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+
+from adapterkit.heads import Head
+from adapterkit.model import AdaptedModel
+
+# Keys a task's batch may hold that go to the base model's forward.
+MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Task(ABC):
+    """One task type. Subclasses set ``task_type`` and implement the abstract methods.
+
+    Args:
+        tokenizer: A fast transformers tokenizer (offsets are needed by some tasks).
+        label_names: The label set, in head output order (None for label-free tasks).
+        max_length: Token cap per example; longer inputs are truncated.
+    """
+
+    task_type: ClassVar[str] = ""
+    primary_metric: ClassVar[str] = "f1"
+    """The validation metric that picks the best checkpoint and drives early stopping."""
+
+    def __init__(
+        self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.label_names = list(label_names or [])
+        self.label_to_id = {label: i for i, label in enumerate(self.label_names)}
+        self.max_length = max_length
+
+    # Bundle round trip ---------------------------------------------------------------------
+    def task_info(self) -> dict[str, Any]:
+        """What a bundle stores to rebuild this task: type, labels, max_length."""
+        return {"type": self.task_type, "labels": self.label_names, "max_length": self.max_length}
+
+    # Training and evaluation --------------------------------------------------------------
+    @abstractmethod
+    def build_head(self, hidden_size: int) -> Head:
+        """A freshly initialised head for this task's label set."""
+
+    @abstractmethod
+    def encode(self, example: dict[str, Any]) -> dict[str, Any]:
+        """One example → unpadded features (lists of ints) including its labels."""
+
+    @abstractmethod
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad a list of features to the longest in the batch (dynamic padding)."""
+
+    @abstractmethod
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean loss of a batch."""
+
+    @abstractmethod
+    def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """Predictions in label space, one per example of the batch."""
+
+    @abstractmethod
+    def references(self, examples: list[dict[str, Any]]) -> list[Any]:
+        """Gold answers in the same form as :meth:`decode` returns."""
+
+    @abstractmethod
+    def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
+        """The evaluation report (top-level accuracy/f1/precision/recall as the task has them)."""
+
+    # Inference on raw inputs ------------------------------------------------------------
+    @abstractmethod
+    def parse_input(self, raw: Any) -> dict[str, Any]:
+        """A user input (a string, or a dict for pairs/QA) → an example without labels."""
+
+    @abstractmethod
+    def format_prediction(
+        self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]
+    ) -> dict:
+        """One example's logits → a JSON-ready answer (labels with scores, entities, spans)."""
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The part of a batch the base model's forward takes."""
+    return {k: v for k, v in batch.items() if k in MODEL_INPUT_KEYS}
+
+
+def head_forward(model: AdaptedModel, adapter: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Run the base with ``adapter`` and apply that adapter's head: the logits of the batch."""
+    inputs = model_inputs(batch)
+    outputs = model(**inputs, adapter=adapter)
+    return model.head_logits(adapter, outputs.last_hidden_state, inputs.get("attention_mask"))

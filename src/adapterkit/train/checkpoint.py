@@ -1,0 +1,124 @@
+"""Resumable training checkpoints: the adapter bundle plus optimizer, scheduler and RNG state.
+
+A checkpoint directory is a normal bundle (so ``checkpoints/best`` can be loaded
+like any other) with two more files: ``trainer_state.json`` and
+``optimizer.safetensors``. Optimizer state is flattened into tensors so that
+resuming never unpickles anything. The directory is written under a temporary
+name and renamed into place, so an interruption leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from adapterkit.bundle import swap_into_place
+from adapterkit.errors import BundleError
+from adapterkit.model import AdaptedModel
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+@dataclass
+class TrainerState:
+    """Where training stands; saved with every checkpoint."""
+
+    epoch: int = 0
+    """Epochs fully completed."""
+    batches_done: int = 0
+    """Batches of the current (incomplete) epoch already trained on."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    bad_evals: int = 0
+    """Evaluations since the last improvement (for early stopping)."""
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(
+    path: Path,
+    model: AdaptedModel,
+    adapter: str,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: TrainerState,
+    include_base: bool = False,
+) -> None:
+    """Write a complete checkpoint directory atomically at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.stage-"))
+    try:
+        inner = model.save_adapter(adapter, staging / "ckpt", include_base=include_base)
+        tensors, meta = _optimizer_tensors(optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(inner / OPTIMIZER_FILE))
+        record = {"trainer": asdict(state), "optimizer": meta, "scheduler": scheduler.state_dict()}
+        (inner / STATE_FILE).write_text(json.dumps(record, indent=1, default=float))
+        swap_into_place(inner, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_checkpoint(
+    path: Path,
+    model: AdaptedModel,
+    adapter: str,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> TrainerState:
+    """Restore adapter weights, optimizer, scheduler and RNG from ``path``."""
+    from adapterkit import bundle
+
+    record_path = path / STATE_FILE
+    if not record_path.is_file():
+        raise BundleError(f"{path}: no checkpoint to resume from ({STATE_FILE} is missing)")
+    try:
+        record = json.loads(record_path.read_text())
+        tensors = load_file(str(path / OPTIMIZER_FILE))
+    except (json.JSONDecodeError, SafetensorError, OSError) as exc:
+        raise BundleError(
+            f"{path}: checkpoint is corrupt ({exc}); delete it to start over"
+        ) from None
+    config, weights = bundle.read_bundle(path)
+    model.check_bundle_base(config, path)
+    model.load_weights(adapter, weights, path)
+
+    meta = record["optimizer"]
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, slot = key.split(".", 2)
+            state.setdefault(int(index), {})[slot] = value
+    for key, value in meta["scalars"].items():
+        index, slot = key.split(".", 1)
+        state.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(record["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return TrainerState(**record["trainer"])

@@ -1,0 +1,99 @@
+"""Training hyperparameters, with per-method defaults that work without tuning."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from adapterkit.errors import AdapterkitError
+
+# Learning rates a user gets when passing none. Adapters and heads start from zero or
+# random weights and need ~20x the rate that full fine-tuning of pretrained weights needs;
+# AdapterHub's documented 1e-4 for adapters loses ~4 points on TREC-6 at 5 epochs.
+DEFAULT_LEARNING_RATES: dict[str, float] = {
+    "full": 5e-5,
+    "head": 1e-3,
+    "bottleneck": 1e-3,
+    "houlsby": 1e-3,
+    "pfeiffer": 1e-3,
+    "parallel": 1e-3,
+    "lora": 1e-3,
+}
+FALLBACK_LEARNING_RATE = 1e-3
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("linear", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """How to train one adapter. ``None`` fields take the method's default."""
+
+    epochs: int = 5
+    """Passes over the training data."""
+    batch_size: int = 32
+    """Examples per optimizer step (before gradient accumulation)."""
+    eval_batch_size: int = 64
+    """Examples per evaluation forward."""
+    lr: float | None = None
+    """Peak learning rate; default per method (see DEFAULT_LEARNING_RATES)."""
+    optimizer: str = "adamw"
+    """adamw or sgd (momentum 0.9)."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay (not applied to biases and norms)."""
+    scheduler: str = "linear"
+    """linear, cosine or constant, after warmup."""
+    warmup_ratio: float = 0.06
+    """Share of all steps spent warming the learning rate up from 0."""
+    grad_accumulation: int = 1
+    """Batches whose gradients are summed before each optimizer step."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0 disables)."""
+    patience: int = 2
+    """Stop after this many evaluations without improvement of the validation metric."""
+    seed: int = 0
+    """Seed for initialisation, shuffling and dropout."""
+    precision: str = "auto"
+    """auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32, bf16 or fp16 (CUDA)."""
+    save_steps: int = 0
+    """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
+    dataloader_workers: int = 0
+    """Workers for batching (0: in the training process)."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.grad_accumulation >= 1, "grad_accumulation must be >= 1"),
+            (self.lr is None or self.lr > 0, "lr must be > 0"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
+            (self.patience >= 1, "patience must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise AdapterkitError(message)
+
+    def learning_rate(self, method: str) -> float:
+        """The given lr, or the method's default."""
+        return (
+            self.lr
+            if self.lr is not None
+            else DEFAULT_LEARNING_RATES.get(method, FALLBACK_LEARNING_RATE)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, ignoring ``None`` values and refusing unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise AdapterkitError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**{k: v for k, v in values.items() if v is not None})

@@ -1,0 +1,52 @@
+"""Batched evaluation of one adapter on encoded examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from adapterkit.model import AdaptedModel
+from adapterkit.tasks.base import Task, head_forward
+
+
+@torch.no_grad()
+def predict_features(
+    model: AdaptedModel,
+    adapter: str,
+    task: Task,
+    features: list[dict[str, Any]],
+    batch_size: int = 64,
+) -> tuple[list[Any], float | None]:
+    """Decoded predictions in input order, and the mean loss when features carry labels.
+
+    Examples are batched in order of length so padding stays small, then put back.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    predictions: list[Any] = [None] * len(features)
+    total_loss, counted = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in task.collate([features[i] for i in chunk]).items()}
+        logits = head_forward(model, adapter, batch)
+        if "labels" in batch or "start_positions" in batch:
+            total_loss += task.loss(logits, batch).item() * len(chunk)
+            counted += len(chunk)
+        for i, prediction in zip(chunk, task.decode(logits, batch), strict=True):
+            predictions[i] = prediction
+    return predictions, (total_loss / counted if counted else None)
+
+
+def evaluate_features(
+    model: AdaptedModel,
+    adapter: str,
+    task: Task,
+    features: list[dict[str, Any]],
+    references: list[Any],
+    batch_size: int = 64,
+) -> tuple[dict[str, Any], float | None, list[Any]]:
+    """(metrics, mean loss, predictions) of ``adapter`` on encoded examples."""
+    predictions, loss = predict_features(model, adapter, task, features, batch_size)
+    return task.metrics(references, predictions), loss, predictions

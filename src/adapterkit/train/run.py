@@ -1,0 +1,199 @@
+"""One call from a model name and a data set to a trained, evaluated bundle.
+
+``train_adapter_run`` is what ``adapterkit train`` runs: load data and base, build
+the task and adapter, train with early stopping, evaluate the best checkpoint on
+validation and test, and write the run directory::
+
+    run_dir/config.yaml  metrics.json  report.md  validation_metrics.json
+    run_dir/curves.png   tensorboard/  checkpoints/{last,best}/  adapter/
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from adapterkit.data import load_data
+from adapterkit.errors import AdapterkitError
+from adapterkit.metrics import format_summary, plot_curves, write_metrics
+from adapterkit.methods import make_config
+from adapterkit.model import AdaptedModel
+from adapterkit.models import load_base, load_tokenizer
+from adapterkit.tasks import Task, make_task
+from adapterkit.train.config import TrainConfig
+from adapterkit.train.evaluate import evaluate_features
+from adapterkit.train.loop import fit
+
+
+@dataclass
+class RunOptions:
+    """Everything ``adapterkit train`` takes besides training hyperparameters."""
+
+    model: str = "minilm"
+    data: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    task: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    method: str = "pfeiffer"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    max_length: int = 128
+    max_train_samples: int | None = None
+    output: str = "runs/latest"
+    adapter_name: str | None = None
+    resume: bool = False
+    device: str = "auto"
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def default_adapter_name(options: RunOptions) -> str:
+    """A bundle name from the data set's name (letters, digits, '-', '_')."""
+    source = options.data or options.train_file or "adapter"
+    stem = Path(source).stem if Path(source).suffix else Path(source).name
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:64] or "adapter"
+
+
+def encode_all(task: Task, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tokenise and align labels for every example."""
+    return [task.encode(example) for example in examples]
+
+
+def _bundle_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> dict[str, Any]:
+    """Train, evaluate and save; returns the final metrics dict (test split when there is one)."""
+    run_dir = Path(options.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    device = pick_device(options.device)
+
+    splits = load_data(
+        options.data,
+        train=options.train_file,
+        validation=options.validation_file,
+        test=options.test_file,
+        task=options.task,
+        text_column=options.text_column,
+        text_pair_column=options.text_pair_column,
+        label_column=options.label_column,
+        seed=config.seed,
+        max_train_samples=options.max_train_samples,
+    )
+    for note in splits.notes:
+        log(f"data: {note}")
+    log(
+        f"data: {splits.source or options.data}: task {splits.task}, "
+        f"{len(splits.train)} train / {len(splits.validation or [])} validation / {len(splits.test or [])} test"
+    )
+
+    tokenizer = load_tokenizer(options.model)
+    base = load_base(options.model, "encoder").to(device)
+    task = make_task(splits.task, tokenizer, splits.label_names, options.max_length)
+    name = options.adapter_name or default_adapter_name(options)
+    model = AdaptedModel(base, name_or_path=options.model)
+    adapter_config = make_config(options.method, **options.method_options)
+    model.add_adapter(
+        name, adapter_config, head=task.build_head(base.config.hidden_size), task=task.task_info()
+    )
+    model.train_adapter(name)
+    full = options.method == "full"
+    if full:
+        base.requires_grad_(True)
+    report = model.parameter_report(name) if not full else model.parameter_report()
+    log(f"model: {options.model} + {options.method} '{name}': {report}")
+
+    lr = config.learning_rate(options.method)
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "run": {**options.__dict__},
+                "train": {**config.to_dict(), "lr": lr},
+                "adapter": {"method": adapter_config.method, **adapter_config.to_dict()},
+            },
+            sort_keys=False,
+        )
+    )
+
+    train_features = encode_all(task, splits.train)
+    validation = None
+    if splits.validation:
+        validation = (encode_all(task, splits.validation), task.references(splits.validation))
+    result = fit(
+        model,
+        name,
+        task,
+        train_features,
+        validation,
+        config,
+        lr,
+        run_dir,
+        resume=options.resume,
+        include_base=full,
+        log=log,
+    )
+    if result.state.history:
+        plot_curves(
+            result.state.history,
+            run_dir / "curves.png",
+            title=f"{options.method} on {options.data}",
+        )
+
+    bundle_path = model.save_adapter(name, run_dir / "adapter", include_base=full)
+    extra = {
+        "method": options.method,
+        "model": options.model,
+        "data": options.data or options.train_file,
+        "trainable_params": report.trainable,
+        "trainable_percent": report.percent,
+        "bundle_bytes": _bundle_bytes(bundle_path),
+        "train_seconds": round(result.train_seconds, 1),
+        "epochs_run": result.state.epoch,
+        "best_epoch": result.state.best_epoch,
+        "lr": lr,
+    }
+    final: dict[str, Any] = {}
+    for split_name, examples in (("validation", splits.validation), ("test", splits.test)):
+        if not examples:
+            continue
+        metrics, loss, _ = evaluate_features(
+            model,
+            name,
+            task,
+            encode_all(task, examples),
+            task.references(examples),
+            config.eval_batch_size,
+        )
+        metrics = {**metrics, "loss": loss}
+        stem = None if split_name == "test" or not splits.test else "validation"
+        write_metrics(
+            run_dir,
+            metrics,
+            split=split_name,
+            title=f"{options.method} on {options.data}",
+            extra=extra,
+            stem=stem,
+        )
+        log(f"{split_name}:\n{format_summary({**metrics, 'split': split_name})}")
+        final = {**metrics, "split": split_name, **extra}
+    if not final:
+        raise AdapterkitError("nothing to evaluate on: the data has no validation or test split")
+    log(
+        f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {run_dir / 'report.md'}"
+    )
+    return final
