@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(VENV)/bin/adapterkit demo
+	$(VENV)/bin/adapterkit demo --output runs/demo
 
 lint: setup
 	$(VENV)/bin/ruff check .
