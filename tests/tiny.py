@@ -95,3 +95,52 @@ def main_output(outputs) -> torch.Tensor:
 
 ARCHS = ["bert", "gpt2", "llama", "t5"]
 METHODS = ["houlsby", "pfeiffer", "parallel", "lora"]
+
+
+def tiny_tokenizer(words: list[str]):
+    """A fast WordPiece tokenizer (BERT-style specials) over ``words`` plus letters, built offline."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789?!.,'-")
+    vocab_list = (
+        specials + sorted(set(w.lower() for w in words)) + letters + [f"##{c}" for c in letters]
+    )
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab_list))}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+    )
+
+
+def save_tiny_bert(directory, words: list[str], seed: int = 0):
+    """Write a tiny random BERT and its tokenizer with save_pretrained; returns the directory."""
+    from transformers import BertConfig, BertModel
+
+    tokenizer = tiny_tokenizer(words)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

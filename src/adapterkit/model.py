@@ -94,6 +94,10 @@ class AdaptedModel(nn.Module):
             raise AdapterkitError(f"adapter name '{name}' must be 1-64 letters, digits, '_' or '-'")
         if name in self.configs:
             raise AdapterkitError(f"an adapter named '{name}' already exists; delete it first")
+        if hasattr(nn.ModuleDict(), name):  # e.g. "train", "eval": ModuleDict attributes
+            raise AdapterkitError(
+                f"adapter name '{name}' is reserved (a torch Module attribute); pick another"
+            )
         self.targets[name] = inject_adapter(self.base, name, config)
         self.configs[name] = config
         self.task_info[name] = dict(task or {})

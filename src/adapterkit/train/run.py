@@ -20,8 +20,8 @@ import yaml
 
 from adapterkit.data import load_data
 from adapterkit.errors import AdapterkitError
-from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.methods import make_config
+from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
@@ -64,6 +64,12 @@ def default_adapter_name(options: RunOptions) -> str:
     """A bundle name from the data set's name (letters, digits, '-', '_')."""
     source = options.data or options.train_file or "adapter"
     stem = Path(source).stem if Path(source).suffix else Path(source).name
+    if stem.lower() in (
+        "train",
+        "training",
+        "data",
+    ):  # a generic file name says nothing of the task
+        stem = "adapter"
     return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:64] or "adapter"
 
 

@@ -1,0 +1,150 @@
+"""The CLI end to end on a tiny random BERT saved to disk: train, evaluate, predict, info, resume."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from tests.tiny import save_tiny_bert
+
+from adapterkit.cli import main
+
+TOPICS = {
+    "sport": ["ball", "goal", "team", "match", "score"],
+    "food": ["bread", "cheese", "apple", "soup", "salad"],
+    "tech": ["laptop", "code", "server", "chip", "robot"],
+}
+FILLER = ["the", "a", "my", "was", "great", "today", "very"]
+
+
+def _rows(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.choice(sorted(TOPICS))
+        words = [rng.choice(TOPICS[label]) for _ in range(2)] + rng.sample(FILLER, 3)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    words = [w for ws in TOPICS.values() for w in ws] + FILLER
+    save_tiny_bert(root / "model", words)
+    _csv(root / "train.csv", _rows(120, 1))
+    _csv(root / "validation.csv", _rows(30, 2))
+    _csv(root / "test.csv", _rows(30, 3))
+    return root
+
+
+def _train(ws: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "train",
+            "--model",
+            str(ws / "model"),
+            "--train",
+            str(ws / "train.csv"),
+            "--validation",
+            str(ws / "validation.csv"),
+            "--test",
+            str(ws / "test.csv"),
+            "--output",
+            str(out),
+            "--batch-size",
+            "16",
+            "--max-length",
+            "32",
+            *extra,
+        ]
+    )
+
+
+def test_train_evaluate_predict_info(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = workspace / "run"
+    assert _train(workspace, out, "--method", "pfeiffer", "--epochs", "6", "--lr", "5e-3") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["accuracy"] > 0.6  # chance is 1/3
+    for name in ("report.md", "config.yaml", "curves.png", "validation_metrics.json"):
+        assert (out / name).is_file(), name
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert list((out / "tensorboard").iterdir())
+    capsys.readouterr()
+
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "adapter"),
+                "--data",
+                str(workspace / "test.csv"),
+                "--split",
+                "train",
+            ]
+        )
+        == 0
+    )
+    assert "accuracy" in capsys.readouterr().out
+
+    assert main(["predict", str(out / "adapter"), "goal team ball match", "bread soup cheese"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == ["sport", "food"]
+    assert abs(sum(lines[0]["scores"].values()) - 1.0) < 1e-5
+
+    assert main(["info", str(out / "adapter")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["method"] == "bottleneck" and sorted(info["labels"]) == sorted(TOPICS)
+
+
+def test_yaml_config_and_flag_override(workspace: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("method: lora\nepochs: 1\nrank: 2\nlr: 0.002\n")
+    out = tmp_path / "run"
+    assert _train(workspace, out, "--config", str(config), "--lr", "0.003") == 0
+    used = (out / "config.yaml").read_text()
+    assert "method: lora" in used and "lr: 0.003" in used and "r: 2" in used
+
+
+def test_resume_after_interruption_matches_uninterrupted(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("--method", "lora", "--epochs", "3", "--lr", "5e-3", "--patience", "5")
+    straight = tmp_path / "straight"
+    assert _train(workspace, straight, *args) == 0
+
+    import adapterkit.train.loop as loop
+
+    real_evaluate = loop.evaluate_features
+    calls = {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # during epoch 2's evaluation: the last checkpoint is epoch 1's
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(loop, "evaluate_features", interrupted)
+    assert _train(workspace, resumed, *args) == 130
+    state = json.loads((resumed / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert state["trainer"]["epoch"] == 1
+    monkeypatch.setattr(loop, "evaluate_features", real_evaluate)
+    assert _train(workspace, resumed, *args, "--resume") == 0
+
+    from safetensors.torch import load_file
+
+    a = load_file(str(straight / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(resumed / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
