@@ -1,0 +1,56 @@
+"""Tasks by name. Each module under tasks/ implements :class:`~adapterkit.tasks.base.Task`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.tasks.base import Task, head_forward, model_inputs
+from adapterkit.tasks.classification import MultiLabelClassificationTask, SequenceClassificationTask
+from adapterkit.tasks.question_answering import QuestionAnsweringTask
+from adapterkit.tasks.token_classification import TokenClassificationTask
+
+TASK_CLASSES: dict[str, type[Task]] = {
+    cls.task_type: cls
+    for cls in (
+        SequenceClassificationTask,
+        MultiLabelClassificationTask,
+        TokenClassificationTask,
+        QuestionAnsweringTask,
+    )
+}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Add a task class to :data:`TASK_CLASSES` (usable as a decorator)."""
+    TASK_CLASSES[cls.task_type] = cls
+    return cls
+
+
+def make_task(
+    task_type: str, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
+) -> Task:
+    """Build the task object for ``task_type``."""
+    if task_type not in TASK_CLASSES:
+        raise AdapterkitError(
+            f"unknown task '{task_type}'; known: {', '.join(sorted(TASK_CLASSES))}"
+        )
+    return TASK_CLASSES[task_type](tokenizer, label_names, max_length)
+
+
+def task_from_info(info: dict[str, Any], tokenizer: Any) -> Task:
+    """Rebuild the task a bundle was trained for from its stored ``task`` record."""
+    if not info or "type" not in info:
+        raise AdapterkitError("this bundle records no task, so it cannot predict")
+    return make_task(info["type"], tokenizer, info.get("labels"), int(info.get("max_length", 128)))
+
+
+__all__ = [
+    "TASK_CLASSES",
+    "Task",
+    "head_forward",
+    "make_task",
+    "model_inputs",
+    "register_task",
+    "task_from_info",
+]

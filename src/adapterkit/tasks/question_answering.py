@@ -1,0 +1,215 @@
+"""Extractive question answering (SQuAD-style): the answer is a span of the context.
+
+The head gives a start and an end logit per token; the answer is the highest-scoring
+span ``start <= end`` of at most :data:`MAX_ANSWER_TOKENS` tokens that lies inside the
+context, mapped back to characters through the tokenizer's offsets.
+
+Known limit: one feature per example. A context longer than ``max_length`` (with the
+question) is truncated, and an answer beyond the cut can be neither learned (its
+target becomes the CLS position 0) nor predicted. Sliding windows over long contexts
+(``return_overflowing_tokens`` with a stride) are not implemented yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from adapterkit.errors import DataError
+from adapterkit.heads import Head, SpanQAHead
+from adapterkit.metrics import exact_match_f1
+from adapterkit.tasks.base import Task
+from adapterkit.tasks.classification import pad_ids
+
+MAX_ANSWER_TOKENS = 30
+CONTEXT_SEQUENCE = 1  # sequence id of the context in a (question, context) encoding
+
+
+def best_span(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    context_mask: torch.Tensor,
+    max_tokens: int = MAX_ANSWER_TOKENS,
+) -> tuple[int, int, float]:
+    """The best answer span of one example.
+
+    Args:
+        start_logits: (T,) start score per token.
+        end_logits: (T,) end score per token.
+        context_mask: (T,) true on context tokens, the only ones an answer may use.
+        max_tokens: Longest answer allowed, in tokens.
+
+    Returns:
+        ``(start, end, score)``: token positions (inclusive) and the probability
+        ``p_start * p_end``, each a softmax over the context tokens.
+    """
+    mask = context_mask.bool()
+    if not mask.any():
+        return 0, 0, 0.0
+    neg = torch.finfo(torch.float32).min
+    log_start = start_logits.float().masked_fill(~mask, neg).log_softmax(-1)  # (T,)
+    log_end = end_logits.float().masked_fill(~mask, neg).log_softmax(-1)  # (T,)
+    scores = log_start[:, None] + log_end[None, :]  # (T, T): [start, end]
+    length = scores.shape[0]
+    # Allowed pairs: start <= end < start + max_tokens, both on context tokens.
+    band = torch.ones(length, length, dtype=torch.bool, device=scores.device)
+    band = band.triu().tril(max_tokens - 1)
+    allowed = band & mask[:, None] & mask[None, :]
+    flat = scores.masked_fill(~allowed, float("-inf")).flatten().argmax()
+    start, end = divmod(int(flat), length)
+    return start, end, float(scores[start, end].exp())
+
+
+class QuestionAnsweringTask(Task):
+    """Span extraction from a (question, context) pair with a start/end head.
+
+    Label-free: ``label_names`` is ignored (a bundle stores an empty label list).
+    Contexts beyond ``max_length`` tokens are truncated; see the module docs.
+    """
+
+    task_type = "question-answering"
+
+    def __init__(
+        self, tokenizer: Any, label_names: list[str] | None = None, max_length: int = 128
+    ) -> None:
+        # SQuAD setups usually use max_length=384; the shared default keeps make_task uniform.
+        super().__init__(tokenizer, None, max_length)
+
+    def build_head(self, hidden_size: int) -> Head:
+        return SpanQAHead(hidden_size)
+
+    def encode(self, example: dict[str, Any]) -> dict[str, Any]:
+        """Tokenise question + context (only the context is truncated).
+
+        Returns:
+            Model inputs plus ``offsets`` (character span in the context per token),
+            ``context_mask`` (1 on context tokens), ``context`` (the string), and with
+            answers ``start_positions``/``end_positions`` of the first answer (0, the
+            CLS token, when the answer was truncated away or there is none).
+        """
+        question, context = example.get("question"), example.get("context")
+        if not isinstance(question, str) or not question.strip():
+            raise DataError("an example has no question")
+        if not isinstance(context, str) or not context.strip():
+            raise DataError("an example has no context")
+        try:
+            encoded = self.tokenizer(
+                question,
+                context,
+                truncation="only_second",
+                max_length=self.max_length,
+                return_offsets_mapping=True,
+            )
+        except Exception as exc:  # the tokenizers library raises its own exception types
+            raise DataError(
+                f"cannot fit question and context into {self.max_length} tokens "
+                f"(is the question that long?): {exc}"
+            ) from None
+        sequence_ids = encoded.sequence_ids()
+        context_mask = [int(s == CONTEXT_SEQUENCE) for s in sequence_ids]
+        offsets = [
+            list(span) if keep else [0, 0]
+            for span, keep in zip(encoded["offset_mapping"], context_mask, strict=True)
+        ]
+        keep = ("input_ids", "attention_mask", "token_type_ids")
+        features: dict[str, Any] = {k: list(v) for k, v in encoded.items() if k in keep}
+        features.update(offsets=offsets, context_mask=context_mask, context=context)
+        answers = example.get("answers")
+        if answers is not None:
+            start, end = self._answer_positions(answers, offsets, context_mask)
+            features.update(start_positions=start, end_positions=end)
+        return features
+
+    @staticmethod
+    def _answer_positions(
+        answers: dict[str, list], offsets: list[list[int]], context_mask: list[int]
+    ) -> tuple[int, int]:
+        """Token positions of the first answer's first and last character."""
+        if not answers.get("text"):
+            return 0, 0  # no answer: point at CLS, as SQuAD 2.0 training does
+        char_start = int(answers["answer_start"][0])
+        char_end = char_start + len(answers["text"][0])
+        tokens = [i for i, keep in enumerate(context_mask) if keep]
+        if not tokens or offsets[tokens[-1]][1] < char_end:
+            return 0, 0  # the answer (or part of it) was truncated away
+        start = next(i for i in tokens if offsets[i][1] > char_start)
+        end = next(i for i in reversed(tokens) if offsets[i][0] < char_end)
+        return start, end
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        pad = self.tokenizer.pad_token_id or 0
+        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad)}
+        batch["attention_mask"] = pad_ids([f["attention_mask"] for f in features], 0)
+        if "token_type_ids" in features[0]:
+            batch["token_type_ids"] = pad_ids([f["token_type_ids"] for f in features], 0)
+        batch["context_mask"] = pad_ids([f["context_mask"] for f in features], 0)
+        width = batch["input_ids"].shape[1]
+        batch["offsets"] = torch.tensor(
+            [f["offsets"] + [[0, 0]] * (width - len(f["offsets"])) for f in features]
+        )  # (B, T, 2)
+        # decode() must return answer text, and batches hold only tensors (trainers
+        # move them to a device wholesale), so the contexts travel as code points.
+        batch["context_chars"] = pad_ids([[ord(c) for c in f["context"]] for f in features], -1)
+        if "start_positions" in features[0]:
+            batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
+            batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])
+        return batch
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        start_logits, end_logits = logits.float().unbind(-1)  # (B, T) each
+        # Padding must not take probability mass; CLS (0) stays, it is the no-answer target.
+        pad = batch["attention_mask"] == 0
+        start_logits = start_logits.masked_fill(pad, torch.finfo(torch.float32).min)
+        end_logits = end_logits.masked_fill(pad, torch.finfo(torch.float32).min)
+        start_loss = F.cross_entropy(start_logits, batch["start_positions"])
+        end_loss = F.cross_entropy(end_logits, batch["end_positions"])
+        return (start_loss + end_loss) / 2
+
+    def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """The answer text of each example."""
+        answers = []
+        for i, row in enumerate(logits):
+            start, end, _ = best_span(row[:, 0], row[:, 1], batch["context_mask"][i])
+            chars = batch["context_chars"][i]
+            context = "".join(map(chr, chars[chars >= 0].tolist()))
+            offsets = batch["offsets"][i]
+            answers.append(context[int(offsets[start, 0]) : int(offsets[end, 1])])
+        return answers
+
+    def references(self, examples: list[dict[str, Any]]) -> list[Any]:
+        # An unanswerable question's reference is the empty answer (SQuAD 2.0's rule).
+        return [list(ex["answers"]["text"]) or [""] for ex in examples]
+
+    def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
+        return exact_match_f1(predictions, references)
+
+    def parse_input(self, raw: Any) -> dict[str, Any]:
+        if isinstance(raw, dict):
+            question, context = raw.get("question"), raw.get("context")
+            if (
+                isinstance(question, str)
+                and question.strip()
+                and isinstance(context, str)
+                and context.strip()
+            ):
+                return {"question": question, "context": context}
+        raise DataError("each input must be an object with non-empty 'question' and 'context'")
+
+    def format_prediction(
+        self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]
+    ) -> dict:
+        """The answer with its character offsets into ``example["context"]`` and its probability."""
+        length = len(features["input_ids"])
+        logits = logits[:length]  # drop the batch's padding
+        mask = torch.tensor(features["context_mask"], device=logits.device)
+        start, end, score = best_span(logits[:, 0], logits[:, 1], mask)
+        char_start, char_end = features["offsets"][start][0], features["offsets"][end][1]
+        context = example["context"]
+        return {
+            "answer": context[char_start:char_end],
+            "start": char_start,
+            "end": char_end,
+            "score": score,
+        }

@@ -1,0 +1,212 @@
+"""Token classification (NER, chunking, POS): one IOB2 tag per word.
+
+Words are tokenised with ``is_split_into_words=True``; only the FIRST sub-token of
+each word carries its label (the others and the special tokens get -100, which the
+loss ignores), and the prediction of a word is read from that same sub-token. This
+is the BERT paper's recipe and the one seqeval-reported CoNLL numbers assume.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from adapterkit.errors import DataError
+from adapterkit.heads import Head, TokenClassificationHead
+from adapterkit.metrics import ner_metrics
+from adapterkit.tasks.base import Task
+from adapterkit.tasks.classification import pad_ids
+
+IGNORE_INDEX = -100
+NO_WORD = -1  # word id of special and padding positions
+OUTSIDE = "O"
+_WORD = re.compile(r"\S+")
+
+
+def first_subtoken_positions(word_ids: list[int]) -> dict[int, int]:
+    """Map each word index to the position of its first sub-token.
+
+    Args:
+        word_ids: Word index per token position (:data:`NO_WORD` for specials/padding).
+
+    Returns:
+        ``{word_index: position}`` for every word that kept at least one sub-token.
+    """
+    first: dict[int, int] = {}
+    for position, word in enumerate(word_ids):
+        if word != NO_WORD and word not in first:
+            first[word] = position
+    return first
+
+
+def group_entities(tags: list[str]) -> list[tuple[str, int, int]]:
+    """Entities of an IOB2 tag sequence as ``(type, first_word, last_word)``.
+
+    Grouping follows seqeval's strict IOB2 mode, as :func:`ner_metrics` does, so the
+    entities shown to users are exactly the ones that are scored: an entity starts at
+    ``B-X`` and continues over ``I-X``; an ``I-X`` that continues nothing starts none.
+    """
+    entities: list[tuple[str, int, int]] = []
+    current: list[Any] | None = None  # [type, first, last] of the open entity
+    for i, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        if prefix == "I" and current is not None and current[0] == kind:
+            current[2] = i
+            continue
+        if current is not None:
+            entities.append((current[0], current[1], current[2]))
+            current = None
+        if prefix == "B" and kind:
+            current = [kind, i, i]
+    if current is not None:
+        entities.append((current[0], current[1], current[2]))
+    return entities
+
+
+class TokenClassificationTask(Task):
+    """One tag per word from a per-token linear head and cross-entropy.
+
+    Inputs longer than ``max_length`` sub-tokens are truncated; the words cut off
+    (and any word the tokenizer turns into no sub-token at all) get no logits and
+    are predicted ``"O"``, so a prediction always has exactly one tag per input word
+    and lines up with the gold tags for :func:`ner_metrics`.
+    """
+
+    task_type = "token-classification"
+
+    def build_head(self, hidden_size: int) -> Head:
+        return TokenClassificationHead(hidden_size, len(self.label_names))
+
+    def encode(self, example: dict[str, Any]) -> dict[str, Any]:
+        """Tokenise the words and align tags to first sub-tokens.
+
+        Returns:
+            ``input_ids``, ``attention_mask`` (and ``token_type_ids``), ``word_ids``
+            (word index per position, -1 for specials), ``num_words``, and with tags
+            ``labels`` (tag id on first sub-tokens, -100 elsewhere).
+        """
+        words = example.get("tokens")
+        if not isinstance(words, list) or not words:
+            raise DataError("an example has no tokens")
+        encoded = self.tokenizer(
+            words, is_split_into_words=True, truncation=True, max_length=self.max_length
+        )
+        word_ids = [NO_WORD if w is None else w for w in encoded.word_ids()]
+        keep = ("input_ids", "attention_mask", "token_type_ids")
+        features: dict[str, Any] = {k: list(v) for k, v in encoded.items() if k in keep}
+        features["word_ids"] = word_ids
+        features["num_words"] = len(words)
+        if "tags" in example:
+            features["labels"] = self._align_labels(example["tags"], words, word_ids)
+        return features
+
+    def _align_labels(self, tags: list[str], words: list[str], word_ids: list[int]) -> list[int]:
+        if len(tags) != len(words):
+            raise DataError(f"an example has {len(words)} tokens but {len(tags)} tags")
+        unknown = [t for t in tags if t not in self.label_to_id]
+        if unknown:
+            raise DataError(
+                f"tag '{unknown[0]}' is not one of the trained labels {self.label_names}"
+            )
+        first = set(first_subtoken_positions(word_ids).values())
+        return [
+            self.label_to_id[tags[w]] if pos in first else IGNORE_INDEX
+            for pos, w in enumerate(word_ids)
+        ]
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        pad = self.tokenizer.pad_token_id or 0
+        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad)}
+        batch["attention_mask"] = pad_ids([f["attention_mask"] for f in features], 0)
+        if "token_type_ids" in features[0]:
+            batch["token_type_ids"] = pad_ids([f["token_type_ids"] for f in features], 0)
+        # Decoding needs the word alignment; it travels as tensors like everything else.
+        batch["word_ids"] = pad_ids([f["word_ids"] for f in features], NO_WORD)
+        batch["num_words"] = torch.tensor([f["num_words"] for f in features], dtype=torch.long)
+        if "labels" in features[0]:
+            batch["labels"] = pad_ids([f["labels"] for f in features], IGNORE_INDEX)
+        return batch
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch["labels"]  # (B, T)
+        if not (labels != IGNORE_INDEX).any():
+            # Cross-entropy over zero targets is NaN; a zero that keeps the graph is safer.
+            return logits.sum() * 0.0
+        flat = logits.float().reshape(-1, logits.shape[-1])  # (B*T, L)
+        return F.cross_entropy(flat, labels.reshape(-1), ignore_index=IGNORE_INDEX)
+
+    def _word_tags(
+        self, logits: torch.Tensor, word_ids: list[int], num_words: int
+    ) -> tuple[list[str], list[float]]:
+        """Tags and their probabilities per word, from one example's logits (T, L)."""
+        probs = logits.float().softmax(-1)  # (T, L)
+        best_prob, best = probs.max(-1)  # (T,), (T,)
+        tags, scores = [OUTSIDE] * num_words, [0.0] * num_words
+        for word, pos in first_subtoken_positions(word_ids).items():
+            if word < num_words:
+                tags[word] = self.label_names[int(best[pos])]
+                scores[word] = float(best_prob[pos])
+        return tags, scores
+
+    def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """One tag list per example, one tag per word (``"O"`` for truncated words)."""
+        return [
+            self._word_tags(row, word_ids, num)[0]
+            for row, word_ids, num in zip(
+                logits, batch["word_ids"].tolist(), batch["num_words"].tolist(), strict=True
+            )
+        ]
+
+    def references(self, examples: list[dict[str, Any]]) -> list[Any]:
+        return [list(ex["tags"]) for ex in examples]
+
+    def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
+        return ner_metrics(references, predictions)
+
+    def parse_input(self, raw: Any) -> dict[str, Any]:
+        """A string (split on whitespace) or a list of tokens → words with character offsets.
+
+        Offsets point into ``text``: the string itself, or for a token list the tokens
+        joined by single spaces.
+        """
+        if isinstance(raw, dict):
+            raw = raw.get("text", raw.get("tokens"))
+        if isinstance(raw, str):
+            matches = list(_WORD.finditer(raw))
+            words = [m.group() for m in matches]
+            offsets = [(m.start(), m.end()) for m in matches]
+            text = raw
+        elif isinstance(raw, list) and all(isinstance(t, str) and t for t in raw):
+            words, offsets, cursor = list(raw), [], 0
+            for word in words:
+                offsets.append((cursor, cursor + len(word)))
+                cursor += len(word) + 1
+            text = " ".join(words)
+        else:
+            raise DataError("each input must be a string or a list of non-empty token strings")
+        if not words:
+            raise DataError("an input has no words to tag")
+        return {"tokens": words, "offsets": offsets, "text": text}
+
+    def format_prediction(
+        self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]
+    ) -> dict:
+        """Word tags and the entities they form, with character offsets into ``example["text"]``.
+
+        An entity's score is the mean probability of its words' tags (each read at
+        the word's first sub-token).
+        """
+        word_ids = features["word_ids"]
+        tags, scores = self._word_tags(logits[: len(word_ids)], word_ids, features["num_words"])
+        offsets, text = example["offsets"], example["text"]
+        entities = []
+        for kind, first, last in group_entities(tags):
+            start, end = offsets[first][0], offsets[last][1]
+            score = sum(scores[first : last + 1]) / (last - first + 1)
+            entities.append(
+                {"type": kind, "text": text[start:end], "start": start, "end": end, "score": score}
+            )
+        return {"entities": entities, "tags": tags}

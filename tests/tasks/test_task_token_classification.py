@@ -1,0 +1,215 @@
+"""TokenClassificationTask: label alignment, decoding, truncation, entities, metrics, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adapterkit.errors import DataError
+from adapterkit.methods import make_config
+from adapterkit.tasks import TASK_CLASSES, head_forward, make_task
+from adapterkit.tasks.token_classification import TokenClassificationTask, group_entities
+
+LABELS = ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
+ID = {label: i for i, label in enumerate(LABELS)}
+
+
+def spiked_logits(task: TokenClassificationTask, features: dict, tags: list[str]) -> torch.Tensor:
+    """(T, L) logits whose argmax at each word's FIRST sub-token is that word's tag.
+
+    Every other position spikes on a different, wrong tag ("I-PER"), so a decoder that
+    read any sub-token but the first would return wrong tags.
+    """
+    word_ids = features["word_ids"]
+    logits = torch.zeros(len(word_ids), len(LABELS))
+    logits[:, ID["I-PER"]] = 5.0
+    seen: set[int] = set()
+    for pos, word in enumerate(word_ids):
+        if word >= 0 and word not in seen:
+            seen.add(word)
+            logits[pos] = 0.0
+            logits[pos, ID[tags[word]]] = 5.0
+    return logits
+
+
+def test_registered_and_built_by_name(tokenizer) -> None:
+    assert TASK_CLASSES["token-classification"] is TokenClassificationTask
+    task = make_task("token-classification", tokenizer, LABELS, 32)
+    assert task.task_info() == {"type": "token-classification", "labels": LABELS, "max_length": 32}
+    assert task.build_head(32)(torch.zeros(2, 5, 32)).shape == (2, 5, len(LABELS))
+
+
+def test_only_the_first_subtoken_of_a_word_is_labelled(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    example = {
+        "tokens": ["John", "visited", "Washington", "."],
+        "tags": ["B-PER", "O", "B-LOC", "O"],
+    }
+    features = task.encode(example)
+    pieces = tokenizer.convert_ids_to_tokens(features["input_ids"])
+    assert pieces == ["[CLS]", "john", "visited", "wash", "##ing", "##ton", ".", "[SEP]"]
+    x = -100  # [CLS], "##ing", "##ton" and [SEP] carry no label
+    assert features["labels"] == [x, ID["B-PER"], ID["O"], ID["B-LOC"], x, x, ID["O"], x]
+    assert features["word_ids"] == [-1, 0, 1, 2, 2, 2, 3, -1]
+    assert features["num_words"] == 4
+
+
+def test_bad_tags_are_data_errors(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    with pytest.raises(DataError, match="2 tokens but 1 tags"):
+        task.encode({"tokens": ["John", "Smith"], "tags": ["B-PER"]})
+    with pytest.raises(DataError, match="'B-ORG' is not one of"):
+        task.encode({"tokens": ["Acme"], "tags": ["B-ORG"]})
+
+
+def test_collate_pads_labels_with_ignore_index(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    short = task.encode({"tokens": ["Paris"], "tags": ["B-LOC"]})
+    long = task.encode(
+        {"tokens": ["John", "visited", "Washington"], "tags": ["B-PER", "O", "B-LOC"]}
+    )
+    batch = task.collate([short, long])
+    assert batch["input_ids"].shape == batch["labels"].shape == (2, 7)
+    assert batch["labels"][0].tolist() == [-100, ID["B-LOC"], -100, -100, -100, -100, -100]
+    assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0]
+    assert batch["word_ids"][0].tolist() == [-1, 0, -1, -1, -1, -1, -1]
+    assert batch["num_words"].tolist() == [1, 3]
+
+
+def test_decode_round_trip_reads_first_subtokens(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    sentences = [
+        (
+            ["Mary", "Washington", "lives", "in", "New", "York"],
+            ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC"],
+        ),
+        (["Washington"], ["B-LOC"]),
+    ]
+    features = [task.encode({"tokens": words}) for words, _ in sentences]
+    batch = task.collate(features)
+    logits = torch.full((*batch["input_ids"].shape, len(LABELS)), -1.0)
+    for i, (feat, (_, tags)) in enumerate(zip(features, sentences, strict=True)):
+        logits[i, : len(feat["input_ids"])] = spiked_logits(task, feat, tags)
+    assert task.decode(logits, batch) == [tags for _, tags in sentences]
+
+
+def test_truncation_keeps_one_tag_per_word(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS, max_length=6)
+    words = ["John", "Smith", "visited", "Washington", "and", "Paris", "."]
+    features = task.encode({"tokens": words, "tags": ["O"] * len(words)})
+    assert len(features["input_ids"]) == 6  # [CLS] john smith visited wash [SEP]
+    batch = task.collate([features])
+    logits = torch.zeros(1, 6, len(LABELS))
+    logits[..., ID["B-PER"]] = 3.0  # every surviving token says B-PER
+    (tags,) = task.decode(logits, batch)
+    assert len(tags) == len(words)
+    assert tags == ["B-PER"] * 4 + ["O"] * 3  # words cut off are predicted "O"
+    assert task.metrics([["O"] * len(words)], [tags])["accuracy"] == pytest.approx(3 / 7)
+
+
+def test_parse_input_keeps_character_offsets(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    parsed = task.parse_input("  John\tSmith  lives.")
+    assert parsed["tokens"] == ["John", "Smith", "lives."]
+    assert parsed["offsets"] == [(2, 6), (7, 12), (14, 20)]
+    listed = task.parse_input(["New", "York"])
+    assert listed == {"tokens": ["New", "York"], "offsets": [(0, 3), (4, 8)], "text": "New York"}
+    with pytest.raises(DataError):
+        task.parse_input("   ")
+    with pytest.raises(DataError):
+        task.parse_input(42)
+
+
+def test_format_prediction_entities_with_exact_offsets(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    text = "Yesterday  John Washington visited New York."
+    example = task.parse_input(text)
+    features = task.encode(example)
+    tags = ["O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC"]  # "York." is one whitespace word
+    logits = spiked_logits(task, features, tags)
+    padded = torch.cat([logits, torch.zeros(3, len(LABELS))])  # as sliced out of a padded batch
+    result = task.format_prediction(example, padded, features)
+    assert result["tags"] == tags
+    per, loc = result["entities"]
+    assert (per["type"], per["text"], per["start"], per["end"]) == (
+        "PER",
+        "John Washington",
+        11,
+        26,
+    )
+    assert (loc["type"], loc["text"], loc["start"], loc["end"]) == ("LOC", "New York.", 35, 44)
+    assert text[per["start"] : per["end"]] == per["text"]
+    p_top = torch.tensor([5.0, 0, 0, 0, 0]).softmax(-1)[0].item()  # prob of a spiked tag
+    assert per["score"] == pytest.approx(p_top) and loc["score"] == pytest.approx(p_top)
+
+
+def test_group_entities_follows_strict_iob2() -> None:
+    # A dangling I-PER starts nothing (as seqeval strict scores it); I-LOC after B-LOC joins.
+    assert group_entities(["I-PER", "B-LOC", "I-LOC", "I-PER", "B-PER"]) == [
+        ("LOC", 1, 2),
+        ("PER", 4, 4),
+    ]
+
+
+def test_perfect_predictions_score_one(tokenizer) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-LOC"]]
+    scores = task.metrics(
+        task.references([{"tokens": ["x"] * 4, "tags": gold[0]}, {"tags": gold[1]}]), gold
+    )
+    assert scores["f1"] == scores["precision"] == scores["recall"] == scores["accuracy"] == 1.0
+
+
+TRAIN = [
+    ("John Smith visited Paris .", "B-PER I-PER O B-LOC O"),
+    ("Mary lives in London .", "B-PER O O B-LOC O"),
+    ("Bob likes New York", "B-PER O B-LOC I-LOC"),
+    ("the capital of France is Paris", "O O O B-LOC O B-LOC"),
+]
+
+
+def test_a_few_lora_steps_reduce_the_loss(tokenizer, tiny_bert) -> None:
+    task = TokenClassificationTask(tokenizer, LABELS)
+    model = tiny_bert()
+    model.add_adapter(
+        "ner", make_config("lora", r=4), head=task.build_head(32), task=task.task_info()
+    )
+    model.train_adapter("ner")
+    model.train()
+    examples = [{"tokens": s.split(), "tags": t.split()} for s, t in TRAIN]
+    batch = task.collate([task.encode(ex) for ex in examples])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = task.loss(head_forward(model, "ner", batch), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.5 * losses[0]
+    model.eval()
+    with torch.no_grad():
+        predictions = task.decode(head_forward(model, "ner", batch), batch)
+    assert [len(p) for p in predictions] == [len(ex["tokens"]) for ex in examples]
+
+
+@pytest.mark.real
+def test_alignment_with_the_real_minilm_tokenizer() -> None:
+    from adapterkit.models import load_tokenizer
+
+    task = TokenClassificationTask(load_tokenizer("minilm"), LABELS)
+    words, tags = ["Huggingface", "hired", "Zdzisław", "."], ["B-LOC", "O", "B-PER", "O"]
+    features = task.encode({"tokens": words, "tags": tags})
+    first = {}
+    for pos, word in enumerate(features["word_ids"]):
+        first.setdefault(word, pos)
+    assert max(features["word_ids"].count(w) for w in range(4)) > 1  # some word is split
+    expected = [
+        ID[tags[w]] if w >= 0 and first[w] == pos else -100
+        for pos, w in enumerate(features["word_ids"])
+    ]
+    assert features["labels"] == expected
+    logits = spiked_logits(task, features, tags)
+    assert task.decode(logits[None], task.collate([features])) == [tags]
