@@ -65,6 +65,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-train-samples", type=int, help="train on a seeded sample of this many examples"
     )
+    g.add_argument("--max-eval-samples", type=int, help="evaluate on a seeded sample of this many per split")
     g.add_argument("--output", default="runs/latest", help="run directory (default: runs/latest)")
     g.add_argument("--name", dest="adapter_name", help="adapter name (default: from the data set)")
     g.add_argument(
@@ -145,6 +146,7 @@ RUN_FIELDS = (
     "label_column",
     "max_length",
     "max_train_samples",
+    "max_eval_samples",
     "output",
     "adapter_name",
     "resume",

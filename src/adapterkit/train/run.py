@@ -10,6 +10,7 @@ validation and test, and write the run directory::
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class RunOptions:
     method_options: dict[str, Any] = field(default_factory=dict)
     max_length: int = 128
     max_train_samples: int | None = None
+    max_eval_samples: int | None = None
     output: str = "runs/latest"
     adapter_name: str | None = None
     resume: bool = False
@@ -71,6 +73,14 @@ def default_adapter_name(options: RunOptions) -> str:
     ):  # a generic file name says nothing of the task
         stem = "adapter"
     return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:64] or "adapter"
+
+
+def _sample(examples: list[dict] | None, k: int, seed: int) -> list[dict] | None:
+    """A seeded sample of at most ``k`` examples, in their original order."""
+    if not examples or len(examples) <= k:
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), k))
+    return [examples[i] for i in keep]
 
 
 def encode_all(task: Task, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,6 +111,11 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
         seed=config.seed,
         max_train_samples=options.max_train_samples,
     )
+    if options.max_eval_samples:
+        splits.validation, splits.test = (
+            _sample(examples, options.max_eval_samples, config.seed) for examples in (splits.validation, splits.test)
+        )
+        splits.notes.append(f"max_eval_samples: evaluating on at most {options.max_eval_samples} examples per split")
     for note in splits.notes:
         log(f"data: {note}")
     log(

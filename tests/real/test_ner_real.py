@@ -1,0 +1,29 @@
+"""NER on the real MiniLM and a real CoNLL-2003 slice, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapterkit.cli import main
+
+pytestmark = pytest.mark.real
+
+
+def test_houlsby_on_conll_slice_finds_entities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ner"
+    code = main(["train", "--model", "minilm", "--data", "conll2003", "--method", "houlsby", "--epochs", "3",
+                 "--max-train-samples", "800", "--max-eval-samples", "300", "--batch-size", "16",
+                 "--max-length", "64", "--output", str(out)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test"
+    assert metrics["f1"] > 0.2  # entity-level; a model predicting only O scores 0
+    capsys.readouterr()
+    assert main(["predict", str(out / "adapter"), "John Smith flew from London to Paris ."]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert len(answer["tags"]) == 8
+    for entity in answer["entities"]:
+        assert answer["input"][entity["start"] : entity["end"]] == entity["text"]
