@@ -164,7 +164,13 @@ class TokenClassificationTask(Task):
         return [list(ex["tags"]) for ex in examples]
 
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
-        return ner_metrics(references, predictions)
+        """Entity-level scores by the conlleval rules (the standard CoNLL-2003 measure, and
+        seqeval's default), plus ``strict_f1``/``strict_precision``/``strict_recall`` by strict
+        IOB2, where an ``I-X`` after ``O`` starts no entity (what :meth:`format_prediction` shows)."""
+        result = ner_metrics(references, predictions, mode="lenient")
+        strict = ner_metrics(references, predictions, mode="strict")
+        result.update({f"strict_{k}": strict[k] for k in ("f1", "precision", "recall")})
+        return result
 
     def parse_input(self, raw: Any) -> dict[str, Any]:
         """A string (split on whitespace) or a list of tokens → words with character offsets.
