@@ -31,6 +31,31 @@ def tiny_model(arch: str) -> torch.nn.Module:
             max_position_embeddings=64,
         )
         model = BertModel(config)
+    elif arch == "roberta":
+        from transformers import RobertaConfig, RobertaModel
+
+        config = RobertaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=72,
+            pad_token_id=1,
+        )
+        model = RobertaModel(config)
+    elif arch == "distilbert":
+        from transformers import DistilBertConfig, DistilBertModel
+
+        config = DistilBertConfig(
+            vocab_size=VOCAB,
+            dim=32,
+            n_layers=2,
+            n_heads=4,
+            hidden_dim=64,
+            max_position_embeddings=64,
+        )
+        model = DistilBertModel(config)
     elif arch == "gpt2":
         config = GPT2Config(
             vocab_size=VOCAB,
@@ -93,7 +118,7 @@ def main_output(outputs) -> torch.Tensor:
     )
 
 
-ARCHS = ["bert", "gpt2", "llama", "t5"]
+ARCHS = ["bert", "roberta", "distilbert", "gpt2", "llama", "t5"]
 METHODS = ["houlsby", "pfeiffer", "parallel", "lora"]
 
 
