@@ -1,0 +1,142 @@
+"""Training options end to end on a tiny model: early stopping, SGD/cosine/accumulation,
+multi-label and sentence pairs, token files, the full/head baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.tiny import save_tiny_bert
+
+from adapterkit.cli import main
+from adapterkit.train.loop import epoch_batches, make_scheduler
+
+WORDS = [
+    "good",
+    "bad",
+    "movie",
+    "plot",
+    "actor",
+    "fun",
+    "dull",
+    "john",
+    "paris",
+    "visited",
+    "likes",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("m") / "model", WORDS)
+
+
+def _run(model_dir: Path, out: Path, train: Path, *extra: str) -> dict:
+    code = main(
+        [
+            "train",
+            "--model",
+            str(model_dir),
+            "--train",
+            str(train),
+            "--output",
+            str(out),
+            "--batch-size",
+            "8",
+            *extra,
+        ]
+    )
+    assert code == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _csv(path: Path, n: int = 8) -> Path:
+    path.write_text("text,label\n" + "good fun movie,pos\nbad dull plot,neg\n" * n)
+    return path
+
+
+def test_early_stopping_stops(model_dir: Path, tmp_path: Path) -> None:
+    metrics = _run(
+        model_dir,
+        tmp_path / "run",
+        _csv(tmp_path / "t.csv"),
+        "--epochs",
+        "6",
+        "--lr",
+        "1e-9",
+        "--patience",
+        "1",
+    )
+    # With a learning rate of 1e-9 the validation metric never improves after epoch 1.
+    assert metrics["epochs_run"] == 2 and metrics["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("method", ["full", "head", "parallel", "houlsby"])
+def test_sgd_cosine_accumulation_and_baselines(
+    model_dir: Path, tmp_path: Path, method: str
+) -> None:
+    metrics = _run(
+        model_dir,
+        tmp_path / "run",
+        _csv(tmp_path / "t.csv"),
+        "--epochs",
+        "2",
+        "--method",
+        method,
+        "--optimizer",
+        "sgd",
+        "--scheduler",
+        "cosine",
+        "--grad-accumulation",
+        "2",
+    )
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    size, base_size = metrics["bundle_bytes"], (model_dir / "model.safetensors").stat().st_size
+    if method == "full":  # the full bundle carries the base weights too
+        assert metrics["trainable_percent"] == 100.0 and size > base_size
+    else:
+        assert metrics["trainable_percent"] < 100.0 and size < base_size / 2
+
+
+def test_multilabel_pairs_jsonl(model_dir: Path, tmp_path: Path) -> None:
+    train = tmp_path / "t.jsonl"
+    rows = [
+        {"text": "good fun", "text_pair": "movie", "label": ["pos", "fun"]},
+        {"text": "bad dull", "text_pair": "plot", "label": ["neg"]},
+    ] * 8
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = _run(
+        model_dir, tmp_path / "run", train, "--epochs", "1", "--text-pair-column", "text_pair"
+    )
+    assert "hamming_loss" in metrics
+
+
+def test_token_classification_from_conll_file(model_dir: Path, tmp_path: Path) -> None:
+    train = tmp_path / "train.conll"
+    train.write_text(
+        "john B-PER\nvisited O\nparis B-LOC\n\njohn B-PER\nlikes O\nparis B-LOC\n\n" * 6
+    )
+    metrics = _run(model_dir, tmp_path / "run", train, "--epochs", "1", "--method", "lora")
+    assert {"f1", "precision", "recall", "strict_f1", "per_type"} <= set(metrics)
+
+
+def test_epoch_order_is_seeded_and_schedule_warms_up() -> None:
+    assert epoch_batches(10, 3, seed=0, epoch=1) == epoch_batches(10, 3, seed=0, epoch=1)
+    assert epoch_batches(10, 3, seed=0, epoch=1) != epoch_batches(10, 3, seed=0, epoch=2)
+    assert sorted(i for b in epoch_batches(10, 3, 0, 0) for i in b) == list(range(10))
+
+    import torch
+
+    from adapterkit.train.config import TrainConfig
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = make_scheduler(optimizer, TrainConfig(warmup_ratio=0.1), total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] < rates[5] < rates[10] and max(rates) == pytest.approx(1.0, abs=0.01)
+    assert rates[-1] < 0.02  # linear decay to ~0
