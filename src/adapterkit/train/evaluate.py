@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import Task, head_forward
@@ -27,7 +28,14 @@ def predict_features(
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     predictions: list[Any] = [None] * len(features)
     total_loss, counted = 0.0, 0
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(
+        range(0, len(order), batch_size),
+        desc="evaluate",
+        unit="batch",
+        leave=False,
+        mininterval=2.0,
+        disable=len(order) <= batch_size,
+    ):
         chunk = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in task.collate([features[i] for i in chunk]).items()}
         logits = head_forward(model, adapter, batch)
