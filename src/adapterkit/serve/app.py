@@ -1,0 +1,231 @@
+"""The FastAPI app: routes check requests, queue jobs, and shape answers.
+
+Handlers are ``async`` and run on the event loop: they validate, tokenise (the
+tokenizer's only thread) and await the runner; the model itself is touched only
+by the single worker thread. Every refusal is a :class:`ServeError` with its HTTP
+status, answered as ``{"detail": "..."}``; nothing a client sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.serve import schemas
+from adapterkit.serve.batcher import Batcher, NaiveRunner
+from adapterkit.serve.compute import run_batch, run_naive
+from adapterkit.serve.generation import chat_prompt, encode_prompt
+from adapterkit.serve.jobs import GenerateJob, Generation, PredictJob, Sampling
+from adapterkit.serve.registry import AdapterRegistry
+from adapterkit.serve.settings import ServeError, ServeSettings
+
+log = logging.getLogger("adapterkit.serve")
+BASE_NAMES = ("base",)
+DEFAULT_NEW_TOKENS = 64
+
+
+def char_count(raw: Any) -> int:
+    """Characters of text in one input, however it is shaped (string, list, object)."""
+    if isinstance(raw, str):
+        return len(raw)
+    if isinstance(raw, dict):
+        return sum(char_count(v) for v in raw.values())
+    if isinstance(raw, list):
+        return sum(char_count(v) for v in raw)
+    return 0
+
+
+def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None) -> FastAPI:
+    """Build the app around a registry (opened from ``settings`` when not given)."""
+    registry = registry or AdapterRegistry.open(settings)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapterkit-model")
+    if settings.naive:
+        runner: Batcher | NaiveRunner = NaiveRunner(
+            lambda job: run_naive(registry, job, settings.max_batch), executor
+        )
+    else:
+        runner = Batcher(
+            lambda jobs: run_batch(registry, jobs, settings.max_batch),
+            executor,
+            settings.max_batch,
+            settings.max_wait_ms,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runner.start()
+        yield
+        await runner.stop()
+        executor.shutdown(wait=True)
+
+    app = FastAPI(
+        title="adapterkit",
+        summary="One frozen base, many adapters, mixed-adapter batches.",
+        lifespan=lifespan,
+    )
+    app.state.registry, app.state.runner = registry, runner
+
+    async def in_worker(fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    @app.exception_handler(ServeError)
+    async def _refused(request: Request, exc: ServeError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request to %s failed", request.url.path)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
+    @app.get("/health", response_model=schemas.Health)
+    async def health() -> dict:
+        stats = runner.stats
+        return {
+            "model": settings.model,
+            "kind": settings.kind,
+            "mode": "naive" if settings.naive else "batched",
+            "adapters": len(registry.entries),
+            **vars(stats),
+        }
+
+    @app.get("/v1/adapters", response_model=schemas.AdapterList)
+    async def list_adapters() -> dict:
+        return {"adapters": [entry.describe() for entry in list(registry.entries.values())]}
+
+    @app.post("/v1/adapters", response_model=schemas.AdapterInfo, status_code=201)
+    async def load_adapter(body: schemas.LoadAdapter) -> dict:
+        entry = await in_worker(registry.load, body.name)  # 404 absent, 409 other base
+        log.info("loaded adapter %s", entry.name)
+        return entry.describe()
+
+    @app.delete("/v1/adapters/{name}", response_model=schemas.Deleted)
+    async def delete_adapter(name: str) -> dict:
+        await in_worker(registry.unload, name)
+        log.info("deleted adapter %s", name)
+        return {"deleted": name}
+
+    @app.post("/v1/predict", response_model=schemas.PredictResponse)
+    async def predict(body: schemas.PredictRequest) -> dict:
+        entry = registry.for_predict(body.adapter)
+        if len(body.inputs) > settings.max_inputs:
+            raise ServeError(
+                413, f"{len(body.inputs)} inputs; the limit is {settings.max_inputs} (--max-inputs)"
+            )
+        task = entry.task
+        assert task is not None  # for_predict guarantees a task
+        examples, features = [], []
+        for number, raw in enumerate(body.inputs):
+            size = char_count(raw)
+            if size > settings.max_chars:
+                raise ServeError(
+                    413,
+                    f"input {number} has {size} characters; the limit is {settings.max_chars} (--max-chars)",
+                )
+            try:
+                examples.append(task.parse_input(raw))
+                features.append(task.encode(examples[-1]))
+            except AdapterkitError as exc:
+                raise ServeError(422, f"input {number}: {exc}") from None
+        job = PredictJob(adapter=entry.name, task=task, examples=examples, features=features)
+        return {"adapter": entry.name, "predictions": await runner.submit(job)}
+
+    def generation_job(
+        adapter: str | None,
+        text: str,
+        has_specials: bool,
+        max_new_tokens: int,
+        sampling: Sampling,
+        stop: list[str],
+    ) -> GenerateJob:
+        if max_new_tokens > settings.max_new_tokens:
+            raise ServeError(
+                413,
+                f"{max_new_tokens} new tokens asked; the limit is {settings.max_new_tokens} (--max-new-tokens)",
+            )
+        if len(text) > settings.max_chars:
+            raise ServeError(
+                413,
+                f"the prompt has {len(text)} characters; the limit is {settings.max_chars} (--max-chars)",
+            )
+        ids = encode_prompt(registry.tokenizer, text, has_specials)
+        if not ids:
+            raise ServeError(400, "the prompt is empty after tokenisation")
+        limit = registry.max_positions()
+        if limit is not None and len(ids) + max_new_tokens > limit:
+            raise ServeError(
+                400,
+                f"prompt ({len(ids)} tokens) + {max_new_tokens} new tokens exceed the base's "
+                f"context of {limit} tokens",
+            )
+        return GenerateJob(adapter, ids, max_new_tokens, sampling, tuple(stop))
+
+    def usage(results: list[Generation]) -> dict:
+        prompt = sum(r.prompt_tokens for r in results)
+        completion = sum(r.completion_tokens for r in results)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    @app.post("/v1/generate", response_model=schemas.GenerateResponse)
+    async def generate(body: schemas.GenerateRequest) -> dict:
+        registry.for_generate(body.adapter)
+        if body.messages is not None:
+            messages = [m.model_dump() for m in body.messages]
+            if sum(len(m["content"]) for m in messages) > settings.max_chars:
+                raise ServeError(
+                    413, f"the messages exceed {settings.max_chars} characters (--max-chars)"
+                )
+            text, has_specials = chat_prompt(registry.tokenizer, messages)
+        else:
+            text, has_specials = body.prompt or "", False
+        sampling = Sampling(body.temperature, body.top_p)
+        new_tokens = body.max_new_tokens or min(DEFAULT_NEW_TOKENS, settings.max_new_tokens)
+        job = generation_job(body.adapter, text, has_specials, new_tokens, sampling, body.stop)
+        result: Generation = await runner.submit(job)
+        return {
+            "adapter": body.adapter,
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "usage": usage([result]),
+        }
+
+    @app.post("/v1/completions", response_model=schemas.CompletionResponse)
+    async def completions(body: schemas.CompletionRequest) -> dict:
+        base = body.model is None or body.model in (*BASE_NAMES, settings.model)
+        adapter = None if base else body.model
+        registry.for_generate(adapter)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts:
+            raise ServeError(422, "'prompt' is an empty list")
+        if len(prompts) > settings.max_inputs:
+            raise ServeError(
+                413, f"{len(prompts)} prompts; the limit is {settings.max_inputs} (--max-inputs)"
+            )
+        stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        sampling = Sampling(body.temperature, body.top_p)
+        jobs = [generation_job(adapter, p, False, body.max_tokens, sampling, stop) for p in prompts]
+        results = await asyncio.gather(*(runner.submit(job) for job in jobs))
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "created": int(time.time()),
+            "model": body.model or settings.model,
+            "choices": [
+                {"text": r.text, "index": i, "logprobs": None, "finish_reason": r.finish_reason}
+                for i, r in enumerate(results)
+            ],
+            "usage": usage(results),
+        }
+
+    return app

@@ -1,0 +1,231 @@
+"""Which adapters are loaded, what each can do, and safe names for bundle folders.
+
+Every change to the model (loading or deleting an adapter) must run on the model
+worker thread, the one that also runs forwards: wrapping layers while a forward
+runs would corrupt it. Reads of the entry table happen on the event loop; single
+dict operations are atomic under the GIL, and the worker re-checks names before
+it runs a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapterkit.bundle import CONFIG_FILE, read_bundle_config
+from adapterkit.errors import AdapterkitError, BundleError
+from adapterkit.model import AdaptedModel
+from adapterkit.models import load_base, load_tokenizer
+from adapterkit.serve.settings import ServeError, ServeSettings
+from adapterkit.tasks import TASK_CLASSES, Task, task_from_info
+
+log = logging.getLogger("adapterkit.serve")
+
+# Letters, digits, '_' and '-', starting with a letter or digit: no '.', no '/', no '~'.
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+GENERATION_TASKS = (None, "", "causal-lm")
+
+
+@dataclass
+class AdapterEntry:
+    """One loaded adapter as the server sees it."""
+
+    name: str
+    path: Path
+    method: str
+    task_type: str | None
+    labels: list[str]
+    size_bytes: int
+    trainable_params: int
+    task: Task | None
+    """The task that formats predictions; None for generation (head-less) adapters."""
+    generative: bool
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON row of ``GET /v1/adapters``."""
+        return {
+            "name": self.name,
+            "task": self.task_type,
+            "method": self.method,
+            "labels": self.labels,
+            "size_bytes": self.size_bytes,
+            "trainable_params": self.trainable_params,
+        }
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class AdapterRegistry:
+    """The served model, its tokenizer, and the adapters loaded into it.
+
+    Args:
+        model: The adapted base (adapters are added and removed in place).
+        tokenizer: The base's tokenizer, used on the event loop only (tasks encode with it).
+        decode_tokenizer: A second copy for the worker thread: a fast tokenizer is not
+            safe to use from two threads at once (Rust "Already borrowed" errors).
+        settings: The server settings (adapter folder, kind).
+    """
+
+    def __init__(
+        self, model: AdaptedModel, tokenizer: Any, decode_tokenizer: Any, settings: ServeSettings
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.decode_tokenizer = decode_tokenizer
+        self.settings = settings
+        self.root = settings.adapters.resolve()
+        self.kind = settings.kind
+        self.device = next(model.parameters()).device
+        # Read once here: asking the tokenizer from the worker thread later could race the loop.
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.entries: dict[str, AdapterEntry] = {}
+
+    @classmethod
+    def open(cls, settings: ServeSettings) -> AdapterRegistry:
+        """Load the base and tokenizer, then every bundle in the folder that fits the base."""
+        tokenizer = load_tokenizer(settings.model)
+        base = load_base(settings.model, settings.kind)
+        model = AdaptedModel(base, name_or_path=settings.model).eval()
+        model.to(pick_device(settings.device))
+        registry = cls(model, tokenizer, load_tokenizer(settings.model), settings)
+        registry.load_all()
+        return registry
+
+    # Names and paths -------------------------------------------------------------------
+    def bundle_path(self, name: str) -> Path:
+        """The folder of bundle ``name`` inside the adapters folder, refusing anything else."""
+        if not isinstance(name, str) or not ADAPTER_NAME.match(name):
+            raise ServeError(
+                400,
+                f"invalid adapter name {name!r}: use 1-64 letters, digits, '_' or '-', "
+                "starting with a letter or digit",
+            )
+        path = (self.root / name).resolve()
+        # The regex already excludes '..' and '/'; a symlink could still point outside.
+        if not path.is_relative_to(self.root):
+            raise ServeError(400, f"adapter '{name}' resolves outside the adapters folder")
+        return path
+
+    # Loading (worker thread only, once serving) ---------------------------------------------
+    def load_all(self) -> list[str]:
+        """Load every bundle folder; ones that do not fit are logged and skipped, never fatal."""
+        loaded = []
+        for folder in sorted(p for p in self.root.iterdir() if (p / CONFIG_FILE).is_file()):
+            try:
+                loaded.append(self.load(folder.name).name)
+            except ServeError as exc:
+                log.warning("skipped bundle %s: %s", folder.name, exc.detail)
+        log.info("loaded %d adapter(s): %s", len(loaded), ", ".join(loaded) or "none")
+        return loaded
+
+    def load(self, name: str) -> AdapterEntry:
+        """Load bundle folder ``name`` as adapter ``name``.
+
+        Raises:
+            ServeError: 400 bad name, 404 no such bundle, 409 already loaded or made
+                for another base, 422 an unreadable bundle.
+        """
+        path = self.bundle_path(name)
+        if name in self.entries:
+            raise ServeError(409, f"adapter '{name}' is already loaded")
+        if not (path / CONFIG_FILE).is_file():
+            raise ServeError(404, f"no bundle named '{name}' in the adapters folder")
+        try:
+            record = read_bundle_config(path)
+        except BundleError as exc:
+            raise ServeError(422, str(exc)) from None
+        try:
+            self.model.check_bundle_base(record, path.name)
+        except BundleError as exc:
+            raise ServeError(409, str(exc)) from None
+        try:
+            self.model.load_adapter(path, name=name)
+        except AdapterkitError as exc:
+            raise ServeError(422, f"{name}: {exc}") from None
+        self.model.eval()  # a freshly attached head must not run dropout
+        entry = self._entry(name, path)
+        self.entries[name] = entry
+        return entry
+
+    def _entry(self, name: str, path: Path) -> AdapterEntry:
+        info = self.model.task_info.get(name, {})
+        task_type = info.get("type") or None
+        has_head = name in self.model.heads
+        task = None
+        if has_head and task_type in TASK_CLASSES:
+            task = task_from_info(info, self.tokenizer)
+        generative = not has_head and task_type in GENERATION_TASKS
+        return AdapterEntry(
+            name=name,
+            path=path,
+            method=self.model.configs[name].method,
+            task_type=task_type or ("causal-lm" if generative else None),
+            labels=list(info.get("labels") or []),
+            size_bytes=sum(f.stat().st_size for f in path.iterdir() if f.is_file()),
+            trainable_params=self.model.parameter_report(name).trainable,
+            task=task,
+            generative=generative,
+        )
+
+    def unload(self, name: str) -> None:
+        """Delete adapter ``name`` from the model (404 when it is not loaded)."""
+        self.get(name)
+        self.model.delete_adapter(name)
+        del self.entries[name]
+
+    # Lookups (event loop) ----------------------------------------------------------------
+    def get(self, name: str) -> AdapterEntry:
+        """The loaded adapter ``name`` or a 404 listing what is loaded."""
+        entry = self.entries.get(name)
+        if entry is None:
+            known = ", ".join(self.entries) or "none"
+            raise ServeError(404, f"no adapter named '{name}' is loaded (loaded: {known})")
+        return entry
+
+    def for_predict(self, name: str) -> AdapterEntry:
+        """An adapter with a task head, or 404/400 saying why not."""
+        entry = self.get(name)
+        if entry.task is None:
+            what = (
+                "a generation adapter (no task head)"
+                if entry.generative
+                else (f"for task '{entry.task_type}', which has no predictor")
+            )
+            raise ServeError(400, f"adapter '{name}' is {what}; it cannot answer /v1/predict")
+        return entry
+
+    def for_generate(self, name: str | None) -> AdapterEntry | None:
+        """A generation adapter (None: the base alone), or 404/400 saying why not."""
+        if self.kind != "causal-lm":
+            raise ServeError(
+                400, "this server's base is an encoder; generation needs --kind causal-lm"
+            )
+        if name is None:
+            return None
+        entry = self.get(name)
+        if not entry.generative:
+            raise ServeError(
+                400,
+                f"adapter '{name}' is a {entry.task_type} adapter with a task head; "
+                "use /v1/predict for it",
+            )
+        return entry
+
+    def max_positions(self) -> int | None:
+        """The base's context length, when its config states one."""
+        config = self.model.base.config
+        for key in ("max_position_embeddings", "n_positions"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None

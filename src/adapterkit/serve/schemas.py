@@ -1,0 +1,124 @@
+"""Request and response bodies (pydantic): what /docs shows and what 422 checks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    model: str
+    kind: str
+    mode: Literal["batched", "naive"]
+    adapters: int
+    batches: int = Field(description="model calls made for requests so far")
+    rows: int
+    largest_batch: int
+    mixed_batches: int = Field(description="batches that mixed more than one adapter")
+
+
+class AdapterInfo(BaseModel):
+    name: str
+    task: str | None = Field(description="task type, e.g. sequence-classification, causal-lm")
+    method: str
+    labels: list[str]
+    size_bytes: int = Field(description="bytes of the bundle folder's files")
+    trainable_params: int = Field(description="adapter + head parameters")
+
+
+class AdapterList(BaseModel):
+    adapters: list[AdapterInfo]
+
+
+class LoadAdapter(BaseModel):
+    name: str = Field(description="a bundle folder inside the server's adapters folder")
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class PredictRequest(BaseModel):
+    adapter: str = Field(description="a loaded adapter with a task head")
+    inputs: list[Any] = Field(
+        min_length=1,
+        description="strings, {'text', 'text_pair'} pairs, token lists, or {'question', 'context'}",
+        examples=[["Who wrote Hamlet?"]],
+    )
+
+
+class PredictResponse(BaseModel):
+    adapter: str
+    predictions: list[dict[str, Any]] = Field(
+        description="per input, what the task formats: labels with scores, entities, spans"
+    )
+
+
+class ChatMessage(BaseModel):
+    role: str
+    content: str
+
+
+class GenerateRequest(BaseModel):
+    adapter: str | None = Field(default=None, description="a generation adapter; null = base")
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = Field(
+        default=None, min_length=1, description="chat turns; the tokenizer's template applies"
+    )
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="default: 64, or the server's limit when lower"
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=5.0, description="0 = greedy")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: list[str] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> GenerateRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' and 'messages'")
+        return self
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class GenerateResponse(BaseModel):
+    adapter: str | None
+    text: str
+    finish_reason: Literal["stop", "length"]
+    usage: Usage
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's legacy completions body (the fields this server uses)."""
+
+    model: str | None = Field(
+        default=None, description="an adapter name; the base's name, 'base' or null = base"
+    )
+    prompt: str | list[str]
+    max_tokens: int = Field(default=16, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=5.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"]
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
