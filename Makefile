@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo lint bench bench-venvs clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,27 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/adapterkit demo --output runs/demo
+
+# The speed benchmark (docs/benchmarks.md). peft and AdapterHub `adapters` are peers we
+# compare against, never runtime dependencies: each gets its own venv (adapters pins
+# transformers 4.57). torch goes in first so pip keeps the CPU build.
+# `make bench BENCH_ARGS=--quick` runs the tiny smoke version in about a minute.
+bench: setup bench-venvs
+	$(PY) -m benchmarks.speed $(BENCH_ARGS)
+
+bench-venvs: .venv-peft/.installed .venv-adapters/.installed
+
+.venv-peft/.installed:
+	$(PYTHON) -m venv .venv-peft
+	.venv-peft/bin/pip install --quiet torch==2.13.0
+	.venv-peft/bin/pip install --quiet "transformers>=5,<6" "peft==0.21.*"
+	touch $@
+
+.venv-adapters/.installed:
+	$(PYTHON) -m venv .venv-adapters
+	.venv-adapters/bin/pip install --quiet torch==2.13.0
+	.venv-adapters/bin/pip install --quiet "transformers==4.57.*" "adapters==1.3.*"
+	touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,287 @@
+"""Ratio tables, goal checks, the scaling plot and the docs section of the speed benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- speed-benchmark:start -->", "<!-- speed-benchmark:end -->"
+PEERS = {"lora": "peft", "pfeiffer": "adapterhub", "houlsby": "adapterhub"}
+ADAPTERS = ("houlsby", "pfeiffer", "lora")
+# Written before measuring, so that each attempt is judged against what we expected.
+PREDICTIONS = {
+    "group_by_length": "~1.3x tokens/s: padded share of tokens falls from ~35 % to a few %",
+    "bf16": "1.3-2x on matmuls (avx512_bf16, no AMX); less overall (casts, fp32 ops)",
+    "compile": "~1.1x from fused element-wise ops; long first-step compile",
+}
+FLOP_FORMULA = (
+    "FLOPs per step = 2·N·T (forward) + 2·N_grad·T (input gradients, only in layers at or "
+    "above the lowest trainable point) + 2·N_train·T (weight gradients, trainable matrices "
+    "only) + attention score/value terms; N = parameters in matrix multiplications (not "
+    "embeddings), T = padded tokens. Full fine-tuning: N_grad = N_train = N, so ≈ 6·N·T; "
+    "adapters in every layer: ≈ 4·N·T; adapters only in the top k of L layers: "
+    "≈ (2 + 2k/L)·N·T. The numbers below are counted by torch.utils.flop_counter on a real step."
+)
+
+
+def _find(rows: list[dict], tool: str, method: str, variant: str = "plain") -> dict | None:
+    for row in rows:
+        if (row["tool"], row["method"], row["variant"]) == (tool, method, variant):
+            return row if "error" not in row else None
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
+    return "–" if value is None else pattern.format(value)
+
+
+def training_table(model: dict[str, Any], peaks: dict[str, float]) -> list[str]:
+    """Markdown rows: throughput, memory and FLOP utilisation, as ratios to full and to the peer."""
+    rows = model["training"]
+    full = _find(rows, "ours", "full")
+    lines = [
+        "| tool | method | variant | non-pad tok/s | × full | × peer | step ms | peak MiB | mem × full | trainable | GFLOP/1k tok | % of matmul peak |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(
+                f"| {row['tool']} | {row['method']} | {row['variant']} | {row['error']} |||||||||"
+            )
+            continue
+        peer = (
+            _find(rows, PEERS.get(row["method"], ""), row["method"])
+            if row["tool"] == "ours"
+            else None
+        )
+        precision = row["spec"]["precision"]
+        lines.append(
+            f"| {row['tool']} | {row['method']} | {row['variant']} | {row['tokens_per_s']:,.0f} "
+            f"| {_fmt(_ratio(row['tokens_per_s'], full and full['tokens_per_s']))} "
+            f"| {_fmt(_ratio(row['tokens_per_s'], peer and peer['tokens_per_s']))} "
+            f"| {row['step_ms']:.1f} | {row['peak_mb']:,.0f} "
+            f"| {_fmt(_ratio(row['peak_mb'], full and full['peak_mb']))} "
+            f"| {row['trainable_params']:,} | {row['flops_per_padded_token'] / 1e6:.2f} "
+            f"| {100 * row['achieved_flops'] / peaks[precision]:.1f} |"
+        )
+    return lines
+
+
+def inference_table(inference: dict[str, Any]) -> list[str]:
+    """Markdown rows: latency at batch 1 and 64 against the base alone."""
+    if "error" in inference:
+        return [f"inference: {inference['error']}"]
+    table = inference["inference"]
+    lines = [
+        "| variant | batch 1 ms | × base | batch 64 ms | × base | batch 64 tok/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("base", "houlsby", "pfeiffer", "lora", "lora-merged"):
+        one, many = table[f"{name}@1"], table[f"{name}@64"]
+        lines.append(
+            f"| {name} | {one['latency_ms']:.2f} | {one['latency_ms'] / table['base@1']['latency_ms']:.3f} "
+            f"| {many['latency_ms']:.1f} | {many['latency_ms'] / table['base@64']['latency_ms']:.3f} "
+            f"| {many['tokens_per_s']:,.0f} |"
+        )
+    return lines
+
+
+def _spread(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
+
+
+def goals(name: str, model: dict[str, Any]) -> list[str]:
+    """One line per target of the issue, with the measured ratio and whether it is met."""
+    rows, lines = model["training"], []
+    full = _find(rows, "ours", "full")
+
+    def check(label: str, value: float | None, ok: bool | None) -> None:
+        mark = "n/a" if value is None else ("met" if ok else "**not met**")
+        lines.append(f"- {name}: {label}: {_fmt(value)} — {mark}")
+
+    for method in ADAPTERS:
+        ours, peer = _find(rows, "ours", method), _find(rows, PEERS[method], method)
+        speed = _ratio(ours and ours["tokens_per_s"], full and full["tokens_per_s"])
+        check(f"{method} tokens/s ÷ full (≥ 1.5)", speed, speed is not None and speed >= 1.5)
+        versus = _ratio(ours and ours["tokens_per_s"], peer and peer["tokens_per_s"])
+        check(
+            f"{method} tokens/s ÷ {PEERS[method]} (≥ 1.2)",
+            versus,
+            versus is not None and versus >= 1.2,
+        )
+        memory = _ratio(ours and ours["peak_mb"], full and full["peak_mb"])
+        check(f"{method} peak memory ÷ full (≤ 0.6)", memory, memory is not None and memory <= 0.6)
+    inference = model["inference"].get("inference")
+    if inference:
+        base = inference["base@64"]
+        for method in ("houlsby", "pfeiffer"):
+            ratio = inference[f"{method}@64"]["latency_ms"] / base["latency_ms"]
+            check(f"{method} unmerged batch-64 latency ÷ base (≤ 1.05)", ratio, ratio <= 1.05)
+        merged = inference["lora-merged@64"]
+        noise = max(_spread(base["latency_ms_all"]), _spread(merged["latency_ms_all"]))
+        ratio = merged["latency_ms"] / base["latency_ms"]
+        within = abs(merged["latency_ms"] - base["latency_ms"]) <= noise
+        check(
+            f"merged LoRA batch-64 latency ÷ base (within noise, IQR {noise:.2f} ms)", ratio, within
+        )
+    return lines
+
+
+def attempts(rows: list[dict[str, Any]]) -> list[str]:
+    """Each optimisation variant against the plain row of the same method."""
+    lines = [
+        "| attempt | method | predicted | measured tok/s × plain | memory × plain |",
+        "|---|---|---|---:|---:|",
+    ]
+    for row in rows:
+        if row["variant"] == "plain" or "error" in row:
+            continue
+        plain = _find(rows, row["tool"], row["method"])
+        lines.append(
+            f"| {row['variant']} | {row['method']} | {PREDICTIONS.get(row['variant'], '')} "
+            f"| {_fmt(_ratio(row['tokens_per_s'], plain and plain['tokens_per_s']))} "
+            f"| {_fmt(_ratio(row['peak_mb'], plain and plain['peak_mb']))} |"
+        )
+    return lines
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """Everything the terminal and the docs show, as markdown lines."""
+    peaks = results["matmul_peak"]
+    lines = [
+        f"Machine: {json.dumps(results['machine'])}; matmul peak fp32 {peaks['fp32'] / 1e9:.0f} "
+        f"GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s.",
+        "Quiet machine: yes"
+        if results["quiet"]
+        else f"**Quiet machine: NO** — other processes were busy ({results['busy_before'] + results['busy_during']}); "
+        "these timings are not results.",
+    ]
+    for name, model in results["models"].items():
+        settings = model["settings"]
+        lines += [
+            "",
+            f"### {name} (batch {settings['batch_size']}, lengths ≤ {settings['max_length']}, "
+            f"{settings['steps']} timed steps after {settings['warmup']} warm-up, {settings['precision']})",
+            "",
+            *training_table(model, peaks),
+            "",
+            *inference_table(model["inference"]),
+            "",
+            *goals(name, model),
+            "",
+            *attempts(model["training"]),
+        ]
+    scaling = results.get("scaling")
+    if scaling and "error" not in scaling:
+        lines += ["", *scaling_lines(scaling)]
+    return lines
+
+
+def scaling_lines(scaling: dict[str, Any]) -> list[str]:
+    """The scaling points as a table."""
+    lines = [
+        "| curve | method | length / adapted layers | step ms | non-pad tok/s |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for point in scaling["scaling"]:
+        where = point.get("length", point.get("layers"))
+        lines.append(
+            f"| {point['curve']} | {point['method']} | {where} | {point['step_ms']:.1f} | {point['tokens_per_s']:,.0f} |"
+        )
+    return lines
+
+
+def plot_scaling(scaling: dict[str, Any], path: Path) -> None:
+    """Two panels: ms per 1k tokens against sequence length; step ms against adapted layers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = scaling["scaling"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for method in sorted({p["method"] for p in points if p["curve"] == "length"}):
+        row = [p for p in points if p["curve"] == "length" and p["method"] == method]
+        left.plot(
+            [p["length"] for p in row],
+            [1e3 * 1e3 / p["tokens_per_s"] for p in row],
+            "o-",
+            label=method,
+        )
+    left.set(
+        xscale="log",
+        xlabel="sequence length (tokens)",
+        ylabel="ms per 1k tokens",
+        title="Training cost vs length",
+    )
+    left.set_xticks([p["length"] for p in points if p["curve"] == "length"], minor=False)
+    left.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    for method in sorted({p["method"] for p in points if p["curve"] == "layers"}):
+        row = [p for p in points if p["curve"] == "layers" and p["method"] == method]
+        right.plot([p["layers"] for p in row], [p["step_ms"] for p in row], "o-", label=method)
+    right.set(
+        xlabel=f"adapted layers (top k of {scaling['num_layers']})",
+        ylabel="step ms",
+        title="Training cost vs adapted layers",
+    )
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def section(results: dict[str, Any], plot: Path | None, docs: Path) -> str:
+    """The whole "Training and inference speed" section, between its markers."""
+    body = [
+        START,
+        "## Training and inference speed",
+        "",
+        f"Command: `{results['command']}` (started {results['started']}). Rows of one model use the "
+        "same batches, batch size and lengths; each runs in its own process. Throughput is the "
+        "median over timed steps of non-pad tokens/s; peak memory is the process's resident "
+        "high-water mark during training less its size before the weights were made (CPU) or "
+        "`max_memory_allocated` (CUDA).",
+        "",
+        FLOP_FORMULA,
+        "",
+        *summary_lines(results),
+    ]
+    if plot is not None and plot.exists():
+        body += ["", f"![training cost scaling]({plot.relative_to(docs.parent)})"]
+    body += [
+        "",
+        "<details><summary>JSON</summary>",
+        "",
+        "```json",
+        json.dumps(results, indent=1)[:60000],
+        "```",
+        "</details>",
+        END,
+    ]
+    return "\n".join(body) + "\n"
+
+
+def replace_section(docs: Path, text: str) -> None:
+    """Put ``text`` between our markers in ``docs``, keeping every other section as it is."""
+    current = docs.read_text() if docs.exists() else "# Benchmarks\n"
+    if START in current and END in current:
+        head, rest = current.split(START, 1)
+        current = head + text + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(current)
+
+
+def write_section(results: dict[str, Any], docs: Path, plot: Path | None) -> None:
+    """Write the results section into ``docs``."""
+    replace_section(docs, section(results, plot, docs))

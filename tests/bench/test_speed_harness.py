@@ -1,0 +1,62 @@
+"""The speed benchmark runs end to end on a tiny config, so it cannot rot.
+
+Speed itself is asserted nowhere: these tests only check that every runner
+produces a complete row (peers only where their virtual environments exist) and
+that the report, JSON and plot come out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from benchmarks.speed import report
+from benchmarks.speed.__main__ import ROOT, main, run_one
+from benchmarks.speed.workload import Spec
+
+TRAIN_KEYS = {"tokens_per_s", "step_ms", "peak_mb", "trainable_params", "achieved_flops"}
+
+
+def test_quick_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    # Peers start their own processes (slow); the next test runs them.
+    args = ["--quick", "--in-process", "--no-variants", "--tools", "ours", "--work", str(work)]
+    assert main(args) == 0
+    results = json.loads((work / "speed.json").read_text())
+    rows = results["models"]["tiny"]["training"]
+    for row in rows:
+        assert set(row) >= TRAIN_KEYS, row
+    assert {r["method"] for r in rows} == {"full", *report.ADAPTERS}
+    inference = results["models"]["tiny"]["inference"]["inference"]
+    assert {"base@1", "pfeiffer@64", "lora-merged@64"} <= set(inference)
+    assert (work / "speed_scaling.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "× full" in out and "merged LoRA" in out
+
+
+def test_subprocess_runner_and_peers(tmp_path: Path) -> None:
+    """Our runner as its own process, and each peer whose venv exists, on the same batches."""
+    spec = Spec(model="tiny", examples=16, batch_size=8, warmup=1, steps=1)
+    ours = run_one("ours", spec, tmp_path, "ours", timeout=300)
+    assert set(ours) >= TRAIN_KEYS, ours
+    for tool, venv, method in [
+        ("peft", ".venv-peft", "lora"),
+        ("adapterhub", ".venv-adapters", "pfeiffer"),
+    ]:
+        if not (ROOT / venv / "bin" / "python").exists():
+            continue
+        row = run_one(tool, Spec(**{**spec.to_dict(), "method": method}), tmp_path, tool, 300)
+        assert set(row) >= TRAIN_KEYS, row
+
+
+def test_docs_section_keeps_other_sections(tmp_path: Path) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(
+        "# Benchmarks\n\n<!-- serve-benchmark:start -->\nserving\n<!-- serve-benchmark:end -->\n"
+    )
+    report.replace_section(docs, f"{report.START}\nfirst\n{report.END}\n")
+    report.replace_section(docs, f"{report.START}\nsecond\n{report.END}\n")
+    text = docs.read_text()
+    assert "serving" in text and "second" in text and "first" not in text
+    assert text.count(report.START) == 1
