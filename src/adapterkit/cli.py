@@ -215,6 +215,10 @@ def _generative(values: dict[str, Any]) -> bool:
     from adapterkit.tasks import GENERATION_TASKS
 
     if values.get("method") == "none":
+        if values.get("bundle"):
+            raise AdapterkitError(
+                "--method none evaluates the base alone; drop the bundle argument"
+            )
         return True
     if not values.get("bundle"):
         raise AdapterkitError(

@@ -212,3 +212,15 @@ def test_head_bundle_is_not_a_generation_adapter(tmp_path: Path, capsys) -> None
         ["generate", "--adapter", str(tmp_path / "r" / "adapter"), "hi"],
         "not a text-generation one",
     )
+
+
+def test_head_method_has_nothing_to_train(
+    llama_dir: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    argv = ["train", "--model", str(llama_dir), "--data", str(data_dir), "--method", "head"]
+    _fails_with(capsys, [*argv, "--output", str(tmp_path / "r")], "nothing to train for causal-lm")
+
+
+def test_method_none_takes_no_bundle(bundle: Path, data_dir: Path, capsys) -> None:
+    argv = ["evaluate", str(bundle), "--method", "none", "--data", str(data_dir)]
+    _fails_with(capsys, argv, "drop the bundle argument")

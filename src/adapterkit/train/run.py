@@ -143,6 +143,10 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     if full:
         base.requires_grad_(True)
     report = model.parameter_report(name) if not full else model.parameter_report()
+    if report.trainable == 0:  # e.g. "head" on a causal LM, whose head is the frozen LM head
+        raise AdapterkitError(
+            f"method '{options.method}' leaves nothing to train for {task.task_type}"
+        )
     log(f"model: {options.model} + {options.method} '{name}': {report}")
 
     lr = config.learning_rate(options.method)
