@@ -35,14 +35,17 @@ MATRIX: list[tuple[str, str, dict[str, Any]]] = [
     ("adapterhub", "pfeiffer", {}),
     ("adapterhub", "houlsby", {}),
 ]
-# Optimisation attempts, each against the plain row of the same tool and method.
-VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
-    ("ours", "pfeiffer", {"group_by_length": True}),
-    ("ours", "full", {"group_by_length": True}),
-    ("ours", "pfeiffer", {"precision": "bf16"}),
-    ("ours", "lora", {"precision": "bf16"}),
-    ("ours", "full", {"precision": "bf16"}),
-    ("ours", "pfeiffer", {"compile": True}),
+# Optimisation attempts (variant name, tool, method, spec overrides), each judged against
+# the plain row of the same tool and method.
+VARIANTS: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("group_by_length", "ours", "pfeiffer", {"group_by_length": True}),
+    ("group_by_length", "ours", "full", {"group_by_length": True}),
+    ("bf16", "ours", "pfeiffer", {"precision": "bf16"}),
+    ("bf16", "ours", "lora", {"precision": "bf16"}),
+    ("bf16", "ours", "full", {"precision": "bf16"}),
+    ("bf16+bf16_base", "ours", "pfeiffer", {"precision": "bf16", "base_dtype": "bf16"}),
+    ("bf16+bf16_base", "ours", "lora", {"precision": "bf16", "base_dtype": "bf16"}),
+    ("compile", "ours", "pfeiffer", {"compile": True}),
 ]
 SCALE_MODELS = ("bert-base", "llama-150m")
 
@@ -141,16 +144,16 @@ def run_model(args: argparse.Namespace, model: str, work: Path) -> dict[str, Any
     rows = []
     variants = VARIANTS if (args.quick or model == "minilm" or args.all_variants) else []
     variants = [] if args.no_variants else variants
-    for tool, method, overrides in MATRIX + variants:
+    jobs = [("plain", *row) for row in MATRIX] + variants
+    for variant, tool, method, overrides in jobs:
         if tool not in args.tools:
             continue
         if overrides.get("compile") and not args.compile:
             continue
         spec = replace(base, method=method, **overrides)
-        suffix = "".join(f"+{k}" if v is True else f"+{v}" for k, v in overrides.items())
-        label = f"{model}-{tool}-{method}{suffix}"
+        label = f"{model}-{tool}-{method}" + ("" if variant == "plain" else f"+{variant}")
         result = run_one(tool, spec, work, label, args.timeout, args.in_process)
-        row = {"tool": tool, "method": method, "variant": suffix.lstrip("+") or "plain", **result}
+        row = {"tool": tool, "method": method, "variant": variant, **result}
         rows.append(row)
         shown = (
             result.get("error")

@@ -61,8 +61,13 @@ def build(spec: Spec, method: str) -> tuple[nn.Module, Forward, list[nn.Paramete
             ).last_hidden_state
 
         return base, forward, [p for p in base.parameters() if p.requires_grad], baseline
+    if spec.base_dtype == "bf16":
+        base.to(torch.bfloat16)  # frozen weights: half the memory, no per-step autocast casts
     model = AdaptedModel(base)
     model.add_adapter(ADAPTER, adapter_config(spec, method))
+    if spec.base_dtype == "bf16":
+        for param in model.adapter_parameters(ADAPTER).values():
+            param.data = param.data.float()  # trainable weights and AdamW state stay fp32
     model.train_adapter(ADAPTER)
     model.train(base.training)
 

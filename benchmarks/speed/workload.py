@@ -83,6 +83,8 @@ class Spec:
     threads: int = 1
     precision: str = "fp32"
     """fp32, or bf16 (autocast)."""
+    base_dtype: str = "fp32"
+    """fp32, or bf16: frozen base weights stored in bf16, adapters kept in fp32 (ours only)."""
     group_by_length: bool = False
     compile: bool = False
     device: str = "cpu"

@@ -160,3 +160,31 @@ def test_fit_with_group_by_length_trains(tmp_path) -> None:
         group_by_length=True,
     )
     assert result.state.epoch == 2 and all(row["train_loss"] > 0 for row in result.state.history)
+
+
+@pytest.mark.parametrize("method", ["pfeiffer", "lora"])
+def test_bf16_frozen_base_is_close_to_fp32(method: str) -> None:
+    """The harness's bf16_base switch: frozen weights in bf16, adapters and their grads in fp32."""
+    from benchmarks.speed.ours import build
+    from benchmarks.speed.workload import Spec, make_batches
+
+    results = []
+    for base_dtype, precision in [("fp32", "fp32"), ("bf16", "bf16")]:
+        spec = Spec(model="tiny", method=method, base_dtype=base_dtype, precision=precision)
+        base, forward, trainable, _ = build(spec, method)
+        base.eval()
+        torch.manual_seed(5)
+        with torch.no_grad():
+            for param in trainable:
+                param.normal_(0, 0.1)
+        assert all(p.dtype == torch.float32 for p in trainable)
+        batch = make_batches(spec, base.config.vocab_size)[0]
+        torch.manual_seed(6)
+        head = PoolHead(32)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = loss_of(head(forward(batch), batch["attention_mask"]), batch)
+        loss.backward()
+        results.append((loss.item(), torch.cat([p.grad.flatten() for p in trainable])))
+    (loss32, grads32), (loss16, grads16) = results
+    assert loss16 == pytest.approx(loss32, rel=2e-2)
+    assert torch.nn.functional.cosine_similarity(grads32, grads16, dim=0) > 0.98
