@@ -17,6 +17,7 @@ import torch
 from benchmarks.speed import report
 from benchmarks.speed.machine import QuietMonitor, busy_others, machine_info
 from benchmarks.speed.measure import matmul_peak
+from benchmarks.speed.plot import plot_scaling
 from benchmarks.speed.workload import Spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "busy_before": busy_others(),
     }
     with QuietMonitor() as monitor:
-        size = 256 if args.quick else 2048
+        size = 256 if args.quick else (8192 if args.device.startswith("cuda") else 2048)
         results["matmul_peak"] = {
             "fp32": matmul_peak(args.device, torch.float32, size),
             "bf16": matmul_peak(args.device, torch.bfloat16, size),
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         else args.docs.parent / "benchmarks_speed_scaling.png"
     )
     if "scaling" in results and "error" not in results["scaling"]:
-        report.plot_scaling(results["scaling"], plot)
+        plot_scaling(results["scaling"], plot)
         results["plot"] = str(plot)
     print("\n".join(report.summary_lines(results)))
     if not (args.quick or args.no_docs):
