@@ -201,6 +201,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "speed")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--no-docs", action="store_true", help="write JSON and PNG only")
+    p.add_argument("--merge", action="store_true", help="keep other models from the last JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.models = ["tiny"]
@@ -226,12 +227,25 @@ def main(argv: list[str] | None = None) -> int:
             "fp32": matmul_peak(args.device, torch.float32, size),
             "bf16": matmul_peak(args.device, torch.bfloat16, size),
         }
-        results["models"] = {m: run_model(args, m, args.work) for m in args.models}
+        results["models"] = {}
+        for model in args.models:
+            seen = len(monitor.busy)
+            results["models"][model] = run_model(args, model, args.work)
+            results["models"][model]["busy"] = monitor.busy[seen:]
         if not args.no_scaling:
-            results["scaling"] = run_scaling(args, args.work)
+            seen = len(monitor.busy)
+            results["scaling"] = {**run_scaling(args, args.work), "busy": monitor.busy[seen:]}
     results["busy_during"] = monitor.busy
-    results["quiet"] = monitor.quiet and not results["busy_before"]
     path = args.work / "speed.json"
+    if args.merge and path.exists():  # keep models (and the curve) measured in earlier runs
+        earlier = json.loads(path.read_text())
+        results["models"] = {**earlier.get("models", {}), **results["models"]}
+        if "scaling" not in results and "scaling" in earlier:
+            results["scaling"] = earlier["scaling"]
+        results["command"] = f"{earlier['command']}` then `{results['command']}"
+        results["busy_during"] = earlier.get("busy_during", []) + monitor.busy
+        results["busy_before"] = earlier.get("busy_before", []) + results["busy_before"]
+    results["quiet"] = not results["busy_during"] and not results["busy_before"]
     path.write_text(json.dumps(results, indent=2) + "\n")
     plot = (
         args.work / "speed_scaling.png"

@@ -187,7 +187,12 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"### {name} (batch {settings['batch_size']}, lengths ≤ {settings['max_length']}, "
-            f"{settings['steps']} timed steps after {settings['warmup']} warm-up, {settings['precision']})",
+            f"{settings['steps']} timed steps after {settings['warmup']} warm-up, {settings['precision']})"
+            + (
+                ""
+                if not model.get("busy")
+                else " — **machine busy during these rows: not results**"
+            ),
             "",
             *training_table(model, peaks),
             "",
