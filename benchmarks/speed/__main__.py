@@ -161,7 +161,13 @@ def run_model(args: argparse.Namespace, model: str, work: Path) -> dict[str, Any
             or f"{result['tokens_per_s']:.0f} tok/s, {result['peak_mb']:.0f} MiB"
         )
         print(f"{label:45s} {shown}", flush=True)
-    spec = replace(base, extra={"mode": "inference", "repeats": 3 if args.quick else 20})
+    spec = replace(
+        base,
+        extra={
+            "mode": "inference",
+            "repeats": 3 if args.quick else (5 if model in SCALE_MODELS else 20),
+        },
+    )
     inference = run_one("ours", spec, work, f"{model}-inference", args.timeout, args.in_process)
     return {"settings": base.to_dict(), "training": rows, "inference": inference}
 
