@@ -65,8 +65,8 @@ def training_table(model: dict[str, Any], peaks: dict[str, float]) -> list[str]:
     rows = model["training"]
     full = _find(rows, "ours", "full")
     lines = [
-        "| tool | method | variant | non-pad tok/s | × full | × peer | step ms | peak MiB | mem × full | trainable | GFLOP/1k tok | % of matmul peak |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | method | variant | non-pad tok/s | × full | × peer | step ms | non-pad share | peak MiB | mem × full | trainable | GFLOP/1k tok | % of matmul peak |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         if "error" in row:
@@ -84,7 +84,7 @@ def training_table(model: dict[str, Any], peaks: dict[str, float]) -> list[str]:
             f"| {row['tool']} | {row['method']} | {row['variant']} | {row['tokens_per_s']:,.0f} "
             f"| {_fmt(_ratio(row['tokens_per_s'], full and full['tokens_per_s']))} "
             f"| {_fmt(_ratio(row['tokens_per_s'], peer and peer['tokens_per_s']))} "
-            f"| {row['step_ms']:.1f} | {row['peak_mb']:,.0f} "
+            f"| {row['step_ms']:.1f} | {row['nonpad_share']:.0%} | {row['peak_mb']:,.0f} "
             f"| {_fmt(_ratio(row['peak_mb'], full and full['peak_mb']))} "
             f"| {row['trainable_params']:,} | {row['flops_per_padded_token'] / 1e6:.2f} "
             f"| {100 * row['achieved_flops'] / peaks[precision]:.1f} |"
