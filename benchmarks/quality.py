@@ -93,16 +93,18 @@ def write_report(path: Path) -> None:
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}. Model: all-MiniLM-L6-v2 (`minilm`). Seed 0. Default hyperparameters of each "
         "method (no --lr given). TREC-6: batch 32, max length 64, 5 epochs, test = the standard 500 questions. "
-        "CoNLL-2003: batch 16, max length 128, 2 epochs, entity-level F1 (seqeval, strict IOB2) on the "
-        "standard test set. Early stopping (patience 2) on the validation split; the best epoch is evaluated.",
+        "CoNLL-2003: batch 16, max length 128, 2 epochs, entity-level F1 by the conlleval rules (seqeval's "
+        "default mode; strict-IOB2 F1 is in each run's metrics.json as strict_f1) on the standard test set. "
+        "Early stopping (patience 2) on the validation split; the best epoch is evaluated.",
         "",
         "| method | TREC-6 test acc | CoNLL-2003 test F1 | trainable % (TREC) | bundle (% of full model file) "
-        "| lr | train minutes (TREC / CoNLL) |",
+        "| lr | wall minutes (TREC / CoNLL) |",
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Trainable % counts the adapter plus its task head over base + adapter + head. The `full` bundle holds the "
-        "whole model; the adapter bundles hold the adapter and head only.",
+        "whole model; the adapter bundles hold the adapter and head only. Wall minutes include evaluation and "
+        "were taken on a machine shared with other jobs: they are not a speed benchmark (see docs/benchmarks.md).",
         "",
         "## Peer reference points (quoted from the issue, measured elsewhere; not produced by this script)",
         "",
