@@ -141,3 +141,19 @@ def test_save_replaces_existing_bundle_atomically(tmp_path: Path) -> None:
     key = next(iter(model.adapter_parameters("a")))
     assert torch.equal(fresh.adapter_parameters("a")[key], model.adapter_parameters("a")[key])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_full_model_bundle_round_trip(tmp_path: Path) -> None:
+    model = AdaptedModel(tiny_model("bert"))
+    model.add_adapter("full", make_config("full"), head=ClassificationHead(32, 3))
+    with torch.no_grad():  # stand-in for full fine-tuning: the base weights move
+        model.base.encoder.layer[0].intermediate.dense.weight.add_(0.5)
+    path = model.save_adapter("full", tmp_path / "b", include_base=True)
+    fresh = AdaptedModel(tiny_model("bert"))  # pretrained weights: the structure matches
+    fresh.load_adapter(path)
+    inputs = tiny_inputs("bert")
+    with torch.no_grad():
+        assert torch.equal(
+            model(**inputs, adapter="full").last_hidden_state,
+            fresh(**inputs, adapter="full").last_hidden_state,
+        )

@@ -93,8 +93,9 @@ def test_sgd_cosine_accumulation_and_baselines(
     )
     assert 0.0 <= metrics["accuracy"] <= 1.0
     size, base_size = metrics["bundle_bytes"], (model_dir / "model.safetensors").stat().st_size
-    if method == "full":  # the full bundle carries the base weights too
+    if method == "full":  # the full bundle carries the base weights too, and loads them
         assert metrics["trainable_percent"] == 100.0 and size > base_size
+        assert main(["predict", str(tmp_path / "run" / "adapter"), "good fun movie"]) == 0
     else:
         assert metrics["trainable_percent"] < 100.0 and size < base_size / 2
 
