@@ -45,7 +45,7 @@ ACLSUM_DIR = RUNS / "data" / "aclsum-abstract"
 TASKS: dict[str, dict[str, Any]] = {
     "tatoeba": {
         "data": "tatoeba-en-es",
-        "train": 400,
+        "train": 320,
         "eval": 200,
         "max_length": 128,
         "batch_size": 8,
@@ -55,8 +55,8 @@ TASKS: dict[str, dict[str, Any]] = {
     },
     "aclsum": {
         "data": str(ACLSUM_DIR),
-        "train": 150,
-        "eval": 100,
+        "train": 96,
+        "eval": 60,
         "max_length": 512,
         "batch_size": 4,
         "epochs": 1,
@@ -105,7 +105,7 @@ def run_one(task: str, method: str, rerun: bool) -> dict:
         shots = spec["shots"] if method == "few-shot" else 0
         argv = ["evaluate", "--model", "smollm2", "--method", "none", "--shots", str(shots)]
         argv += ["--data", spec["data"], "--split", "test", "--output", str(out)]
-        argv += ["--max-eval-samples", str(spec["eval"]), "--batch-size", "16"]
+        argv += ["--max-eval-samples", str(spec["eval"]), "--batch-size", "32"]
         if cli(argv) != 0:
             raise SystemExit(f"{task}/{method} failed")
         metrics = json.loads(metrics_path.read_text())
@@ -123,7 +123,7 @@ def run_one(task: str, method: str, rerun: bool) -> dict:
             output=str(out),
         )
         config = TrainConfig(
-            epochs=spec["epochs"], batch_size=spec["batch_size"], eval_batch_size=16, seed=0
+            epochs=spec["epochs"], batch_size=spec["batch_size"], eval_batch_size=32, seed=0
         )
         metrics = train_adapter_run(run, config)
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
