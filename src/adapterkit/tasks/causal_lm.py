@@ -50,7 +50,9 @@ class CausalLMTask(Task):
     greater_is_better = False
     """The trainer keeps the checkpoint with the lowest validation perplexity."""
 
-    def __init__(self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128):
+    def __init__(
+        self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
+    ) -> None:
         super().__init__(tokenizer, None, max_length)
         self.truncated = 0
         self.encoded = 0
@@ -205,7 +207,9 @@ class CausalLMTask(Task):
         return packed
 
     # Forward, loss, perplexity ----------------------------------------------------------
-    def forward(self, model: AdaptedModel, adapter: str | None, batch: dict[str, torch.Tensor]):
+    def forward(
+        self, model: AdaptedModel, adapter: str | None, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Logits (B, K, V) of the last K positions: those that predict labelled tokens."""
         labels = batch["labels"]
         labelled = (labels != IGNORE).any(0).nonzero()
@@ -214,12 +218,17 @@ class CausalLMTask(Task):
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         return model(**inputs, adapter=adapter, logits_to_keep=keep).logits
 
-    def _aligned(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]):
+    def _aligned(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(predictions (B, N, V), targets (B, N)): logits at p score the token at p + 1."""
-        targets = batch["labels"][:, labels_offset(batch, logits) + 1 :]
+        offset = batch["labels"].shape[1] - logits.shape[1]  # the model kept the last K positions
+        targets = batch["labels"][:, offset + 1 :]
         return logits[:, :-1], targets
 
-    def token_nll(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]):
+    def token_nll(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token NLL (B, N), the mask of scored tokens, and whether argmax was right."""
         pred, targets = self._aligned(logits, batch)
         nll = F.cross_entropy(
@@ -289,8 +298,3 @@ class CausalLMTask(Task):
         from adapterkit.generation import evaluate_generation
 
         return evaluate_generation(model, adapter, self, examples, **options)
-
-
-def labels_offset(batch: dict[str, torch.Tensor], logits: torch.Tensor) -> int:
-    """The sequence position of the first logit returned (the model kept the last K)."""
-    return batch["labels"].shape[1] - logits.shape[1]

@@ -59,10 +59,14 @@ class Seq2SeqTask(CausalLMTask):
     def pack(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return features  # an encoder-decoder pair has no single sequence to pack into
 
-    def forward(self, model: AdaptedModel, adapter: str | None, batch: dict[str, torch.Tensor]):
+    def forward(
+        self, model: AdaptedModel, adapter: str | None, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Decoder logits (B, L, V), one per label position (the model shifts labels right)."""
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
         return model(**inputs, adapter=adapter).logits
 
-    def _aligned(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]):
+    def _aligned(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return logits, batch["labels"]  # already aligned: logit t scores label t
