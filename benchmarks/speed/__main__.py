@@ -46,6 +46,15 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("bf16", "ours", "full", {"precision": "bf16"}),
     ("bf16+bf16_base", "ours", "pfeiffer", {"precision": "bf16", "base_dtype": "bf16"}),
     ("bf16+bf16_base", "ours", "lora", {"precision": "bf16", "base_dtype": "bf16"}),
+    ("bf16", "peft", "lora", {"precision": "bf16"}),
+    ("bf16", "adapterhub", "pfeiffer", {"precision": "bf16"}),
+    (
+        "all",
+        "ours",
+        "pfeiffer",
+        {"precision": "bf16", "base_dtype": "bf16", "group_by_length": True},
+    ),
+    ("all", "ours", "lora", {"precision": "bf16", "base_dtype": "bf16", "group_by_length": True}),
     ("compile", "ours", "pfeiffer", {"compile": True}),
 ]
 SCALE_MODELS = ("bert-base", "llama-150m")

@@ -14,6 +14,7 @@ PREDICTIONS = {
     "group_by_length": "~1.3x tokens/s: the padded share of tokens falls from ~35 % to a few %",
     "bf16": "1.3-2x on matmuls (avx512_bf16, no AMX); less overall (casts, fp32 ops)",
     "bf16+bf16_base": "as bf16, plus no per-step weight casts; frozen weights take half the memory",
+    "all": "bf16 + bf16_base + group_by_length together: the product of their gains",
     "compile": "~1.1x from fused element-wise ops; long first-step compile",
 }
 FLOP_FORMULA = (
@@ -75,7 +76,7 @@ def training_table(model: dict[str, Any], peaks: dict[str, float]) -> list[str]:
             )
             continue
         peer = (
-            _find(rows, PEERS.get(row["method"], ""), row["method"])
+            _find(rows, PEERS.get(row["method"], ""), row["method"], row["variant"])
             if row["tool"] == "ours"
             else None
         )
@@ -156,15 +157,15 @@ def goals(name: str, model: dict[str, Any]) -> list[str]:
 def attempts(rows: list[dict[str, Any]]) -> list[str]:
     """Each optimisation variant against the plain row of the same method."""
     lines = [
-        "| attempt | method | predicted | measured tok/s × plain | memory × plain |",
-        "|---|---|---|---:|---:|",
+        "| attempt | tool | method | predicted | measured tok/s × plain | memory × plain |",
+        "|---|---|---|---|---:|---:|",
     ]
     for row in rows:
         if row["variant"] == "plain" or "error" in row:
             continue
         plain = _find(rows, row["tool"], row["method"])
         lines.append(
-            f"| {row['variant']} | {row['method']} | {PREDICTIONS.get(row['variant'], '')} "
+            f"| {row['variant']} | {row['tool']} | {row['method']} | {PREDICTIONS.get(row['variant'], '')} "
             f"| {_fmt(_ratio(row['tokens_per_s'], plain and plain['tokens_per_s']))} "
             f"| {_fmt(_ratio(row['peak_mb'], plain and plain['peak_mb']))} |"
         )
