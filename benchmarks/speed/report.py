@@ -23,7 +23,7 @@ FLOP_FORMULA = (
     "only) + attention score/value terms; N = parameters in matrix multiplications (not "
     "embeddings), T = padded tokens. Full fine-tuning: N_grad = N_train = N, so ≈ 6·N·T; "
     "adapters in every layer: ≈ 4·N·T; adapters only in the top k of L layers: "
-    "≈ (2 + 2k/L)·N·T. The numbers below are counted by torch.utils.flop_counter on a real step."
+    "≈ (2 + 2k/L)·N·T. The GFLOP column is counted by torch.utils.flop_counter on a real step."
 )
 
 
