@@ -60,3 +60,26 @@ def test_docs_section_keeps_other_sections(tmp_path: Path) -> None:
     text = docs.read_text()
     assert "serving" in text and "second" in text and "first" not in text
     assert text.count(report.START) == 1
+
+
+def test_goal_lines_judge_ratios() -> None:
+    def row(tool: str, method: str, tps: float, mb: float) -> dict:
+        return {
+            "tool": tool,
+            "method": method,
+            "variant": "plain",
+            "tokens_per_s": tps,
+            "peak_mb": mb,
+        }
+
+    rows = [
+        row("ours", "full", 100, 1000),
+        row("ours", "pfeiffer", 160, 500),
+        row("adapterhub", "pfeiffer", 150, 600),
+    ]
+    lines = report.goals("m", {"training": rows, "inference": {}})
+    pfeiffer = [line for line in lines if "pfeiffer" in line]
+    assert "÷ full (≥ 1.5): 1.60 — met" in pfeiffer[0]
+    assert "÷ adapterhub (≥ 1.2): 1.07 — **not met**" in pfeiffer[1]
+    assert "(≤ 0.6): 0.50 — met" in pfeiffer[2]
+    assert all("n/a" in line for line in lines if "lora" in line and "peft" in line)
