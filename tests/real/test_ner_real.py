@@ -12,11 +12,33 @@ from adapterkit.cli import main
 pytestmark = pytest.mark.real
 
 
-def test_houlsby_on_conll_slice_finds_entities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_houlsby_on_conll_slice_finds_entities(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "ner"
-    code = main(["train", "--model", "minilm", "--data", "conll2003", "--method", "houlsby", "--epochs", "3",
-                 "--max-train-samples", "800", "--max-eval-samples", "300", "--batch-size", "16",
-                 "--max-length", "64", "--output", str(out)])
+    code = main(
+        [
+            "train",
+            "--model",
+            "minilm",
+            "--data",
+            "conll2003",
+            "--method",
+            "houlsby",
+            "--epochs",
+            "3",
+            "--max-train-samples",
+            "800",
+            "--max-eval-samples",
+            "300",
+            "--batch-size",
+            "16",
+            "--max-length",
+            "64",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test"

@@ -12,10 +12,29 @@ from adapterkit.cli import main
 pytestmark = pytest.mark.real
 
 
-def test_pfeiffer_on_trec_slice_beats_chance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pfeiffer_on_trec_slice_beats_chance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "trec"
-    code = main(["train", "--model", "minilm", "--data", "trec", "--method", "pfeiffer", "--epochs", "2",
-                 "--max-train-samples", "320", "--max-length", "64", "--output", str(out)])
+    code = main(
+        [
+            "train",
+            "--model",
+            "minilm",
+            "--data",
+            "trec",
+            "--method",
+            "pfeiffer",
+            "--epochs",
+            "2",
+            "--max-train-samples",
+            "320",
+            "--max-length",
+            "64",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["support"] == 500  # the standard TREC test set
