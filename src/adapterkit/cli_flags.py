@@ -95,7 +95,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--lr",
         type=float,
-        help="peak learning rate (default: per method, 1e-3 adapters, 5e-5 full)",
+        help="peak learning rate (default: per method, 3e-3 bottleneck adapters, 1e-3 LoRA and head, 5e-5 full)",
     )
     t.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
     t.add_argument("--weight-decay", type=float, help="default 0.01")
@@ -108,6 +108,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="default auto")
     t.add_argument(
         "--save-steps", type=int, help="also checkpoint every N steps (default: each epoch)"
+    )
+    t.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch training examples of similar length together: less padding (default on)",
     )
 
 
@@ -126,6 +132,7 @@ TRAIN_FIELDS = (
     "seed",
     "precision",
     "save_steps",
+    "group_by_length",
 )
 RUN_FIELDS = (
     "model",

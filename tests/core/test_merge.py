@@ -33,12 +33,13 @@ def test_merged_lora_equals_unmerged(arch: str, use_rslora: bool) -> None:
         model.unmerge_adapter("a")
         after = main_output(model(**inputs, adapter=None))
     assert (unmerged - base_only).abs().max() > 1e-3  # the LoRA really changes outputs
-    assert (merged - unmerged).abs().max().item() <= 1e-5
+    # float32 rounding of W + s·BA versus W x + s·B(A x), through every adapted layer
+    torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=3e-5)
     # Unmerge subtracts the update again (in float64), so weights come back to within rounding.
     for name, param in model.base.named_parameters():
         if ".adapters." not in name:
             torch.testing.assert_close(param, original[name], rtol=1e-6, atol=1e-7, msg=name)
-    assert (after - base_only).abs().max().item() <= 1e-5
+    torch.testing.assert_close(after, base_only, rtol=1e-5, atol=3e-5)
 
 
 def test_bottleneck_cannot_merge() -> None:

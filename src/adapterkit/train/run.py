@@ -116,9 +116,12 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     )
     if options.max_eval_samples:
         splits.validation, splits.test = (
-            _sample(examples, options.max_eval_samples, config.seed) for examples in (splits.validation, splits.test)
+            _sample(examples, options.max_eval_samples, config.seed)
+            for examples in (splits.validation, splits.test)
         )
-        splits.notes.append(f"max_eval_samples: evaluating on at most {options.max_eval_samples} examples per split")
+        splits.notes.append(
+            f"max_eval_samples: evaluating on at most {options.max_eval_samples} examples per split"
+        )
     for note in splits.notes:
         log(f"data: {note}")
     log(
@@ -184,6 +187,7 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
         resume=options.resume,
         include_base=full,
         log=log,
+        group_by_length=config.group_by_length,
     )
     if result.state.history:
         plot_curves(
