@@ -144,3 +144,16 @@ def test_threads_do_not_trample_each_other() -> None:
     for thread in threads:
         thread.join()
     assert not errors, f"{len(errors)} calls saw another thread's adapter: {errors[:5]}"
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert", "gpt2", "llama", "t5"])
+def test_default_lora_targets_every_linear_layer_of_the_blocks(arch: str) -> None:
+    from adapterkit.inject import leaf_layers, resolve_targets
+
+    model = tiny_model(arch)
+    targets = set(resolve_targets(model, make_config("lora")))
+    # Every layer a bottleneck adapter sits on is a LoRA target too...
+    assert set(resolve_targets(model, make_config("houlsby"))) <= targets
+    # ...and so is every other linear layer inside a numbered block (not heads or poolers).
+    in_blocks = {name for name in leaf_layers(model) if any(p.isdigit() for p in name.split("."))}
+    assert targets == in_blocks, sorted(in_blocks - targets)

@@ -18,7 +18,7 @@ def test_readme_example_runs_on_real_minilm(tmp_path: Path) -> None:
     result = module.main(tmp_path)
     assert result["max_diff"] == 0.0  # reloaded bundle gives bit-identical logits
     assert 1.0 < result["topic_percent"] < 2.0  # Houlsby rf 16 + head on MiniLM
-    assert 0.2 < result["style_percent"] < 0.5  # LoRA r=8 on query/value
+    assert 1.0 < result["style_percent"] < 2.0  # LoRA r=8 on every linear layer of the blocks
     assert result["bundle_bytes"] < 0.03 * 90_868_376  # under 3% of the full model file
 
 
