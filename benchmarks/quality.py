@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import statistics
 from pathlib import Path
 
 import torch
@@ -57,19 +58,43 @@ PEERS = [
 ]
 
 
-def run_one(task: str, method: str, rerun: bool) -> dict:
-    """Train and evaluate one (task, method) pair, or reuse its finished run."""
+def run_dir(task: str, method: str, seed: int) -> Path:
+    """runs/quality/<task>-<method> for seed 0 (the headline run), ...-seed<N> for others."""
+    return RUNS / (f"{task}-{method}" if seed == 0 else f"{task}-{method}-seed{seed}")
+
+
+def run_one(task: str, method: str, rerun: bool, seed: int = 0) -> dict:
+    """Train and evaluate one (task, method, seed), or reuse its finished run."""
     spec = TASKS[task]
-    out = RUNS / f"{task}-{method}"
+    out = run_dir(task, method, seed)
     metrics_path = out / "metrics.json"
     if metrics_path.exists() and not rerun:
         return json.loads(metrics_path.read_text())
     options = RunOptions(
         data=spec["data"], method=method, max_length=spec["max_length"], output=str(out)
     )
-    config = TrainConfig(epochs=spec["epochs"], batch_size=spec["batch_size"], seed=0)
-    print(f"\n### {task} / {method}", flush=True)
+    config = TrainConfig(epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed)
+    print(f"\n### {task} / {method} / seed {seed}", flush=True)
     return train_adapter_run(options, config)
+
+
+def seed_scores(task: str, method: str) -> list[float]:
+    """The test metric of every finished seed of (task, method), seed 0 first."""
+    metric = TASKS[task]["metric"]
+    paths = [RUNS / f"{task}-{method}", *sorted(RUNS.glob(f"{task}-{method}-seed*"))]
+    return [
+        100 * json.loads((p / "metrics.json").read_text())[metric]
+        for p in paths
+        if (p / "metrics.json").exists()
+    ]
+
+
+def seeds_cell(task: str, method: str) -> str:
+    """'median (min-max, n seeds)' where other seeds ran, else '-'."""
+    scores = seed_scores(task, method)
+    if len(scores) < 2:
+        return "—"
+    return f"{statistics.median(scores):.1f} ({min(scores):.1f}–{max(scores):.1f}, {len(scores)})"
 
 
 def write_report(path: Path) -> None:
@@ -91,7 +116,8 @@ def write_report(path: Path) -> None:
         bundle = max(m["bundle_bytes"] for m, _ in cells.values())
         minutes = " / ".join(f"{m['train_seconds'] / 60:.1f}" for m, _ in cells.values())
         rows.append(
-            f"| {method} | {score['trec']} | {score['conll2003']} | {any_metrics['trainable_percent']:.2f} | "
+            f"| {method} | {score['trec']} | {seeds_cell('trec', method)} | {score['conll2003']} | "
+            f"{any_metrics['trainable_percent']:.2f} | "
             f"{bundle / 1e6:.2f} MB ({100 * bundle / FULL_MODEL_BYTES:.1f} %) | {any_metrics['lr']:g} | {minutes} |"
         )
     lines = [
@@ -107,14 +133,19 @@ def write_report(path: Path) -> None:
         "default mode; strict-IOB2 F1 is in each run's metrics.json as strict_f1) on the standard test set. "
         "Early stopping (patience 2) on the validation split; the best epoch is evaluated.",
         "",
-        "| method | TREC-6 test acc | CoNLL-2003 test F1 | trainable % (TREC) | bundle (% of full model file) "
-        "| lr | wall minutes (TREC / CoNLL) |",
-        "|---|---|---|---|---|---|---|",
+        "| method | TREC-6 test acc | TREC-6 over seeds: median (range, n) | CoNLL-2003 test F1 | "
+        "trainable % (TREC) | bundle (% of full model file) | lr | train minutes (TREC / CoNLL) |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
+        "TREC-6's test set has 500 questions (one question = 0.2 points), so single-seed differences "
+        "under ~1 point are noise; `--seeds 0 1 2` adds runs with other seeds (initialisation, "
+        "shuffling, dropout, the carved validation split) and the seeds column gives their median.",
+        "",
         "Trainable % counts the adapter plus its task head over base + adapter + head. The `full` bundle holds the "
-        "whole model; the adapter bundles hold the adapter and head only. Wall minutes include evaluation and "
-        "were taken on a machine shared with other jobs: they are not a speed benchmark (see docs/benchmarks.md).",
+        "whole model; the adapter bundles hold the adapter and head only. Train minutes are the training loop's "
+        "time (with the per-epoch validation, without the final evaluations) at one torch thread beside "
+        "a second run: they are not a speed benchmark (see docs/benchmarks.md).",
         "",
         "## Peer reference points (quoted from the issue, measured elsewhere; not produced by this script)",
         "",
@@ -140,6 +171,9 @@ def main() -> None:
     )
     parser.add_argument("--report-only", action="store_true", help="only rebuild docs/results.md")
     parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="seeds to run (default: 0 only)"
+    )
+    parser.add_argument(
         "--shard",
         default="0/1",
         help="I/N: run every N-th (task, method) pair from I, to run N processes side by side",
@@ -148,9 +182,9 @@ def main() -> None:
     args = parser.parse_args()
     index, count = (int(x) for x in args.shard.split("/"))
     if not args.report_only:
-        pairs = [(task, method) for task in args.tasks for method in args.methods]
-        for task, method in pairs[index::count]:
-            run_one(task, method, args.rerun)
+        runs = [(t, m, seed) for seed in args.seeds for t in args.tasks for m in args.methods]
+        for task, method, seed in runs[index::count]:
+            run_one(task, method, args.rerun, seed)
             write_report(Path(args.out))
     write_report(Path(args.out))
 
