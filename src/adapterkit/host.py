@@ -18,6 +18,10 @@ from adapterkit.methods.base import AdapterModule
 from adapterkit.routing import Routing, current_routing
 
 LEAF_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, Conv1D)
+# From this many distinct adapters in one mixed batch, a layer asks the adapters' class to
+# run them in one batched pass (AdapterModule.forward_rows): below it, one small group
+# of ops per adapter is as cheap.
+BATCH_ROWS_FROM = 3
 
 
 def layer_features(layer: nn.Module) -> tuple[int, int]:
@@ -85,6 +89,11 @@ class AdapterHost(nn.Module):
                 f"per-row routing got {routing.batch_size} names but a layer saw batch {x.shape[0]}; "
                 "this model reshapes the batch dimension, so route one adapter per call"
             )
+        present = [name for name in routing.groups if name in self.adapters]
+        if len(present) >= BATCH_ROWS_FROM:
+            batched = self._forward_rows(routing, present, x, out)
+            if batched is not None:
+                return batched
         result = out
         for name, rows in routing.groups.items():
             if name not in self.adapters:
@@ -95,6 +104,21 @@ class AdapterHost(nn.Module):
             )
             result = result.index_copy(0, rows, adapted)
         return result
+
+    def _forward_rows(
+        self, routing: Routing, present: list[str], x: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor | None:
+        """All routed adapters of this layer in one batched pass, when their class can do it."""
+        modules = [self.adapters[name] for name in present]
+        kind = type(modules[0])
+        readers = {self.reads_block.get(name) for name in present}
+        if any(type(m) is not kind for m in modules) or len(readers) != 1:
+            return None
+        slot = torch.full((routing.batch_size,), -1, dtype=torch.long, device=out.device)
+        for position, name in enumerate(present):
+            slot[routing.groups[name].to(out.device)] = position
+        block_input = self._block_input(routing, present[0], None)
+        return kind.forward_rows(modules, slot, x, out, block_input)
 
     def _block_input(
         self, routing: Routing, name: str, rows: torch.Tensor | None

@@ -84,3 +84,35 @@ def test_mixed_batch_equals_rows_alone(arch: str, method: str) -> None:
         # The adapters really act: A's row differs from the base.
         base_row = main_output(model(**{k: v[:1] for k, v in inputs.items()}, adapter=None))
     assert (mixed[:1] - base_row).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize("method", ["houlsby", "pfeiffer", "parallel"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
+    arch: str, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapterkit.methods.bottleneck.layer import BottleneckAdapter
+
+    model = AdaptedModel(tiny_model(arch))
+    names = ["A", "B", "C", "D"]
+    for name in names:
+        model.add_adapter(name, tiny_config(method))
+        _randomise_adapter(model, name)
+    calls = []
+    original = BottleneckAdapter.forward_rows.__func__
+
+    def spy(cls, *args):
+        calls.append(result := original(cls, *args))
+        return result
+
+    monkeypatch.setattr(BottleneckAdapter, "forward_rows", classmethod(spy))
+    inputs = tiny_inputs(arch, batch=6)
+    routes = ["C", "A", None, "D", "B", "A"]
+    with torch.no_grad():
+        mixed = main_output(model(**inputs, adapter=routes))
+        assert calls and all(result is not None for result in calls)  # the batched path ran
+        for row, name in enumerate(routes):
+            alone = main_output(
+                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
+            )
+            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-5)

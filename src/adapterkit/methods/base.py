@@ -68,3 +68,20 @@ class AdapterModule(nn.Module):
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def forward_rows(
+        cls,
+        modules: list[AdapterModule],
+        slot: torch.Tensor,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """Apply a different module of this class to each row in one batched computation.
+
+        ``slot`` (B,) gives each row's index into ``modules``, or -1 for rows that keep
+        ``base_out``. Returns None when these modules cannot be batched together (then
+        the host runs them one group of rows at a time); the default never batches.
+        """
+        return None
