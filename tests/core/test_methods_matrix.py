@@ -86,26 +86,28 @@ def test_mixed_batch_equals_rows_alone(arch: str, method: str) -> None:
     assert (mixed[:1] - base_row).abs().max().item() > 1e-3
 
 
-@pytest.mark.parametrize("method", ["houlsby", "pfeiffer", "parallel"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("arch", ARCHS)
 def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     arch: str, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from adapterkit.methods.bottleneck.layer import BottleneckAdapter
+    from adapterkit.methods.lora.layer import LoraAdapter
 
+    module_class = LoraAdapter if method == "lora" else BottleneckAdapter
     model = AdaptedModel(tiny_model(arch))
     names = ["A", "B", "C", "D"]
     for name in names:
         model.add_adapter(name, tiny_config(method))
         _randomise_adapter(model, name)
     calls = []
-    original = BottleneckAdapter.forward_rows.__func__
+    original = module_class.forward_rows.__func__
 
     def spy(cls, *args):
         calls.append(result := original(cls, *args))
         return result
 
-    monkeypatch.setattr(BottleneckAdapter, "forward_rows", classmethod(spy))
+    monkeypatch.setattr(module_class, "forward_rows", classmethod(spy))
     inputs = tiny_inputs(arch, batch=6)
     routes = ["C", "A", None, "D", "B", "A"]
     with torch.no_grad():

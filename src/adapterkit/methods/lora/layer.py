@@ -45,3 +45,38 @@ class LoraAdapter(AdapterModule):
     def delta_weight(self) -> torch.Tensor:
         """The update ``s · B A`` as an (out, in) matrix."""
         return self.scaling * (self.lora_B.weight @ self.lora_A.weight)
+
+    @classmethod
+    def forward_rows(
+        cls,
+        modules: list[AdapterModule],
+        slot: torch.Tensor,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """Many LoRAs of one rank in one pass, each row with its own A and B (as Punica
+        and S-LoRA batch them): two batched matmuls instead of a group of ops per LoRA.
+        Only in eval mode or without dropout, for LoRAs sharing shapes and dtype."""
+        first = modules[0]
+        same = all(
+            isinstance(m, LoraAdapter)
+            and m.lora_A.weight.shape == first.lora_A.weight.shape
+            and m.lora_A.weight.dtype == first.lora_A.weight.dtype
+            and (not m.training or m.dropout.p == 0.0)
+            for m in modules
+        )
+        if not same:
+            return None
+        dtype = first.lora_A.weight.dtype
+        zero_a, zero_b = (
+            torch.zeros_like(first.lora_A.weight),
+            torch.zeros_like(first.lora_B.weight),
+        )
+        a = torch.stack([*(m.lora_A.weight for m in modules), zero_a])  # (L+1, r, in)
+        b = torch.stack([*(m.lora_B.weight for m in modules), zero_b])  # (L+1, out, r)
+        scale = torch.tensor([*(m.scaling for m in modules), 0.0], dtype=dtype, device=slot.device)
+        index = torch.where(slot < 0, len(modules), slot)  # (B,): -1 -> the zero slot
+        low = torch.bmm(x.to(dtype), a[index].transpose(1, 2))  # (B, T, r)
+        delta = torch.bmm(low, b[index].transpose(1, 2))  # (B, T, out)
+        return base_out + (scale[index].view(-1, 1, 1) * delta).to(base_out.dtype)
