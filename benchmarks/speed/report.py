@@ -41,8 +41,10 @@ NOTES = [
     "- **Caching frozen lower-layer outputs** when adapters sit only in upper layers: not "
     "attempted (it needs a partial forward per architecture, and is exact only with dropout "
     "off in the frozen layers); the adapted-layers curve bounds its gain.",
-    "- **Fused ops for mixed-adapter batches** belong to serving (see the Serving section); "
-    "training runs one adapter per batch.",
+    "- **Batched adapter ops for mixed batches**: from 3 distinct adapters in one batch, each "
+    "layer runs them row-batched (`AdapterModule.forward_rows`: weights gathered per row, two "
+    "batched matmuls) instead of a group of small ops per adapter; it serves the Serving section's "
+    "16-adapter row. Training runs one adapter per batch, so it does not touch these tables.",
 ]
 
 
