@@ -85,3 +85,13 @@ class AdapterModule(nn.Module):
         the host runs them one group of rows at a time); the default never batches.
         """
         return None
+
+
+def gather_per_row(tensors: list[torch.Tensor], slot: torch.Tensor) -> torch.Tensor:
+    """Stack one tensor per module plus a zero slot, and pick each row's: (B, *shape).
+
+    ``slot`` (B,) indexes ``tensors``; -1 picks the zeros, so those rows get no update.
+    Shared by the ``forward_rows`` implementations.
+    """
+    stacked = torch.stack([*tensors, torch.zeros_like(tensors[0])])  # (N+1, *shape)
+    return stacked[torch.where(slot < 0, len(tensors), slot)]

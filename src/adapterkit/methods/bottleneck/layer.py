@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.base import AdapterModule, gather_per_row
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -93,20 +93,13 @@ class BottleneckAdapter(AdapterModule):
         if not same or source is None:
             return None
         dtype = first.down.weight.dtype
-        zeros = [
-            torch.zeros_like(t)
-            for t in (first.down.weight, first.down.bias, first.up.weight, first.up.bias)
-        ]
-        w_down = torch.stack([*(m.down.weight for m in modules), zeros[0]])  # (A+1, r, C_src)
-        b_down = torch.stack([*(m.down.bias for m in modules), zeros[1]])  # (A+1, r)
-        w_up = torch.stack([*(m.up.weight for m in modules), zeros[2]])  # (A+1, C, r)
-        b_up = torch.stack([*(m.up.bias for m in modules), zeros[3]])  # (A+1, C)
-        scale = torch.tensor([*(m.scaling for m in modules), 0.0], dtype=dtype, device=slot.device)
-        index = torch.where(slot < 0, len(modules), slot)  # (B,): -1 -> the zero slot
-        hidden = torch.baddbmm(
-            b_down[index].unsqueeze(1), source.to(dtype), w_down[index].transpose(1, 2)
-        )  # (B, T, r)
-        delta = torch.baddbmm(
-            b_up[index].unsqueeze(1), first.act(hidden), w_up[index].transpose(1, 2)
-        )  # (B, T, C)
-        return base_out + (scale[index].view(-1, 1, 1) * delta).to(base_out.dtype)
+        w_down = gather_per_row([m.down.weight for m in modules], slot)  # (B, r, C_src)
+        b_down = gather_per_row([m.down.bias for m in modules], slot)  # (B, r)
+        w_up = gather_per_row([m.up.weight for m in modules], slot)  # (B, C, r)
+        b_up = gather_per_row([m.up.bias for m in modules], slot)  # (B, C)
+        scale = gather_per_row(
+            [torch.tensor(m.scaling, dtype=dtype, device=slot.device) for m in modules], slot
+        )
+        hidden = torch.baddbmm(b_down.unsqueeze(1), source.to(dtype), w_down.transpose(1, 2))
+        delta = torch.baddbmm(b_up.unsqueeze(1), first.act(hidden), w_up.transpose(1, 2))
+        return base_out + (scale.view(-1, 1, 1) * delta).to(base_out.dtype)

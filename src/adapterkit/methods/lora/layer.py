@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.base import AdapterModule, gather_per_row
 
 
 class LoraAdapter(AdapterModule):
@@ -69,14 +69,11 @@ class LoraAdapter(AdapterModule):
         if not same:
             return None
         dtype = first.lora_A.weight.dtype
-        zero_a, zero_b = (
-            torch.zeros_like(first.lora_A.weight),
-            torch.zeros_like(first.lora_B.weight),
+        a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
+        b = gather_per_row([m.lora_B.weight for m in modules], slot)  # (B, out, r)
+        scale = gather_per_row(
+            [torch.tensor(m.scaling, dtype=dtype, device=slot.device) for m in modules], slot
         )
-        a = torch.stack([*(m.lora_A.weight for m in modules), zero_a])  # (L+1, r, in)
-        b = torch.stack([*(m.lora_B.weight for m in modules), zero_b])  # (L+1, out, r)
-        scale = torch.tensor([*(m.scaling for m in modules), 0.0], dtype=dtype, device=slot.device)
-        index = torch.where(slot < 0, len(modules), slot)  # (B,): -1 -> the zero slot
-        low = torch.bmm(x.to(dtype), a[index].transpose(1, 2))  # (B, T, r)
-        delta = torch.bmm(low, b[index].transpose(1, 2))  # (B, T, out)
-        return base_out + (scale[index].view(-1, 1, 1) * delta).to(base_out.dtype)
+        low = torch.bmm(x.to(dtype), a.transpose(1, 2))  # (B, T, r)
+        delta = torch.bmm(low, b.transpose(1, 2))  # (B, T, out)
+        return base_out + (scale.view(-1, 1, 1) * delta).to(base_out.dtype)
