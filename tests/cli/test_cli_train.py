@@ -115,13 +115,13 @@ def test_yaml_config_and_flag_override(workspace: Path, tmp_path: Path) -> None:
     assert "method: lora" in used and "lr: 0.003" in used and "r: 2" in used
 
 
-def test_length_grouping_is_on_by_default_and_can_be_switched_off(
+def test_length_grouping_is_off_by_default_and_can_be_switched_on(
     workspace: Path, tmp_path: Path
 ) -> None:
-    assert _train(workspace, tmp_path / "grouped", "--epochs", "1") == 0
-    assert "group_by_length: true" in (tmp_path / "grouped" / "config.yaml").read_text()
-    assert _train(workspace, tmp_path / "plain", "--epochs", "1", "--no-group-by-length") == 0
+    assert _train(workspace, tmp_path / "plain", "--epochs", "1") == 0
     assert "group_by_length: false" in (tmp_path / "plain" / "config.yaml").read_text()
+    assert _train(workspace, tmp_path / "grouped", "--epochs", "1", "--group-by-length") == 0
+    assert "group_by_length: true" in (tmp_path / "grouped" / "config.yaml").read_text()
 
 
 def test_resume_after_interruption_matches_uninterrupted(

@@ -66,10 +66,13 @@ class TrainConfig:
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
     dataloader_workers: int = 0
     """Workers for batching (0: in the training process)."""
-    group_by_length: bool = True
+    group_by_length: bool = False
     """Batch training examples of similar length together (as transformers'
-    LengthGroupedSampler does), so dynamic padding pads little; each example's loss is
-    unchanged, only which examples share a batch differs."""
+    LengthGroupedSampler does), so dynamic padding pads little: ~1.7x the tokens/s on
+    CoNLL-2003 batches here. Off by default because it costs quality: each batch's loss
+    is a mean over its tokens, so grouped batches of short sentences weigh each of their
+    tokens more, and CoNLL-2003 validation F1 fell ~1.3 points with it (Houlsby, full
+    budget; docs/defaults_study.md)."""
 
     def __post_init__(self) -> None:
         checks = [
