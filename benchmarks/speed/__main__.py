@@ -32,6 +32,7 @@ MATRIX: list[tuple[str, str, dict[str, Any]]] = [
     ("ours", "houlsby", {}),
     ("ours", "pfeiffer", {}),
     ("ours", "lora", {}),
+    ("ours", "floor", {}),  # frozen base, backward to the input, no adapter: a speed bound
     ("peft", "lora", {}),
     ("adapterhub", "pfeiffer", {}),
     ("adapterhub", "houlsby", {}),

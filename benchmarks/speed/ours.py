@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.speed.ours --spec '{"method": "pfeiffer"}' --out r.json
 
 ``spec.extra["mode"]`` picks the job: ``train`` (default; also ``method="full"``, the
-plain transformers model with every weight trainable), ``inference``, or ``scaling``.
+plain transformers model with every weight trainable, and ``method="floor"``, the frozen
+base backpropagating to its input with no adapter), ``inference``, or ``scaling``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def adapter_config(spec: Spec, method: str):
 def build(spec: Spec, method: str) -> tuple[nn.Module, Forward, list[nn.Parameter], float]:
     """The model, its forward (batch -> hidden states), trainable parameters, baseline MiB."""
     base, baseline = build_base(spec)
+    if method == "floor":
+        # The frozen base with gradients flowing back to its input embeddings and no
+        # adapter at all: the matmuls every adapter-in-every-layer tool must run, at these
+        # numerics. No implementation of an adapter can be faster than this row.
+        base.requires_grad_(False)
+        base.get_input_embeddings().register_forward_hook(
+            lambda _module, _inputs, output: output.requires_grad_()
+        )
+        method = "base"
     if method in ("full", "base"):
         base.requires_grad_(method == "full")
 

@@ -140,6 +140,26 @@ def goals(name: str, model: dict[str, Any]) -> list[str]:
         )
         memory = _ratio(ours and ours["peak_mb"], full and full["peak_mb"])
         check(f"{method} peak memory ÷ full (≤ 0.6)", memory, memory is not None and memory <= 0.6)
+    # The floor row (frozen base, backward to its input, no adapter) bounds what any
+    # implementation of an adapter in every layer can reach at the same numerics.
+    floor = _find(rows, "ours", "floor")
+    bound = _ratio(floor and floor["tokens_per_s"], full and full["tokens_per_s"])
+    if bound is not None:
+        lines.append(f"- {name}: bound: frozen-base floor tokens/s ÷ full: {bound:.2f}")
+    for method in ADAPTERS:
+        peer = _find(rows, PEERS[method], method)
+        bound = _ratio(floor and floor["tokens_per_s"], peer and peer["tokens_per_s"])
+        if bound is not None:
+            lines.append(
+                f"- {name}: bound: frozen-base floor tokens/s ÷ {PEERS[method]} {method}: "
+                f"{bound:.2f} (no {method} at these numerics can beat {PEERS[method]} by more)"
+            )
+    floor_memory = _ratio(floor and floor["peak_mb"], full and full["peak_mb"])
+    if floor_memory is not None:
+        lines.append(
+            f"- {name}: bound: frozen-base floor peak memory ÷ full: {floor_memory:.2f} "
+            "(the activations any adapter in every layer must keep)"
+        )
     inference = model["inference"].get("inference")
     if inference:
         base = inference["base@64"]

@@ -27,7 +27,14 @@ def test_quick_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     rows = results["models"]["tiny"]["training"]
     for row in rows:
         assert set(row) >= TRAIN_KEYS, row
-    assert {r["method"] for r in rows} == {"full", *report.ADAPTERS}
+    assert {r["method"] for r in rows} == {"full", "floor", *report.ADAPTERS}
+    by_method = {r["method"]: r for r in rows}
+    # The floor trains the head alone but backpropagates through the whole frozen base.
+    assert by_method["floor"]["trainable_params"] < by_method["lora"]["trainable_params"]
+    assert (
+        by_method["floor"]["flops_per_padded_token"]
+        > 0.6 * (by_method["pfeiffer"]["flops_per_padded_token"])
+    )
     inference = results["models"]["tiny"]["inference"]["inference"]
     assert {"base@1", "pfeiffer@64", "lora-merged@64"} <= set(inference)
     assert (work / "speed_scaling.png").stat().st_size > 1000
@@ -76,6 +83,7 @@ def test_goal_lines_judge_ratios() -> None:
         row("ours", "full", 100, 1000),
         row("ours", "pfeiffer", 160, 500),
         row("adapterhub", "pfeiffer", 150, 600),
+        row("ours", "floor", 180, 450),
     ]
     lines = report.goals("m", {"training": rows, "inference": {}})
     pfeiffer = [line for line in lines if "pfeiffer" in line]
@@ -83,3 +91,6 @@ def test_goal_lines_judge_ratios() -> None:
     assert "÷ adapterhub (≥ 1.2): 1.07 — **not met**" in pfeiffer[1]
     assert "(≤ 0.6): 0.50 — met" in pfeiffer[2]
     assert all("n/a" in line for line in lines if "lora" in line and "peft" in line)
+    assert "- m: bound: frozen-base floor tokens/s ÷ full: 1.80" in lines
+    assert any("floor tokens/s ÷ adapterhub pfeiffer: 1.20" in line for line in lines)
+    assert "- m: bound: frozen-base floor peak memory ÷ full: 0.45" in "\n".join(lines)
