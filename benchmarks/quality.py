@@ -6,6 +6,7 @@ Every number in docs/results.md comes from this script:
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 0/2 &   # or two halves
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 1/2     # side by side
     .venv/bin/python -m benchmarks.quality --tasks trec --methods lora
+    .venv/bin/python -m benchmarks.quality --grouped --seeds 0    # the length-grouped comparison
     .venv/bin/python -m benchmarks.quality --report-only          # rebuild the table from runs/quality
 
 Each (task, method) run uses the method's default hyperparameters (what a user who
@@ -58,23 +59,27 @@ PEERS = [
 ]
 
 
-def run_dir(task: str, method: str, seed: int) -> Path:
-    """runs/quality/<task>-<method> for seed 0 (the headline run), ...-seed<N> for others."""
-    return RUNS / (f"{task}-{method}" if seed == 0 else f"{task}-{method}-seed{seed}")
+def run_dir(task: str, method: str, seed: int, grouped: bool = False) -> Path:
+    """runs/quality/<task>-<method> for seed 0 (the headline run), ...-seed<N> for others;
+    ``-grouped`` before the seed for runs with length-grouped batches."""
+    name = f"{task}-{method}" + ("-grouped" if grouped else "")
+    return RUNS / (name if seed == 0 else f"{name}-seed{seed}")
 
 
-def run_one(task: str, method: str, rerun: bool, seed: int = 0) -> dict:
+def run_one(task: str, method: str, rerun: bool, seed: int = 0, grouped: bool = False) -> dict:
     """Train and evaluate one (task, method, seed), or reuse its finished run."""
     spec = TASKS[task]
-    out = run_dir(task, method, seed)
+    out = run_dir(task, method, seed, grouped)
     metrics_path = out / "metrics.json"
     if metrics_path.exists() and not rerun:
         return json.loads(metrics_path.read_text())
     options = RunOptions(
         data=spec["data"], method=method, max_length=spec["max_length"], output=str(out)
     )
-    config = TrainConfig(epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed)
-    print(f"\n### {task} / {method} / seed {seed}", flush=True)
+    config = TrainConfig(
+        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, group_by_length=grouped
+    )
+    print(f"\n### {task} / {method} / seed {seed}" + (" / grouped" if grouped else ""), flush=True)
     return train_adapter_run(options, config)
 
 
@@ -95,6 +100,46 @@ def seeds_cell(task: str, method: str) -> str:
     if len(scores) < 2:
         return "—"
     return f"{statistics.median(scores):.1f} ({min(scores):.1f}–{max(scores):.1f}, {len(scores)})"
+
+
+def grouped_lines() -> list[str]:
+    """A table of the length-grouped runs (``--grouped``) against the default, where any ran."""
+    rows = []
+    for method in METHODS:
+        cells, minutes = [], []
+        for task, spec in TASKS.items():
+            grouped, plain = (run_dir(task, method, 0, g) / "metrics.json" for g in (True, False))
+            if not grouped.exists():
+                cells.append("not run")
+                minutes.append("–")
+                continue
+            metrics = json.loads(grouped.read_text())
+            score = 100 * metrics[spec["metric"]]
+            cell, time_cell = f"{score:.1f}", f"{metrics['train_seconds'] / 60:.1f}"
+            if plain.exists():
+                default = json.loads(plain.read_text())
+                cell += f" ({score - 100 * default[spec['metric']]:+.1f})"
+                time_cell += f" ({default['train_seconds'] / 60:.1f})"
+            cells.append(cell)
+            minutes.append(time_cell)
+        if any(c != "not run" for c in cells):
+            rows.append(f"| {method} | " + " | ".join(cells) + " | " + " / ".join(minutes) + " |")
+    if not rows:
+        return []
+    return [
+        "## With length-grouped batches (`--group-by-length`, `--grouped` here)",
+        "",
+        "The same runs with training batches grouped by length (seed 0); in parentheses the "
+        "difference to the default shuffled batches above, and the default's train minutes. "
+        "Grouping pads less, so it trains faster; it is off by default for what it costs in quality.",
+        "",
+        "| method | "
+        + " | ".join(f"{t} test {s['metric']}" for t, s in TASKS.items())
+        + " | train minutes (TREC / CoNLL) |",
+        "|---|" + "---|" * (len(TASKS) + 1),
+        *rows,
+        "",
+    ]
 
 
 def write_report(path: Path) -> None:
@@ -127,8 +172,8 @@ def write_report(path: Path) -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, torch {torch.__version__}; the runs "
         "went as two processes side by side (`--shard 0/2` and `--shard 1/2`, OMP_NUM_THREADS=1 each). "
         "Model: all-MiniLM-L6-v2 (`minilm`). Seed 0. Default hyperparameters of each method (no --lr, no "
-        "method options given; how they were chosen: docs/defaults_study.md), length-grouped batches (the "
-        "default). TREC-6: batch 32, max length 64, 5 epochs, test = the standard 500 questions. "
+        "method options given; how they were chosen: docs/defaults_study.md), shuffled batches (the "
+        "default: no length grouping). TREC-6: batch 32, max length 64, 5 epochs, test = the standard 500 questions. "
         "CoNLL-2003: batch 16, max length 128, 2 epochs, entity-level F1 by the conlleval rules (seqeval's "
         "default mode; strict-IOB2 F1 is in each run's metrics.json as strict_f1) on the standard test set. "
         "Early stopping (patience 2) on the validation split; the best epoch is evaluated.",
@@ -147,6 +192,7 @@ def write_report(path: Path) -> None:
         "time (with the per-epoch validation, without the final evaluations) at one torch thread beside "
         "a second run: they are not a speed benchmark (see docs/benchmarks.md).",
         "",
+        *grouped_lines(),
         "## Peer reference points (quoted from the issue, measured elsewhere; not produced by this script)",
         "",
         "| method | TREC-6 test acc | CoNLL-2003 test F1 | trainable % |",
@@ -178,13 +224,18 @@ def main() -> None:
         default="0/1",
         help="I/N: run every N-th (task, method) pair from I, to run N processes side by side",
     )
+    parser.add_argument(
+        "--grouped",
+        action="store_true",
+        help="train with length-grouped batches instead (runs/quality/<task>-<method>-grouped)",
+    )
     parser.add_argument("--out", default="docs/results.md")
     args = parser.parse_args()
     index, count = (int(x) for x in args.shard.split("/"))
     if not args.report_only:
         runs = [(t, m, seed) for seed in args.seeds for t in args.tasks for m in args.methods]
         for task, method, seed in runs[index::count]:
-            run_one(task, method, args.rerun, seed)
+            run_one(task, method, args.rerun, seed, args.grouped)
             write_report(Path(args.out))
     write_report(Path(args.out))
 
