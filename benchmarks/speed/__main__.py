@@ -42,6 +42,8 @@ MATRIX: list[tuple[str, str, dict[str, Any]]] = [
 VARIANTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("group_by_length", "ours", "pfeiffer", {"group_by_length": True}),
     ("group_by_length", "ours", "full", {"group_by_length": True}),
+    ("no_attn_dropout", "ours", "pfeiffer", {"attention_dropout": 0.0}),
+    ("no_attn_dropout", "ours", "full", {"attention_dropout": 0.0}),
     ("bf16", "ours", "pfeiffer", {"precision": "bf16"}),
     ("bf16", "ours", "lora", {"precision": "bf16"}),
     ("bf16", "ours", "full", {"precision": "bf16"}),

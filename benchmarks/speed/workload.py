@@ -86,6 +86,9 @@ class Spec:
     base_dtype: str = "fp32"
     """fp32, or bf16: frozen base weights stored in bf16, adapters kept in fp32 (ours only)."""
     group_by_length: bool = False
+    attention_dropout: float | None = None
+    """Override the model's attention-probability dropout (None: the model's own). At 0,
+    SDPA can run its fused flash kernel, which keeps no (B, H, T, T) probabilities."""
     compile: bool = False
     device: str = "cpu"
     fixed_length: int | None = None
@@ -110,14 +113,25 @@ def build_base(spec: Spec) -> tuple[nn.Module, float]:
     Also returns the resident MiB just before the weights were made (after the model
     classes were imported): the baseline that peak training memory is measured from.
     """
-    from transformers import AutoModel, BertConfig, BertModel, LlamaConfig, LlamaModel
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        BertConfig,
+        BertModel,
+        LlamaConfig,
+        LlamaModel,
+    )
 
     from benchmarks.speed.measure import rss_mb
 
     torch.manual_seed(spec.seed)
     baseline = rss_mb()
     if spec.model == "minilm":
-        model = AutoModel.from_pretrained(spec.model_path, attn_implementation="sdpa")
+        config = AutoConfig.from_pretrained(spec.model_path)
+        _set_attention_dropout(config, spec.attention_dropout)
+        model = AutoModel.from_pretrained(
+            spec.model_path, config=config, attn_implementation="sdpa"
+        )
     else:
         values = dict(RANDOM_CONFIGS[spec.model])
         kind = values.pop("kind")
@@ -126,8 +140,21 @@ def build_base(spec: Spec) -> tuple[nn.Module, float]:
         )
         config = config_class(**values, pad_token_id=0)
         config._attn_implementation = "sdpa"
+        _set_attention_dropout(config, spec.attention_dropout)
         model = model_class(config)
     return model.to(spec.device).train(), baseline
+
+
+# What attention-probability dropout is called in BERT-, Llama- and GPT-2-style configs.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def _set_attention_dropout(config: Any, value: float | None) -> None:
+    if value is None:
+        return
+    for key in ATTENTION_DROPOUT_KEYS:
+        if hasattr(config, key):
+            setattr(config, key, value)
 
 
 def example_lengths(spec: Spec) -> list[int]:

@@ -188,3 +188,31 @@ def test_bf16_frozen_base_is_close_to_fp32(method: str) -> None:
     (loss32, grads32), (loss16, grads16) = results
     assert loss16 == pytest.approx(loss32, rel=2e-2)
     assert torch.nn.functional.cosine_similarity(grads32, grads16, dim=0) > 0.98
+
+
+def _backward_ops(output: torch.Tensor) -> set[str]:
+    """Names of every autograd node behind ``output``."""
+    seen, stack, names = set(), [output.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(node.name())
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("model_name", ["tiny", "tiny-llama"])
+def test_no_attention_dropout_switch_takes_the_fused_attention_kernel(model_name: str) -> None:
+    from benchmarks.speed.workload import Spec, build_base
+
+    batch = _batch([5, 3], 6)
+    for dropout, fused in ((0.1, False), (0.0, True)):
+        base, _ = build_base(Spec(model=model_name, attention_dropout=dropout))
+        base.get_input_embeddings().register_forward_hook(lambda _m, _i, out: out.requires_grad_())
+        hidden = base(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        flash = any("FlashAttention" in name for name in _backward_ops(hidden))
+        assert flash is fused, (model_name, dropout)
