@@ -110,6 +110,13 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         "--save-steps", type=int, help="also checkpoint every N steps (default: each epoch)"
     )
     t.add_argument(
+        "--activation-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recompute each block in the backward pass: much less memory, ~1 more forward of "
+        "compute (default off)",
+    )
+    t.add_argument(
         "--group-by-length",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -133,6 +140,7 @@ TRAIN_FIELDS = (
     "precision",
     "save_steps",
     "group_by_length",
+    "activation_checkpointing",
 )
 RUN_FIELDS = (
     "model",

@@ -67,6 +67,9 @@ class TrainConfig:
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
     dataloader_workers: int = 0
     """Workers for batching (0: in the training process)."""
+    activation_checkpointing: bool = False
+    """Keep only each transformer block's inputs and recompute the block in the backward
+    pass: much less activation memory for about one more forward pass of compute."""
     group_by_length: bool = False
     """Batch training examples of similar length together (as transformers'
     LengthGroupedSampler does), so dynamic padding pads little: ~1.7x the tokens/s on

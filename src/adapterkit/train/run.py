@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import yaml
 
+from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.data import load_data
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
@@ -145,6 +146,8 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     full = options.method == "full"
     if full:
         base.requires_grad_(True)
+    if config.activation_checkpointing:
+        enable_activation_checkpointing(base)
     report = model.parameter_report(name) if not full else model.parameter_report()
     if report.trainable == 0:  # e.g. "head" on a causal LM, whose head is the frozen LM head
         raise AdapterkitError(
