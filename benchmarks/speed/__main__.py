@@ -32,7 +32,7 @@ MATRIX: list[tuple[str, str, dict[str, Any]]] = [
     ("ours", "houlsby", {}),
     ("ours", "pfeiffer", {}),
     ("ours", "lora", {}),
-    ("ours", "floor", {}),  # frozen base, backward to the input, no adapter: a speed bound
+    ("ours", "floor", {}),  # frozen base, backward from block 0 on, no adapter: a speed bound
     ("peft", "lora", {}),
     ("adapterhub", "pfeiffer", {}),
     ("adapterhub", "houlsby", {}),
@@ -44,6 +44,9 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("group_by_length", "ours", "full", {"group_by_length": True}),
     ("no_attn_dropout", "ours", "pfeiffer", {"attention_dropout": 0.0}),
     ("no_attn_dropout", "ours", "full", {"attention_dropout": 0.0}),
+    ("checkpointing", "ours", "pfeiffer", {"activation_checkpointing": True}),
+    ("checkpointing", "ours", "lora", {"activation_checkpointing": True}),
+    ("checkpointing", "ours", "full", {"activation_checkpointing": True}),
     ("bf16", "ours", "pfeiffer", {"precision": "bf16"}),
     ("bf16", "ours", "lora", {"precision": "bf16"}),
     ("bf16", "ours", "full", {"precision": "bf16"}),

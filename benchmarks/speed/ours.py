@@ -4,7 +4,7 @@
 
 ``spec.extra["mode"]`` picks the job: ``train`` (default; also ``method="full"``, the
 plain transformers model with every weight trainable, and ``method="floor"``, the frozen
-base backpropagating to its input with no adapter), ``inference``, or ``scaling``.
+base backpropagating from its first block with no adapter), ``inference``, or ``scaling``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.train.loop import epoch_batches
@@ -50,17 +51,31 @@ def adapter_config(spec: Spec, method: str):
     return make_config(method, reduction_factor=float(spec.reduction_factor), layers=spec.layers)
 
 
+def first_block(base: nn.Module) -> nn.Module:
+    """The first transformer block (transformers 5 blocks are GradientCheckpointingLayers)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return next(m for m in base.modules() if isinstance(m, GradientCheckpointingLayer))
+
+
+def _outputs_need_grad(_module: nn.Module, _inputs: Any, output: Any) -> None:
+    """Make a block's hidden-state output a leaf that requires grad (in place)."""
+    hidden = output[0] if isinstance(output, tuple) else output
+    hidden.requires_grad_()
+
+
 def build(spec: Spec, method: str) -> tuple[nn.Module, Forward, list[nn.Parameter], float]:
     """The model, its forward (batch -> hidden states), trainable parameters, baseline MiB."""
     base, baseline = build_base(spec)
+    if spec.activation_checkpointing:
+        enable_activation_checkpointing(base)
     if method == "floor":
-        # The frozen base with gradients flowing back to its input embeddings and no
-        # adapter at all: the matmuls every adapter-in-every-layer tool must run, at these
-        # numerics. No implementation of an adapter can be faster than this row.
+        # The frozen base with gradients flowing back from the first block's output and
+        # no adapter at all: less backward work than any adapter in every layer needs
+        # (each needs at least that; Houlsby and LoRA also some of block 0), at the same
+        # numerics. No implementation of those adapters can be faster than this row.
         base.requires_grad_(False)
-        base.get_input_embeddings().register_forward_hook(
-            lambda _module, _inputs, output: output.requires_grad_()
-        )
+        first_block(base).register_forward_hook(_outputs_need_grad)
         method = "base"
     if method in ("full", "base"):
         base.requires_grad_(method == "full")

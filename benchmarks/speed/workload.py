@@ -89,6 +89,8 @@ class Spec:
     attention_dropout: float | None = None
     """Override the model's attention-probability dropout (None: the model's own). At 0,
     SDPA can run its fused flash kernel, which keeps no (B, H, T, T) probabilities."""
+    activation_checkpointing: bool = False
+    """Recompute each block in the backward pass (ours: adapterkit.checkpointing)."""
     compile: bool = False
     device: str = "cpu"
     fixed_length: int | None = None

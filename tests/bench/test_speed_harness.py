@@ -29,12 +29,13 @@ def test_quick_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert set(row) >= TRAIN_KEYS, row
     assert {r["method"] for r in rows} == {"full", "floor", *report.ADAPTERS}
     by_method = {r["method"]: r for r in rows}
-    # The floor trains the head alone but backpropagates through the whole frozen base.
-    assert by_method["floor"]["trainable_params"] < by_method["lora"]["trainable_params"]
-    assert (
-        by_method["floor"]["flops_per_padded_token"]
-        > 0.6 * (by_method["pfeiffer"]["flops_per_padded_token"])
-    )
+    # The floor trains the head alone but backpropagates through the frozen blocks, and
+    # does no more matmul work than any adapter (it is their lower bound).
+    floor = by_method["floor"]
+    assert floor["trainable_params"] < by_method["lora"]["trainable_params"]
+    for method in report.ADAPTERS:
+        needed = by_method[method]["flops_per_padded_token"]
+        assert 0.5 * needed < floor["flops_per_padded_token"] <= needed, method
     inference = results["models"]["tiny"]["inference"]["inference"]
     assert {"base@1", "pfeiffer@64", "lora-merged@64"} <= set(inference)
     assert (work / "speed_scaling.png").stat().st_size > 1000
