@@ -124,6 +124,18 @@ def test_length_grouping_is_off_by_default_and_can_be_switched_on(
     assert "group_by_length: true" in (tmp_path / "grouped" / "config.yaml").read_text()
 
 
+def test_resume_with_other_training_options_is_refused(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(workspace, out, "--epochs", "1") == 0
+    capsys.readouterr()
+    assert _train(workspace, out, "--epochs", "1", "--seed", "3", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "seed 0 -> 3" in err and "Traceback" not in err
+    assert _train(workspace, out, "--epochs", "1", "--resume") == 0  # same options: fine
+
+
 def test_resume_after_interruption_matches_uninterrupted(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

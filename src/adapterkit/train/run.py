@@ -156,6 +156,8 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     log(f"model: {options.model} + {options.method} '{name}': {report}")
 
     lr = config.learning_rate(options.method)
+    if options.resume:
+        check_resume_matches(run_dir / "config.yaml", {**config.to_dict(), "lr": lr})
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(
             {
@@ -239,3 +241,38 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
         f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {run_dir / 'report.md'}"
     )
     return final
+
+
+# Options that decide which batches come next and what a step does: a resumed run that
+# changed one of them would silently continue as a different run.
+RESUME_MUST_MATCH = (
+    "batch_size",
+    "grad_accumulation",
+    "epochs",
+    "lr",
+    "optimizer",
+    "scheduler",
+    "warmup_ratio",
+    "seed",
+    "group_by_length",
+)
+
+
+def check_resume_matches(config_path: Path, train: dict[str, Any]) -> None:
+    """Refuse ``--resume`` with training options other than the interrupted run's."""
+    if not config_path.exists() or not (config_path.parent / "checkpoints" / "last").exists():
+        return  # nothing to resume: the run starts from scratch anyway
+    try:
+        before = (yaml.safe_load(config_path.read_text()) or {}).get("train", {})
+    except yaml.YAMLError as error:
+        raise AdapterkitError(f"--resume: cannot read {config_path}: {error}") from None
+    changed = [
+        f"{key} {before[key]!r} -> {train[key]!r}"
+        for key in RESUME_MUST_MATCH
+        if key in before and before[key] != train.get(key)
+    ]
+    if changed:
+        raise AdapterkitError(
+            f"--resume: {config_path.parent} was started with other training options "
+            f"({'; '.join(changed)}); pass the same options, or train into a new --output"
+        )
