@@ -33,10 +33,10 @@ def test_houlsby_count_on_bert_base_matches_closed_form() -> None:
 def test_lora_count_closed_form() -> None:
     model = AdaptedModel(tiny_model("bert"))
     model.add_adapter("l", make_config("lora", r=4))
-    # Every linear layer of 2 blocks: q, k, v, attention output (32 -> 32), FFN in
-    # (32 -> I) and out (I -> 32); each gets A (4 x in) + B (out x 4).
+    # Every linear layer of 2 blocks but the key: q, v, attention output (32 -> 32), FFN
+    # in (32 -> I) and out (I -> 32); each gets A (4 x in) + B (out x 4).
     inner = model.base.config.intermediate_size
-    per_block = 4 * (4 * 32 + 32 * 4) + 2 * (4 * 32 + inner * 4)
+    per_block = 3 * (4 * 32 + 32 * 4) + 2 * (4 * 32 + inner * 4)
     assert model.parameter_report("l").trainable == 2 * per_block
 
 
