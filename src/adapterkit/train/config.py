@@ -72,11 +72,10 @@ class TrainConfig:
     pass: much less activation memory for about one more forward pass of compute."""
     group_by_length: bool = False
     """Batch training examples of similar length together (as transformers'
-    LengthGroupedSampler does), so dynamic padding pads little: ~1.7x the tokens/s on
-    CoNLL-2003 batches here. Off by default because it costs quality: each batch's loss
-    is a mean over its tokens, so grouped batches of short sentences weigh each of their
-    tokens more, and CoNLL-2003 validation F1 fell ~1.3 points with it (Houlsby, full
-    budget; docs/defaults_study.md)."""
+    LengthGroupedSampler does), so dynamic padding pads little and training runs faster.
+    Off by default because it costs quality: each batch's loss is a mean over its tokens,
+    so grouped batches of short sentences weigh each of their tokens more; CoNLL-2003
+    test F1 fell 0.2-1.2 points per method with it (docs/results.md)."""
 
     def __post_init__(self) -> None:
         checks = [
