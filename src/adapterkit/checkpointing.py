@@ -36,6 +36,7 @@ def enable_activation_checkpointing(base: nn.Module) -> None:
             f"{type(base).__name__} does not support activation checkpointing; "
             "train without --activation-checkpointing"
         )
-    # The public activation_checkpointing_enable() always uses torch's checkpoint; this
-    # (private, stable since transformers 4.35) hook is where a custom function goes.
+    # The public activation_checkpointing_enable() always uses torch's own checkpoint;
+    # this private hook is where transformers takes a custom function (the tests would
+    # catch it moving).
     base._set_gradient_checkpointing(enable=True, gradient_checkpointing_func=routing_checkpoint)

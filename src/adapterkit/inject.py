@@ -36,7 +36,7 @@ class ArchDefaults:
     on CoNLL-2003 with MiniLM. The key is left out because it reaches the attention scores
     only through q·k, which a low-rank change of the query already moves: without it,
     MiniLM's validation scores stayed level (TREC-6 94.7 vs 94.7, CoNLL-2003 proxy 83.8 vs
-    83.6; docs/defaults_study.md) with a fifth fewer LoRA weights. GPT-2's fused c_attn
+    83.6; docs/defaults_study.md) with a ninth fewer LoRA weights. GPT-2's fused c_attn
     holds q, k and v in one layer, so there all three stay adapted."""
 
 

@@ -267,7 +267,7 @@ def check_resume_matches(config_path: Path, train: dict[str, Any]) -> None:
     except yaml.YAMLError as error:
         raise AdapterkitError(f"--resume: cannot read {config_path}: {error}") from None
     changed = [
-        f"{key} {before[key]!r} -> {train[key]!r}"
+        f"{key} {before[key]!r} -> {train.get(key)!r}"
         for key in RESUME_MUST_MATCH
         if key in before and before[key] != train.get(key)
     ]
