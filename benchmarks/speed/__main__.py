@@ -223,6 +223,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--no-docs", action="store_true", help="write JSON and PNG only")
     p.add_argument("--merge", action="store_true", help="keep other models from the last JSON")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the docs from the last JSON, run nothing",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.models = ["tiny"]
@@ -233,6 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run everything, then print the ratio table and write JSON (+ docs unless --quick)."""
     args = parse(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        results = json.loads((args.work / "speed.json").read_text())
+        plot = args.docs.parent / "benchmarks_speed_scaling.png"
+        if plot.exists():
+            results["plot"] = str(plot)
+        report.write_section(results, args.docs, plot if plot.exists() else None)
+        print(f"wrote {args.docs}")
+        return 0
     threads = 1 if args.quick else args.threads
     torch.set_num_threads(threads)
     results: dict[str, Any] = {

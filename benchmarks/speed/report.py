@@ -45,6 +45,13 @@ NOTES = [
     "- **Caching frozen lower-layer outputs** when adapters sit only in upper layers: not "
     "attempted (it needs a partial forward per architecture, and is exact only with dropout "
     "off in the frozen layers); the adapted-layers curve bounds its gain.",
+    "- **The floor row** is the frozen base with gradients flowing back from its first block's "
+    "output and no adapter: the matmul work that every adapter in every layer needs at least "
+    "(`tests/bench/test_speed_harness.py` checks its FLOPs are no more than any adapter's). Its "
+    "ratios bound what any implementation can reach at these numerics.",
+    "- **Activation checkpointing** (`--activation-checkpointing`, `adapterkit.checkpointing`): "
+    "blocks are recomputed in the backward pass inside a copy of the call's context, so the "
+    "recompute keeps the adapter routing (the stock checkpoint recomputes without adapters).",
     "- **Batched adapter ops for mixed batches**: from 3 distinct adapters in one batch, each "
     "layer runs them row-batched (`AdapterModule.forward_rows`: weights gathered per row, two "
     "batched matmuls) instead of a group of small ops per adapter; it serves the Serving section's "
