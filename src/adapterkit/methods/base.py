@@ -95,3 +95,16 @@ def gather_per_row(tensors: list[torch.Tensor], slot: torch.Tensor) -> torch.Ten
     """
     stacked = torch.stack([*tensors, torch.zeros_like(tensors[0])])  # (N+1, *shape)
     return stacked[torch.where(slot < 0, len(tensors), slot)]
+
+
+def add_scaled_per_row(
+    base_out: torch.Tensor, delta: torch.Tensor, scalings: list[float], slot: torch.Tensor
+) -> torch.Tensor:
+    """``base_out + s_row * delta`` with each row's module scaling (0 for slot -1 rows).
+
+    The shared last step of the ``forward_rows`` implementations; ``delta`` is (B, T, C).
+    """
+    scale = gather_per_row(
+        [torch.tensor(s, dtype=delta.dtype, device=slot.device) for s in scalings], slot
+    )
+    return base_out + (scale.view(-1, 1, 1) * delta).to(base_out.dtype)

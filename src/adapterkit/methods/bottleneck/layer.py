@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule, gather_per_row
+from adapterkit.methods.base import AdapterModule, add_scaled_per_row, gather_per_row
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -97,9 +97,6 @@ class BottleneckAdapter(AdapterModule):
         b_down = gather_per_row([m.down.bias for m in modules], slot)  # (B, r)
         w_up = gather_per_row([m.up.weight for m in modules], slot)  # (B, C, r)
         b_up = gather_per_row([m.up.bias for m in modules], slot)  # (B, C)
-        scale = gather_per_row(
-            [torch.tensor(m.scaling, dtype=dtype, device=slot.device) for m in modules], slot
-        )
         hidden = torch.baddbmm(b_down.unsqueeze(1), source.to(dtype), w_down.transpose(1, 2))
         delta = torch.baddbmm(b_up.unsqueeze(1), first.act(hidden), w_up.transpose(1, 2))
-        return base_out + (scale.view(-1, 1, 1) * delta).to(base_out.dtype)
+        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)

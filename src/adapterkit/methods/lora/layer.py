@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule, gather_per_row
+from adapterkit.methods.base import AdapterModule, add_scaled_per_row, gather_per_row
 
 
 class LoraAdapter(AdapterModule):
@@ -71,9 +71,6 @@ class LoraAdapter(AdapterModule):
         dtype = first.lora_A.weight.dtype
         a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
         b = gather_per_row([m.lora_B.weight for m in modules], slot)  # (B, out, r)
-        scale = gather_per_row(
-            [torch.tensor(m.scaling, dtype=dtype, device=slot.device) for m in modules], slot
-        )
         low = torch.bmm(x.to(dtype), a.transpose(1, 2))  # (B, T, r)
         delta = torch.bmm(low, b.transpose(1, 2))  # (B, T, out)
-        return base_out + (scale.view(-1, 1, 1) * delta).to(base_out.dtype)
+        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)
