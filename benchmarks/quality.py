@@ -2,7 +2,7 @@
 
 Every number in docs/results.md comes from this script:
 
-    .venv/bin/python -m benchmarks.quality                       # everything (~1 h on 2 CPU cores)
+    .venv/bin/python -m benchmarks.quality                       # everything (~3 CPU hours: ~1.5 h as two shards)
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 0/2 &   # or two halves
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 1/2     # side by side
     .venv/bin/python -m benchmarks.quality --tasks trec --methods lora

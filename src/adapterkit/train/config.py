@@ -75,7 +75,7 @@ class TrainConfig:
     LengthGroupedSampler does), so dynamic padding pads little and training runs faster.
     Off by default because it costs quality: each batch's loss is a mean over its tokens,
     so grouped batches of short sentences weigh each of their tokens more; CoNLL-2003
-    test F1 fell 0.2-1.2 points per method with it (docs/results.md)."""
+    test F1 fell 0.2-1.5 points per method with it (docs/results.md)."""
 
     def __post_init__(self) -> None:
         checks = [
