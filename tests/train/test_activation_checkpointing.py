@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from tests.tiny import save_tiny_bert, tiny_model
 
 from adapterkit.checkpointing import enable_activation_checkpointing
@@ -79,8 +80,17 @@ def test_train_flag_checkpoints_and_trains(tmp_path: Path) -> None:
     model_dir = save_tiny_bert(tmp_path / "model", ["good", "bad", "fun", "dull"])
     train = tmp_path / "train.csv"
     train.write_text("text,label\n" + "good fun,pos\nbad dull,neg\n" * 8)
-    out = tmp_path / "run"
-    args = ["train", "--model", str(model_dir), "--train", str(train), "--output", str(out)]
-    assert main([*args, "--epochs", "1", "--activation-checkpointing"]) == 0
-    assert "activation_checkpointing: true" in (out / "config.yaml").read_text()
-    assert json.loads((out / "metrics.json").read_text())["accuracy"] >= 0.0
+    args = ["train", "--model", str(model_dir), "--train", str(train), "--epochs", "1"]
+    plain, checkpointed = tmp_path / "plain", tmp_path / "checkpointed"
+    assert main([*args, "--output", str(plain)]) == 0
+    assert main([*args, "--output", str(checkpointed), "--activation-checkpointing"]) == 0
+    assert "activation_checkpointing: true" in (checkpointed / "config.yaml").read_text()
+    # Same seed and data: the checkpointed run trains the same weights.
+    weights = [
+        load_file(str(d / "adapter" / "adapter_model.safetensors")) for d in (plain, checkpointed)
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (plain, checkpointed)]
+    assert metrics[0]["accuracy"] == metrics[1]["accuracy"]
