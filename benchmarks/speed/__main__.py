@@ -249,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = 1 if args.quick else args.threads
     torch.set_num_threads(threads)
     results: dict[str, Any] = {
-        "command": "python -m benchmarks.speed "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            ["python -m benchmarks.speed", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine_info(threads),
         "busy_before": busy_others(),

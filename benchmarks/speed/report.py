@@ -189,6 +189,8 @@ def goals(name: str, model: dict[str, Any]) -> list[str]:
 
 def attempts(rows: list[dict[str, Any]]) -> list[str]:
     """Each optimisation variant against the plain row of the same method."""
+    if all(row["variant"] == "plain" for row in rows):
+        return ["No optimisation rows on this model (`--all-variants` adds them)."]
     lines = [
         "| attempt | tool | method | predicted | measured tok/s × plain | memory × plain |",
         "|---|---|---|---|---:|---:|",
@@ -262,7 +264,7 @@ def section(results: dict[str, Any], plot: Path | None, docs: Path) -> str:
         START,
         "## Training and inference speed",
         "",
-        f"Command: `{results['command']}` (started {results['started']}). Rows of one model use the "
+        f"Command: `{results['command'].strip()}` (started {results['started']}). Rows of one model use the "
         "same batches, batch size and lengths; each runs in its own process. Throughput is the "
         "median over timed steps of non-pad tokens/s; peak memory is the process's resident "
         "high-water mark during training less its size before the weights were made (CPU) or "
@@ -280,15 +282,15 @@ def section(results: dict[str, Any], plot: Path | None, docs: Path) -> str:
         body += ["", f"![training cost scaling]({plot.relative_to(docs.parent)})"]
     body += [
         "",
-        "<details><summary>JSON</summary>",
-        "",
-        "```json",
-        json.dumps(results, indent=1)[:60000],
-        "```",
-        "</details>",
+        f"Every measured row, with its settings: [{json_path(docs).name}]({json_path(docs).name}).",
         END,
     ]
     return "\n".join(body) + "\n"
+
+
+def json_path(docs: Path) -> Path:
+    """Where the run's full JSON is written beside the docs page (docs/benchmarks_speed.json)."""
+    return docs.with_name(f"{docs.stem}_speed.json")
 
 
 def replace_section(docs: Path, text: str) -> None:
@@ -304,5 +306,6 @@ def replace_section(docs: Path, text: str) -> None:
 
 
 def write_section(results: dict[str, Any], docs: Path, plot: Path | None) -> None:
-    """Write the results section into ``docs``."""
+    """Write the results section into ``docs`` and the full JSON beside it."""
     replace_section(docs, section(results, plot, docs))
+    json_path(docs).write_text(json.dumps(results, indent=1) + "\n")

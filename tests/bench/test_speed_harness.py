@@ -41,6 +41,13 @@ def test_quick_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (work / "speed_scaling.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "× full" in out and "merged LoRA" in out
+    # The docs page links the full JSON written beside it instead of embedding it.
+    docs = tmp_path / "benchmarks.md"
+    report.write_section(results, docs, None)
+    assert json.loads((tmp_path / "benchmarks_speed.json").read_text()) == results
+    text = docs.read_text()
+    assert "(benchmarks_speed.json)" in text and '"machine"' not in text
+    assert "No optimisation rows on this model" in text  # --no-variants
 
 
 def test_subprocess_runner_and_peers(tmp_path: Path) -> None:
