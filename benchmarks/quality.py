@@ -6,7 +6,8 @@ Every number in docs/results.md comes from this script:
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 0/2 &   # or two halves
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 1/2     # side by side
     .venv/bin/python -m benchmarks.quality --tasks trec --methods lora
-    .venv/bin/python -m benchmarks.quality --grouped --seeds 0    # the length-grouped comparison
+    .venv/bin/python -m benchmarks.quality --variant grouped     # length-grouped batches
+    .venv/bin/python -m benchmarks.quality --variant no-attn-dropout --methods pfeiffer
     .venv/bin/python -m benchmarks.quality --report-only          # rebuild the table from runs/quality
 
 Each (task, method) run uses the method's default hyperparameters (what a user who
@@ -25,23 +26,26 @@ from pathlib import Path
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.run import RunOptions, train_adapter_run
 from benchmarks.quality_report import write_report
-from benchmarks.quality_spec import METHODS, TASKS, run_dir
+from benchmarks.quality_spec import METHODS, TASKS, VARIANTS, run_dir
 
 
-def run_one(task: str, method: str, rerun: bool, seed: int = 0, grouped: bool = False) -> dict:
-    """Train and evaluate one (task, method, seed), or reuse its finished run."""
+def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | None = None) -> dict:
+    """Train and evaluate one (task, method, seed[, variant]), or reuse its finished run."""
     spec = TASKS[task]
-    out = run_dir(task, method, seed, grouped)
+    out = run_dir(task, method, seed, variant)
     metrics_path = out / "metrics.json"
     if metrics_path.exists() and not rerun:
         return json.loads(metrics_path.read_text())
     options = RunOptions(
         data=spec["data"], method=method, max_length=spec["max_length"], output=str(out)
     )
+    switches = VARIANTS[variant][0] if variant else {}
     config = TrainConfig(
-        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, group_by_length=grouped
+        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, **switches
     )
-    print(f"\n### {task} / {method} / seed {seed}" + (" / grouped" if grouped else ""), flush=True)
+    print(
+        f"\n### {task} / {method} / seed {seed}" + (f" / {variant}" if variant else ""), flush=True
+    )
     return train_adapter_run(options, config)
 
 
@@ -62,9 +66,10 @@ def main() -> None:
         help="I/N: run every N-th (task, method) pair from I, to run N processes side by side",
     )
     parser.add_argument(
-        "--grouped",
-        action="store_true",
-        help="train with length-grouped batches instead (runs/quality/<task>-<method>-grouped)",
+        "--variant",
+        choices=list(VARIANTS),
+        help="train with a switch on (runs/quality/<task>-<method>-<variant>): "
+        + "; ".join(f"{name}: {flag}" for name, (_, flag, _) in VARIANTS.items()),
     )
     parser.add_argument("--out", default="docs/results.md")
     args = parser.parse_args()
@@ -72,7 +77,7 @@ def main() -> None:
     if not args.report_only:
         runs = [(t, m, seed) for seed in args.seeds for t in args.tasks for m in args.methods]
         for task, method, seed in runs[index::count]:
-            run_one(task, method, args.rerun, seed, args.grouped)
+            run_one(task, method, args.rerun, seed, args.variant)
             write_report(Path(args.out))
     write_report(Path(args.out))
 

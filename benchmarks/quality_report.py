@@ -23,6 +23,7 @@ from benchmarks.quality_spec import (
     PEERS,
     RUNS,
     TASKS,
+    VARIANTS,
     run_dir,
 )
 
@@ -120,20 +121,20 @@ def target_lines(runs: Path = RUNS) -> list[str]:
     ]
 
 
-def grouped_lines(runs: Path = RUNS) -> list[str]:
-    """A table of the length-grouped runs (``--grouped``) against the default, where any ran."""
+def variant_lines(variant: str, runs: Path = RUNS) -> list[str]:
+    """A table of one VARIANTS entry's runs against the default, where any ran."""
     rows = []
     for method in METHODS:
         cells, minutes = [], []
         for task, spec in TASKS.items():
-            grouped = _load(run_dir(task, method, 0, True, runs) / "metrics.json")
-            default = _load(run_dir(task, method, 0, False, runs) / "metrics.json")
-            if grouped is None:
+            switched = _load(run_dir(task, method, 0, variant, runs) / "metrics.json")
+            default = _load(run_dir(task, method, 0, None, runs) / "metrics.json")
+            if switched is None:
                 cells.append("not run")
                 minutes.append("–")
                 continue
-            score = 100 * grouped[spec["metric"]]
-            cell, time_cell = f"{score:.1f}", f"{grouped['train_seconds'] / 60:.1f}"
+            score = 100 * switched[spec["metric"]]
+            cell, time_cell = f"{score:.1f}", f"{switched['train_seconds'] / 60:.1f}"
             if default is not None:
                 cell += f" ({score - 100 * default[spec['metric']]:+.1f})"
                 time_cell += f" ({default['train_seconds'] / 60:.1f})"
@@ -143,12 +144,12 @@ def grouped_lines(runs: Path = RUNS) -> list[str]:
             rows.append(f"| {method} | " + " | ".join(cells) + " | " + " / ".join(minutes) + " |")
     if not rows:
         return []
+    _, flag, what = VARIANTS[variant]
     return [
-        "## With length-grouped batches (`--group-by-length`, `--grouped` here)",
+        f"## With `{flag}` (`--variant {variant}` here)",
         "",
-        "The same runs with training batches grouped by length (seed 0); in parentheses the "
-        "difference to the default shuffled batches above, and the default's train minutes. "
-        "Grouping pads less, so it trains faster; it is off by default for what it costs in quality.",
+        f"The same runs (seed 0) with {what} In parentheses: the difference to the default runs "
+        "above, and the default's train minutes.",
         "",
         "| method | "
         + " | ".join(f"{t} test {s['metric']}" for t, s in TASKS.items())
@@ -220,7 +221,7 @@ def write_report(path: Path, runs: Path = RUNS) -> None:
         "a second run: they are not a speed benchmark (see docs/benchmarks.md).",
         "",
         *target_lines(runs),
-        *grouped_lines(runs),
+        *[line for variant in VARIANTS for line in variant_lines(variant, runs)],
         "## Peer reference points (quoted from the issue, measured elsewhere; not produced by this script)",
         "",
         "| method | TREC-6 test acc | CoNLL-2003 test F1 | trainable % |",

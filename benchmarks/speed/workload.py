@@ -147,16 +147,14 @@ def build_base(spec: Spec) -> tuple[nn.Module, float]:
     return model.to(spec.device).train(), baseline
 
 
-# What attention-probability dropout is called in BERT-, Llama- and GPT-2-style configs.
-ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
-
-
 def _set_attention_dropout(config: Any, value: float | None) -> None:
     if value is None:
         return
-    for key in ATTENTION_DROPOUT_KEYS:
-        if hasattr(config, key):
-            setattr(config, key, value)
+    # The library's own switch (adapterkit train --attention-dropout); imported here because
+    # the peer runners build their models with this module in venvs without adapterkit.
+    from adapterkit.models import set_attention_dropout
+
+    set_attention_dropout(config, value, "benchmark model")
 
 
 def example_lengths(spec: Spec) -> list[int]:

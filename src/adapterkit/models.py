@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -89,8 +90,30 @@ def load_tokenizer(name: str, max_length: int | None = None):
     return tokenizer
 
 
-def load_base(name: str, kind: str = "encoder") -> nn.Module:
-    """Load the frozen base for ``kind`` (encoder, causal-lm or seq2seq) in eval mode."""
+# What attention-probability dropout is called in BERT-, Llama- and GPT-2-style configs.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def set_attention_dropout(config: Any, probability: float, name: str = "the model") -> None:
+    """Set the attention-probability dropout in a transformers config before the model is
+    built from it (models read it at construction, under one of ATTENTION_DROPOUT_KEYS)."""
+    keys = [key for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)]
+    if not keys:
+        raise AdapterkitError(
+            f"{name}: its config names no attention dropout (looked for "
+            f"{', '.join(ATTENTION_DROPOUT_KEYS)}); train without --attention-dropout"
+        )
+    for key in keys:
+        setattr(config, key, probability)
+
+
+def load_base(
+    name: str, kind: str = "encoder", attention_dropout: float | None = None
+) -> nn.Module:
+    """Load the frozen base for ``kind`` (encoder, causal-lm or seq2seq) in eval mode.
+
+    ``attention_dropout`` replaces the model's own attention-probability dropout (training
+    only; at 0 SDPA can take its fused kernel, see docs/benchmarks.md)."""
     import transformers
     from transformers.utils import logging as hf_logging
 
@@ -100,7 +123,12 @@ def load_base(name: str, kind: str = "encoder") -> nn.Module:
     auto = getattr(transformers, AUTO_CLASSES[kind])
     path = resolve_model(name)
     try:
-        model = auto.from_pretrained(path)
+        extra = {}
+        if attention_dropout is not None:
+            config = transformers.AutoConfig.from_pretrained(path)
+            set_attention_dropout(config, attention_dropout, name)
+            extra["config"] = config
+        model = auto.from_pretrained(path, **extra)
     except (OSError, ValueError) as exc:
         raise _explain(name, exc) from None
     # Keep the alias, not the cache path, as the name bundles record.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.quality_report import seeds_cell, target_lines, write_report
+from benchmarks.quality_report import seeds_cell, target_lines, variant_lines, write_report
 from benchmarks.quality_spec import FULL_MODEL_BYTES, run_dir
 
 
@@ -65,3 +65,14 @@ def test_report_keeps_the_generation_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert kept in text and "old table" not in text
     assert "| lora | 96.0 | — | not run | — | 97.0 / – |" in text
+
+
+def test_variant_runs_are_tabled_against_the_default(tmp_path: Path) -> None:
+    _run(tmp_path, "trec", "pfeiffer", 0, 95.6)
+    switched = run_dir("trec", "pfeiffer", 0, "no-attn-dropout", tmp_path)
+    _run(tmp_path, "trec", "pfeiffer-no-attn-dropout", 0, 96.0)  # same folder layout
+    assert switched.is_dir()
+    lines = variant_lines("no-attn-dropout", tmp_path)
+    assert lines[0] == "## With `--attention-dropout 0` (`--variant no-attn-dropout` here)"
+    assert "| pfeiffer | 96.0 (+0.4) | not run | 1.0 (1.0) / – |" in lines
+    assert variant_lines("grouped", tmp_path) == []  # none ran

@@ -102,3 +102,11 @@ def test_goal_lines_judge_ratios() -> None:
     assert "- m: bound: frozen-base floor tokens/s ÷ full: 1.80" in lines
     assert any("floor tokens/s ÷ adapterhub pfeiffer: 1.20" in line for line in lines)
     assert "- m: bound: frozen-base floor peak memory ÷ full: 0.45" in "\n".join(lines)
+
+    switched = {**row("ours", "pfeiffer", 170, 550), "variant": "no_attn_dropout"}
+    full_switched = {**row("ours", "full", 120, 900), "variant": "no_attn_dropout"}
+    lines = report.goals("m", {"training": [*rows, switched, full_switched], "inference": {}})
+    assert (
+        "- m: pfeiffer with no_attn_dropout: tokens/s ÷ plain full 1.70 (met at ≥ 1.5), "
+        "÷ full with no_attn_dropout 1.42; memory ÷ plain full 0.55 (met at ≤ 0.6)"
+    ) in lines

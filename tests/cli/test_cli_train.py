@@ -124,6 +124,18 @@ def test_length_grouping_is_off_by_default_and_can_be_switched_on(
     assert "group_by_length: true" in (tmp_path / "grouped" / "config.yaml").read_text()
 
 
+def test_attention_dropout_flag_reaches_the_run_and_resume_checks_it(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(workspace, out, "--epochs", "1", "--attention-dropout", "0") == 0
+    assert "attention_dropout: 0.0" in (out / "config.yaml").read_text()
+    capsys.readouterr()
+    assert _train(workspace, out, "--epochs", "1", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "attention_dropout 0.0 -> None" in err and "Traceback" not in err
+
+
 def test_resume_with_other_training_options_is_refused(
     workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -67,6 +67,11 @@ class TrainConfig:
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
     dataloader_workers: int = 0
     """Workers for batching (0: in the training process)."""
+    attention_dropout: float | None = None
+    """Attention-probability dropout of the base while training; None keeps the model's
+    own (0.1 in BERT-style models). At 0, PyTorch's attention takes its fused kernel, which
+    keeps no attention probabilities: faster and less memory (docs/benchmarks.md,
+    no_attn_dropout), but a different regularisation."""
     activation_checkpointing: bool = False
     """Keep only each transformer block's inputs and recompute the block in the backward
     pass: much less activation memory for about one more forward pass of compute."""
@@ -88,6 +93,10 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (self.patience >= 1, "patience must be >= 1"),
+            (
+                self.attention_dropout is None or 0.0 <= self.attention_dropout < 1.0,
+                "attention_dropout must be in [0, 1)",
+            ),
         ]
         for ok, message in checks:
             if not ok:

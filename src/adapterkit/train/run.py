@@ -133,7 +133,7 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     # Head tasks run a headless encoder; generation runs the base with its own LM head.
     kind = base_kind(options.model, splits.task)
     tokenizer = load_tokenizer(options.model)
-    base = load_base(options.model, kind).to(device)
+    base = load_base(options.model, kind, attention_dropout=config.attention_dropout).to(device)
     task_type = "seq2seq" if kind == "seq2seq" else splits.task
     task = make_task(task_type, tokenizer, splits.label_names, options.max_length)
     name = options.adapter_name or default_adapter_name(options)
@@ -255,6 +255,7 @@ RESUME_MUST_MATCH = (
     "warmup_ratio",
     "seed",
     "group_by_length",
+    "attention_dropout",
 )
 
 
