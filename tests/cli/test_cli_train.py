@@ -130,6 +130,8 @@ def test_attention_dropout_flag_reaches_the_run_and_resume_checks_it(
     out = tmp_path / "run"
     assert _train(workspace, out, "--epochs", "1", "--attention-dropout", "0") == 0
     assert "attention_dropout: 0.0" in (out / "config.yaml").read_text()
+    # The bundle serves on the base as shipped: the switch is a training-time setting.
+    assert main(["predict", str(out / "adapter"), "goal team ball"]) == 0
     capsys.readouterr()
     assert _train(workspace, out, "--epochs", "1", "--resume") == 2
     err = capsys.readouterr().err
