@@ -50,7 +50,8 @@ NOTES = [
     "(`tests/bench/test_speed_harness.py` checks its FLOPs are no more than any adapter's). Its "
     "ratios bound what any implementation can reach at these numerics.",
     "- **No attention dropout** (`adapterkit train --attention-dropout 0`; off by default "
-    "because it changes the regularisation, and its quality cost is not measured yet): with "
+    "because it changes the regularisation; its test scores beside the default's are in "
+    "docs/results.md, `--variant no-attn-dropout`): with "
     "dropout on, SDPA on CPU takes the math path and keeps the (B, H, T, T) probabilities for "
     "backward; at 0 it runs the fused flash kernel. The 'with no_attn_dropout' lines above "
     "judge it against the targets.",
