@@ -88,7 +88,7 @@ def target_lines(runs: Path = RUNS) -> list[str]:
             ours, full = _headline(task, method, runs), _headline(task, "full", runs)
             if ours and full:
                 gap = ours[0] - full[0]
-                cells.append(f"{gap:+.1f}: {_verdict(gap >= -FULL_GAP)}")
+                cells.append(f"{gap:+.2f}: {_verdict(gap >= -FULL_GAP)}")
             else:
                 cells.append("not run")
         finished = [

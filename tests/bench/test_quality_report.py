@@ -43,8 +43,8 @@ def test_targets_use_seed_medians_and_the_full_gap(tmp_path: Path) -> None:
     lora = _row(lines, "lora")
     assert lora[1] == "96.4 (n=3): met"
     assert lora[2] == "84.0 (n=1): met"
-    assert lora[3] == "-0.2: met"  # 96.4 vs full's median 96.6
-    assert lora[4] == "-1.0: **not met**"
+    assert lora[3] == "-0.20: met"  # 96.4 vs full's median 96.6
+    assert lora[4] == "-1.00: **not met**"
     assert lora[5] == "1.90 %: met"
     pfeiffer = _row(lines, "pfeiffer")
     assert pfeiffer[1].endswith("**not met**")
