@@ -39,7 +39,7 @@ def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | N
     options = RunOptions(
         data=spec["data"], method=method, max_length=spec["max_length"], output=str(out)
     )
-    switches = VARIANTS[variant][0] if variant else {}
+    switches = VARIANTS[variant].switches if variant else {}
     config = TrainConfig(
         epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, **switches
     )
@@ -69,7 +69,7 @@ def main() -> None:
         "--variant",
         choices=list(VARIANTS),
         help="train with a switch on (runs/quality/<task>-<method>-<variant>): "
-        + "; ".join(f"{name}: {flag}" for name, (_, flag, _) in VARIANTS.items()),
+        + "; ".join(f"{name}: {v.flag}" for name, v in VARIANTS.items()),
     )
     parser.add_argument("--out", default="docs/results.md")
     args = parser.parse_args()

@@ -144,7 +144,7 @@ def variant_lines(variant: str, runs: Path = RUNS) -> list[str]:
             rows.append(f"| {method} | " + " | ".join(cells) + " | " + " / ".join(minutes) + " |")
     if not rows:
         return []
-    _, flag, what = VARIANTS[variant]
+    flag, what = VARIANTS[variant].flag, VARIANTS[variant].what
     return [
         f"## With `{flag}` (`--variant {variant}` here)",
         "",

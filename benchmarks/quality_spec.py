@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # Each task at the budget of the peer reference runs quoted in the issue.
 TASKS: dict[str, dict[str, Any]] = {
@@ -38,16 +38,25 @@ MAX_TRAINABLE_PERCENT = 2.0
 MAX_BUNDLE_PERCENT = 3.0
 
 
-# Variants of the default runs, each a switch a user can pass: name -> (TrainConfig
-# fields, the adapterkit train flag, what the report says of it).
-VARIANTS: dict[str, tuple[dict[str, Any], str, str]] = {
-    "grouped": (
+class Variant(NamedTuple):
+    """A variant of the default runs: a switch a user can pass to adapterkit train."""
+
+    switches: dict[str, Any]
+    """TrainConfig fields the variant sets."""
+    flag: str
+    """The adapterkit train flag that does the same."""
+    what: str
+    """What the report says of it (one sentence, ends with a full stop)."""
+
+
+VARIANTS: dict[str, Variant] = {
+    "grouped": Variant(
         {"group_by_length": True},
         "--group-by-length",
         "training batches grouped by length. Grouping pads less, so it trains faster; it is "
         "off by default for what it costs in quality.",
     ),
-    "no-attn-dropout": (
+    "no-attn-dropout": Variant(
         {"attention_dropout": 0.0},
         "--attention-dropout 0",
         "no attention-probability dropout in the base. Training then takes PyTorch's fused "

@@ -198,11 +198,13 @@ def switch_lines(name: str, rows: list[dict[str, Any]]) -> list[str]:
     """Each adapter row with an optimisation switch on, against the full-fine-tuning targets:
     ÷ plain full (what the targets name) and ÷ full with the same switch (the fair pair)."""
     full = _find(rows, "ours", "full")
+    if full is None:
+        return []
     lines = []
     for row in rows:
         if row["tool"] != "ours" or row["method"] not in ADAPTERS or row["variant"] == "plain":
             continue
-        if "error" in row or full is None:
+        if "error" in row:
             continue
         speed = _ratio(row["tokens_per_s"], full["tokens_per_s"])
         memory = _ratio(row["peak_mb"], full["peak_mb"])
