@@ -19,11 +19,12 @@ METHOD_FLAGS = {
     "bottleneck_size": int,
     "non_linearity": str,
     "adapter_dropout": float,
+    "adapter_scaling": float,
     "rank": int,
     "alpha": float,
     "use_rslora": bool,
 }
-METHOD_FIELD = {"rank": "r", "adapter_dropout": "dropout"}
+METHOD_FIELD = {"rank": "r", "adapter_dropout": "dropout", "adapter_scaling": "scaling"}
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -79,6 +80,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     m.add_argument("--bottleneck-size", type=int, help="bottleneck: explicit width")
     m.add_argument("--non-linearity", help="bottleneck: relu, gelu, swish, tanh (default relu)")
     m.add_argument("--adapter-dropout", type=float, help="dropout inside the adapter (default 0)")
+    m.add_argument(
+        "--adapter-scaling",
+        type=float,
+        help="bottleneck: multiplier of the adapter's output (default 1; He et al. 2022 use 4 "
+        "for parallel adapters)",
+    )
     m.add_argument("--rank", type=int, help="LoRA rank r (default 8)")
     m.add_argument("--alpha", type=float, help="LoRA alpha (default 16)")
     m.add_argument(

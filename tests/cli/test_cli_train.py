@@ -183,3 +183,18 @@ def test_resume_after_interruption_matches_uninterrupted(
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_adapter_scaling_flag_reaches_the_adapter_and_its_bundle(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    flags = ("--epochs", "1", "--method", "parallel", "--adapter-scaling", "4")
+    assert _train(workspace, out, *flags) == 0
+    assert "scaling: 4.0" in (out / "config.yaml").read_text()
+    bundle_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert json.dumps(bundle_config).count('"scaling": 4.0') == 1
+    # LoRA's scaling is alpha / r: the bottleneck flag is refused there, in one line.
+    assert _train(workspace, tmp_path / "lora", "--method", "lora", "--adapter-scaling", "4") == 2
+    err = capsys.readouterr().err
+    assert "scaling" in err and "Traceback" not in err

@@ -123,6 +123,16 @@ def test_read_member(fake_pip) -> None:
         read_member("fake", "pkg/missing.txt")
 
 
+def test_read_member_prefers_an_extracted_copy(fake_pip, monkeypatch) -> None:
+    copy = cache_dir() / "extracted" / "fake-1.0" / "pkg" / "other.txt"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"from the cache")
+    monkeypatch.setattr(pinned, "fetch_wheel", lambda key: pytest.fail("should not fetch"))
+    assert read_member("fake", "pkg/other.txt") == b"from the cache"
+    with pytest.raises(DataError, match="points outside the wheel"):
+        read_member("fake", "pkg/../../secret.txt")
+
+
 def test_extract_tree_is_complete_and_reused(fake_pip, monkeypatch) -> None:
     out = extract_tree("fake", "pkg/model")
     assert out == cache_dir() / "extracted" / "fake-1.0" / "pkg" / "model"

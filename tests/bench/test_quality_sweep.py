@@ -1,0 +1,114 @@
+"""The quality sweep: job order, the scheduler's deadlines, and the page built from run files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from benchmarks import quality_sweep
+from benchmarks.quality_sweep import CANDIDATES, DEFAULTS, Candidate, job_dir, jobs, run_all
+from benchmarks.quality_sweep_report import collect, pick_on_validation, summarize, write_page
+
+
+def test_candidate_names_say_what_differs_from_the_default() -> None:
+    assert Candidate("pfeiffer").name == "pfeiffer"
+    assert Candidate("lora", 2e-3).name == "lora-lr0.002"
+    assert Candidate("pfeiffer", 6e-3, {"reduction_factor": 8}).name == "pfeiffer-rf8-lr0.006"
+    assert Candidate("houlsby", None, {}, {"attention_dropout": 0.0}).name == "houlsby-attndrop0"
+    assert len({c.name for c in CANDIDATES + DEFAULTS}) == len(CANDIDATES) + len(DEFAULTS)
+
+
+def test_jobs_put_the_defaults_first_and_repeat_nothing() -> None:
+    order = [(t, c.name, s) for t, c, s in jobs()]
+    assert len(set(order)) == len(order)
+    first = order[: 3 * 2 * len(DEFAULTS)]
+    assert {c for _, c, _ in first} == {c.name for c in DEFAULTS}
+    assert {s for *_, s in first} == {0, 1, 2}
+    # Candidates come seed by seed: every candidate's seed 0 before any seed 1.
+    candidate_seeds = [s for _, c, s in jobs() if c in CANDIDATES]
+    assert candidate_seeds == sorted(candidate_seeds)
+
+
+def _fake_run(runs: Path, task: str, name: str, seed: int, test: float, validation: float):
+    out = runs / f"{task}-{name}-seed{seed}"
+    out.mkdir(parents=True)
+    metric = "accuracy" if task == "trec" else "f1"
+    method = name.split("-")[0]
+    common = {"method": method, "lr": 1e-3, "trainable_percent": 1.5, "bundle_bytes": 1}
+    metrics = {metric: test / 100, "train_seconds": 10.0, "best_epoch": 2, **common}
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    (out / "validation_metrics.json").write_text(json.dumps({metric: validation / 100}))
+
+
+def test_the_validation_pick_needs_as_many_seeds_and_the_page_judges_targets(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        for task, full in (("trec", 97.0), ("conll2003", 85.0)):
+            _fake_run(runs, task, "full", seed, full, 90.0)
+            _fake_run(runs, task, "lora", seed, full - 1.0, 88.0)
+            # Better on validation with three seeds: the pick, and within 0.5 of full.
+            _fake_run(runs, task, "lora-lr0.002", seed, full - 0.4, 89.0)
+    # Best validation of all, but one seed: not allowed to win.
+    _fake_run(runs, "trec", "lora-lr0.005", 0, 90.0, 99.0)
+    _fake_run(runs, "conll2003", "lora-lr0.005", 0, 80.0, 99.0)
+    (runs / "conll2003-lora-seed9").mkdir()  # unfinished: no metrics.json, not collected
+
+    rows = collect(runs, tmp_path / "sweep.json")
+    assert len(rows) == 20
+    summary = summarize(rows)
+    assert summary[("trec", "lora")]["test"] == 96.0 and summary[("trec", "lora")]["n"] == 3
+    assert pick_on_validation(summary) == {"lora": "lora-lr0.002"}
+
+    write_page(tmp_path / "sweep.json", tmp_path / "sweep.md")
+    page = (tmp_path / "sweep.md").read_text()
+    default = next(line for line in page.splitlines() if line.startswith("| lora (default)"))
+    picked = next(line for line in page.splitlines() if line.startswith("| lora (validation"))
+    assert "96.0 (-1.00) **not met**" in default and default.endswith("| no |")
+    # TREC 96.6 >= 96.4 and -0.4 from full; CoNLL 84.6 >= 81.5 and -0.4: every target met.
+    assert "96.6 (-0.40) |" in picked and "84.6 (-0.40) |" in picked
+    assert picked.endswith("| yes |")
+
+
+@pytest.fixture
+def sleepy_jobs(monkeypatch: pytest.MonkeyPatch):
+    """Jobs that sleep ``seconds`` and then write metrics.json, instead of training."""
+    seconds = {"value": 0.0}
+    started: list[str] = []
+
+    def spawn(task, candidate, seed, out, precision, smoke):
+        out.mkdir(parents=True, exist_ok=True)
+        started.append(out.name)
+        code = (
+            f"import time, pathlib; time.sleep({seconds['value']}); "
+            f"pathlib.Path({str(out / 'metrics.json')!r}).write_text('{{}}')"
+        )
+        log = (out / "log.txt").open("w")
+        return subprocess.Popen([sys.executable, "-c", code], stdout=log), log
+
+    monkeypatch.setattr(quality_sweep, "_spawn", spawn)
+    return seconds, started
+
+
+def test_scheduler_runs_the_unfinished_jobs_in_order(tmp_path: Path, sleepy_jobs, capsys) -> None:
+    _, started = sleepy_jobs
+    first = jobs()[0]
+    job_dir(tmp_path, *first).mkdir(parents=True)
+    (job_dir(tmp_path, *first) / "metrics.json").write_text("{}")  # finished: skipped
+    run_all(tmp_path, workers=3, deadline=60, hard_deadline=60, precision="fp32", limit=4)
+    assert started == [job_dir(tmp_path, *j).name for j in jobs()[1:5]]
+    assert "4 done, 0 failed, 0 not started" in capsys.readouterr().out
+
+
+def test_deadlines_stop_new_jobs_and_kill_running_ones(tmp_path: Path, sleepy_jobs, capsys) -> None:
+    seconds, started = sleepy_jobs
+    seconds["value"] = 30.0
+    run_all(tmp_path, workers=2, deadline=0.5, hard_deadline=1.5, precision="fp32", limit=5)
+    assert len(started) == 2  # the first two; none started after the deadline
+    out = capsys.readouterr().out
+    assert "0 done, 2 failed, 3 not started" in out
+    assert not list(tmp_path.glob("*/metrics.json"))  # killed runs leave no result
