@@ -211,9 +211,11 @@ def write_report(path: Path, runs: Path = RUNS) -> None:
         "",
         "TREC-6's test set has 500 questions (one question = 0.2 points), so single-seed differences "
         "under ~1 point are noise; `--seeds 0 1 2` adds runs with other seeds (initialisation, "
-        "shuffling, dropout, the carved validation split) and the seeds columns give their median. "
-        "Validation is the split early stopping watched (TREC-6: 545 questions carved from train by "
-        "the seed; CoNLL-2003: the standard validation set), at the best epoch.",
+        "shuffling, dropout) and the seeds columns give their median. "
+        "Validation is the split early stopping watched (TREC-6: 545 questions carved from train "
+        "with a fixed seed, the same for every run; CoNLL-2003: the standard validation set), at "
+        "the best epoch. More seeds of these defaults, and candidates for other defaults, run side "
+        "by side on a GPU: docs/results_sweep.md (`python -m benchmarks.quality_sweep`).",
         "",
         "Trainable % counts the adapter plus its task head over base + adapter + head. The `full` bundle holds the "
         "whole model; the adapter bundles hold the adapter and head only. Train minutes are the training loop's "
