@@ -177,8 +177,8 @@ def _target_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     for method in sorted({s["method"] for s in summary.values()} - {"full", "head"}):
         for label, name in (("default", method), ("validation pick", picks.get(method))):
             cells = [summary.get((t, name)) if name else None for t in TASKS]
-            if not all(cells):
-                continue
+            if not all(cells) or (label != "default" and name == method):
+                continue  # no pick, or the default itself: its row is already there
             ok, texts = True, []
             for task, cell in zip(TASKS, cells, strict=True):
                 gap = cell["test"] - full[task]["test"] if full[task] else None
@@ -194,7 +194,27 @@ def _target_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
                 f"| {method} ({label}) | {name} | {' | '.join(texts)} | {trainable:.2f} | "
                 f"{'yes' if ok else 'no'} |"
             )
-    return lines
+    return [*lines, "", *_ahead_lines(summary)]
+
+
+def _ahead_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """Candidates ahead of their method's default on validation, per task: what to seed next."""
+    parts = []
+    for task in TASKS:
+        ahead = []
+        for (t, name), cell in sorted(summary.items()):
+            default = summary.get((task, cell["method"]))
+            if t != task or name == cell["method"] or default is None:
+                continue
+            delta = cell["validation"] - default["validation"]
+            if delta > 0:
+                ahead.append(f"{name} ({delta:+.1f}, n={cell['n']})")
+        parts.append(f"{task}: {', '.join(ahead) or 'none'}")
+    return [
+        "Candidates ahead of their method's default on the validation median (the difference, "
+        f"and the candidate's seeds): {'; '.join(parts)}. A candidate needs as many seeds as "
+        "the default on both tasks before it can be picked."
+    ]
 
 
 def _last_epoch_lines(rows: list[dict[str, Any]]) -> list[str]:
