@@ -87,6 +87,12 @@ def test_answer_truncated_away_points_at_cls(tokenizer) -> None:
     batch = task.collate([features, task.encode(EXAMPLES[2])])
     loss = task.loss(torch.zeros(*batch["input_ids"].shape, 2, requires_grad=True), batch)
     assert torch.isfinite(loss)
+    # Cut, but its answer survives: counted as cut, not as a lost answer.
+    task.encode(qa("What does Bob like?", context, "tea"))
+    (note,) = task.pop_notes()  # what the trainer logs
+    assert note.startswith("2 of 3 contexts did not fit max_length 24")
+    assert "the answer of 1 of them lay beyond the cut" in note
+    assert task.pop_notes() == []
 
 
 def test_question_too_long_is_a_data_error(tokenizer) -> None:

@@ -105,6 +105,11 @@ def test_truncation_keeps_one_tag_per_word(tokenizer) -> None:
     assert len(tags) == len(words)
     assert tags == ["B-PER"] * 4 + ["O"] * 3  # words cut off are predicted "O"
     assert task.metrics([["O"] * len(words)], [tags])["accuracy"] == pytest.approx(3 / 7)
+    task.encode({"tokens": ["Paris", "."], "tags": ["B-LOC", "O"]})  # fits: not counted
+    (note,) = task.pop_notes()  # what the trainer logs
+    assert note.startswith("1 of 2 examples were longer than max_length 6 sub-tokens")
+    assert "last 3 words in all were cut off" in note
+    assert task.pop_notes() == []  # reset after each call
 
 
 def test_parse_input_keeps_character_offsets(tokenizer) -> None:

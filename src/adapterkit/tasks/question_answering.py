@@ -76,6 +76,20 @@ class QuestionAnsweringTask(Task):
     ) -> None:
         # SQuAD setups usually use max_length=384; the shared default keeps make_task uniform.
         super().__init__(tokenizer, None, max_length)
+        self.encoded = self.truncated = self.answers_cut = 0
+
+    def pop_notes(self) -> list[str]:
+        """How many contexts (and answers) encoding cut since the last call, then reset."""
+        notes = []
+        if self.truncated:
+            notes.append(
+                f"{self.truncated} of {self.encoded} contexts did not fit max_length "
+                f"{self.max_length} with their question and were cut; the answer of "
+                f"{self.answers_cut} of them lay beyond the cut (trained as 'no answer', and "
+                "out of reach in evaluation); raise --max-length (SQuAD setups use 384)"
+            )
+        self.encoded = self.truncated = self.answers_cut = 0
+        return notes
 
     def build_head(self, hidden_size: int) -> Head:
         return SpanQAHead(hidden_size)
@@ -116,10 +130,20 @@ class QuestionAnsweringTask(Task):
         keep = ("input_ids", "attention_mask", "token_type_ids")
         features: dict[str, Any] = {k: list(v) for k, v in encoded.items() if k in keep}
         features.update(offsets=offsets, context_mask=context_mask, context=context)
+        self.encoded += 1
+        context_end = max(
+            (end for (_, end), keep in zip(offsets, context_mask, strict=True) if keep), default=0
+        )
+        # A full-length encoding whose context tokens stop short of the text was truncated
+        # (the length check keeps characters that make no token from counting as a cut).
+        full = len(features["input_ids"]) >= self.max_length
+        cut = full and context_end < len(context.rstrip())
+        self.truncated += cut
         answers = example.get("answers")
         if answers is not None:
             start, end = self._answer_positions(answers, offsets, context_mask)
             features.update(start_positions=start, end_positions=end)
+            self.answers_cut += cut and bool(answers.get("text")) and start == 0
         return features
 
     @staticmethod

@@ -77,8 +77,26 @@ class TokenClassificationTask(Task):
 
     task_type = "token-classification"
 
+    def __init__(
+        self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
+    ) -> None:
+        super().__init__(tokenizer, label_names, max_length)
+        self.encoded = self.truncated = self.words_cut = 0
+
     def build_head(self, hidden_size: int) -> Head:
         return TokenClassificationHead(hidden_size, len(self.label_names))
+
+    def pop_notes(self) -> list[str]:
+        """How many examples encoding truncated since the last call (the trainer logs it)."""
+        notes = []
+        if self.truncated:
+            notes.append(
+                f"{self.truncated} of {self.encoded} examples were longer than max_length "
+                f"{self.max_length} sub-tokens: their last {self.words_cut} words in all "
+                "were cut off (not trained on, predicted 'O'); raise --max-length to keep them"
+            )
+        self.encoded = self.truncated = self.words_cut = 0
+        return notes
 
     def encode(self, example: dict[str, Any]) -> dict[str, Any]:
         """Tokenise the words and align tags to first sub-tokens.
@@ -95,6 +113,11 @@ class TokenClassificationTask(Task):
             words, is_split_into_words=True, truncation=True, max_length=self.max_length
         )
         word_ids = [NO_WORD if w is None else w for w in encoded.word_ids()]
+        kept_words = max(word_ids, default=NO_WORD) + 1
+        self.encoded += 1
+        if kept_words < len(words) and len(encoded["input_ids"]) >= self.max_length:
+            self.truncated += 1
+            self.words_cut += len(words) - kept_words
         keep = ("input_ids", "attention_mask", "token_type_ids")
         features: dict[str, Any] = {k: list(v) for k, v in encoded.items() if k in keep}
         features["word_ids"] = word_ids
