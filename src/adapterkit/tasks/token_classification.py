@@ -93,7 +93,7 @@ class TokenClassificationTask(Task):
             notes.append(
                 f"{self.truncated} of {self.encoded} examples were longer than max_length "
                 f"{self.max_length} sub-tokens: their last {self.words_cut} words in all "
-                "were cut off (not trained on, predicted 'O'); raise --max-length to keep them"
+                "were cut off (no loss, predicted 'O'); raise --max-length to keep them"
             )
         self.encoded = self.truncated = self.words_cut = 0
         return notes
