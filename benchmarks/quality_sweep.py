@@ -214,7 +214,11 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, help="run at most this many jobs")
     parser.add_argument("--tasks", nargs="+", choices=TASK_ORDER, help="only these tasks")
-    parser.add_argument("--collect", action="store_true", help="write --json from --runs")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="write --json from --runs (it records this machine: collect where the runs ran)",
+    )
     parser.add_argument("--report-only", action="store_true", help="write --page from --json")
     parser.add_argument("--json", type=Path, default=JSON_OUT)
     parser.add_argument("--page", type=Path, default=PAGE_OUT)
