@@ -79,6 +79,7 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     from adapterkit.data import load_data
     from adapterkit.metrics import format_summary, write_metrics
     from adapterkit.predict import load_for_inference
+    from adapterkit.tasks.base import encode_examples
     from adapterkit.train.evaluate import evaluate_features
 
     model, name, task = load_for_inference(values["bundle"], values.get("model"))
@@ -92,7 +93,7 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     examples = getattr(splits, values["split"]) or []
     if not examples:
         raise AdapterkitError(f"the data has no '{values['split']}' split")
-    features = [task.encode(ex) for ex in examples]  # an unseen label raises a DataError naming it
+    features = encode_examples(task, examples)  # an unseen label raises a DataError naming it
     metrics, loss, _ = evaluate_features(model, name, task, features, task.references(examples))
     metrics = {**metrics, "loss": loss}
     print(format_summary({**metrics, "split": values["split"]}))

@@ -12,6 +12,7 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
 from adapterkit.tasks import Task, head_forward, task_from_info
+from adapterkit.tasks.base import merge_windows
 
 
 def base_name_of(bundle_path: str | Path) -> str:
@@ -47,9 +48,10 @@ def predict_raw(
     results: list[dict] = []
     for start in range(0, len(inputs), batch_size):
         examples = [task.parse_input(raw) for raw in inputs[start : start + batch_size]]
-        features = [task.encode(example) for example in examples]
-        batch = {k: v.to(device) for k, v in task.collate(features).items()}
-        logits = head_forward(model, adapter, batch)
-        for row, (example, feature) in enumerate(zip(examples, features, strict=True)):
-            results.append(task.format_prediction(example, logits[row].cpu(), feature))
+        windows = [task.encode_windows(example) for example in examples]
+        rows = [(example, row) for example, ws in zip(examples, windows, strict=True) for row in ws]
+        batch = {k: v.to(device) for k, v in task.collate([f for _, f in rows]).items()}
+        logits = head_forward(model, adapter, batch).cpu()
+        answers = [task.format_prediction(ex, logits[i], f) for i, (ex, f) in enumerate(rows)]
+        results.extend(merge_windows(task, [f for _, f in rows], answers))
     return results

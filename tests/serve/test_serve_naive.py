@@ -22,15 +22,18 @@ def test_naive_predict_matches_in_process(encoder_bundles: Served) -> None:
         model=str(encoder_bundles.model_dir), adapters=encoder_bundles.adapters, naive=True
     )
     model = encoder_bundles.model
-    inputs = {"topic": ["the ball", "apple code"], "ner": ["john in paris"]}
+    long_context = {"question": "where", "context": "x " * 50 + "the team was in london"}
+    inputs = {"topic": ["the ball", "apple code"], "ner": ["john in paris"], "qa": [long_context]}
     want = {
         name: predict_raw(
             model, name, task_from_info(model.task_info[name], encoder_bundles.tokenizer), texts
         )
         for name, texts in inputs.items()
     }
+    qa = task_from_info(model.task_info["qa"], encoder_bundles.tokenizer)
+    assert len(qa.encode_windows(long_context)) > 1  # merged back into one answer below
     with TestClient(create_app(settings)) as client:
-        plan = ["topic", "ner"] * 6
+        plan = ["topic", "ner", "qa"] * 4
 
         def ask(name: str) -> bool:
             answer = client.post("/v1/predict", json={"adapter": name, "inputs": inputs[name]})

@@ -28,6 +28,8 @@ INPUTS: dict[str, list[Any]] = {
     "qa": [
         {"question": "who was great", "context": "john was great in paris today"},
         {"question": "where", "context": "the team was in london"},
+        # Longer than the bundle's max_length 48: several windows, merged into one answer.
+        {"question": "where", "context": "x " * 50 + "the team was in london"},
     ],
 }
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from adapterkit.errors import DataError
 from adapterkit.methods import make_config
 from adapterkit.tasks import TASK_CLASSES, head_forward, make_task
+from adapterkit.tasks.base import merge_windows
 from adapterkit.tasks.question_answering import QuestionAnsweringTask, best_span
 
 
@@ -78,21 +81,64 @@ def test_decoding_never_leaves_the_context_or_exceeds_the_length_cap() -> None:
     assert 2 <= start <= end <= 5 and end - start <= 1
 
 
-def test_answer_truncated_away_points_at_cls(tokenizer) -> None:
-    context = "Bob likes tea. " * 12 + "Mary was born in London."
+LONG_CONTEXT = "Bob likes tea. " * 12 + "Mary was born in London."
+
+
+def test_a_long_context_becomes_overlapping_windows(tokenizer) -> None:
     task = QuestionAnsweringTask(tokenizer, None, max_length=24)
-    features = task.encode(qa("Where was Mary born?", context, "London"))
-    assert len(features["input_ids"]) == 24
-    assert (features["start_positions"], features["end_positions"]) == (0, 0)
-    batch = task.collate([features, task.encode(EXAMPLES[2])])
+    windows = task.encode_windows(qa("Where was Mary born?", LONG_CONTEXT, "London"))
+    count = len(windows)
+    assert count > 1 and [w["window"] for w in windows] == [[i, count] for i in range(count)]
+    assert all(len(w["input_ids"]) <= 24 for w in windows)
+    # The windows cover the whole context, each overlapping the one before it.
+    spans = [
+        [o for o, keep in zip(w["offsets"], w["context_mask"], strict=True) if keep]
+        for w in windows
+    ]
+    assert spans[0][0][0] == 0 and spans[-1][-1][1] == len(LONG_CONTEXT)
+    assert all(b[0][0] < a[-1][1] for a, b in itertools.pairwise(spans))
+    # Only a window that holds the whole answer points at it; the others point at CLS.
+    holding = [w for w in windows if w["start_positions"] != 0]
+    assert holding and len(holding) < count
+    for w in holding:
+        start, end = w["offsets"][w["start_positions"]][0], w["offsets"][w["end_positions"]][1]
+        assert LONG_CONTEXT[start:end] == "London"
+    batch = task.collate(windows)
     loss = task.loss(torch.zeros(*batch["input_ids"].shape, 2, requires_grad=True), batch)
     assert torch.isfinite(loss)
-    # Cut, but its answer survives: counted as cut, not as a lost answer.
-    task.encode(qa("What does Bob like?", context, "tea"))
     (note,) = task.pop_notes()  # what the trainer logs
-    assert note.startswith("2 of 3 contexts did not fit max_length 24")
-    assert "the answer of 1 of them lay beyond the cut" in note
-    assert task.pop_notes() == []
+    assert note == (
+        f"1 of 1 contexts did not fit max_length 24 with their question and were split "
+        f"into {count} overlapping windows"
+    )
+    assert task.encode(EXAMPLES[2]).get("window") is None and task.pop_notes() == []
+
+
+def test_windows_merge_into_the_most_probable_answer(tokenizer) -> None:
+    task = QuestionAnsweringTask(tokenizer, None, max_length=24)
+    example = qa("Where was Mary born?", LONG_CONTEXT, "London")
+    windows = task.encode_windows(example)
+    features = [task.encode(EXAMPLES[2]), *windows, task.encode(EXAMPLES[0])]
+    batch = task.collate(features)
+    logits = spiked(batch)  # windows without the answer spike on CLS: weak context spans
+    decoded = task.decode(logits, batch)
+    assert len(decoded) == len(features)
+    assert merge_windows(task, features, decoded) == ["fish", "London", "John Smith"]
+    # The same merge picks among formatted answers (prediction and serving).
+    parsed = task.parse_input({"question": example["question"], "context": LONG_CONTEXT})
+    rows = [task.format_prediction(parsed, logits[1 + i], w) for i, w in enumerate(windows)]
+    best = task.merge_window_predictions(rows)
+    assert best["answer"] == "London" == LONG_CONTEXT[best["start"] : best["end"]]
+    assert best["score"] > 0.99 and min(r["score"] for r in rows) < 0.01
+
+
+def test_an_answer_longer_than_the_overlap_is_counted(tokenizer) -> None:
+    task = QuestionAnsweringTask(tokenizer, None, max_length=16)
+    context = "Bob likes tea. " * 6 + "one two three four five six seven eight nine ten. " * 2
+    answer = "one two three four five six seven eight nine ten"
+    windows = task.encode_windows(qa("What?", context, answer))
+    assert all(w["start_positions"] == 0 for w in windows)
+    assert task.pop_notes()[1].startswith("1 answers fit in no single window")
 
 
 def test_question_too_long_is_a_data_error(tokenizer) -> None:

@@ -132,8 +132,10 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
                     f"input {number} has {size} characters; the limit is {settings.max_chars} (--max-chars)",
                 )
             try:
-                examples.append(task.parse_input(raw))
-                features.append(task.encode(examples[-1]))
+                example = task.parse_input(raw)
+                windows = task.encode_windows(example)  # a long QA context: several rows
+                examples.extend([example] * len(windows))
+                features.extend(windows)
             except AdapterkitError as exc:
                 raise ServeError(422, f"input {number}: {exc}") from None
         job = PredictJob(adapter=entry.name, task=task, examples=examples, features=features)

@@ -22,7 +22,7 @@ from adapterkit.serve.jobs import GenerateJob, Job, PredictJob
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError
 from adapterkit.tasks import Task
-from adapterkit.tasks.base import MODEL_INPUT_KEYS
+from adapterkit.tasks.base import MODEL_INPUT_KEYS, merge_windows
 
 Row = tuple[str, Task, dict[str, Any], dict[str, Any]]  # adapter, task, example, features
 
@@ -74,8 +74,8 @@ def _predict_jobs(registry: AdapterRegistry, jobs: list[PredictJob], max_batch: 
     for start in range(0, len(rows), max_batch):  # only a request above max_batch splits
         answers.extend(predict_rows(registry, rows[start : start + max_batch]))
     per_job, start = [], 0
-    for job in jobs:
-        per_job.append(answers[start : start + job.rows])
+    for job in jobs:  # one answer per input: the windows of a long input merge into one
+        per_job.append(merge_windows(job.task, job.features, answers[start : start + job.rows]))
         start += job.rows
     return per_job
 
@@ -152,6 +152,6 @@ def run_naive(registry: AdapterRegistry, job: Job, max_batch: int) -> Any:
                 job.task.format_prediction(example, logits[row], feats)
                 for row, (example, feats) in enumerate(zip(examples, features, strict=True))
             )
-        return answers
+        return merge_windows(job.task, job.features, answers)
     finally:
         model.activate(None)

@@ -11,7 +11,11 @@ from adapterkit.tasks import Task
 
 @dataclass
 class PredictJob:
-    """One /v1/predict request: inputs already parsed and tokenised by the adapter's task."""
+    """One /v1/predict request: inputs already parsed and tokenised by the adapter's task.
+
+    One row per feature: an input whose QA context needs several windows has several
+    rows (its example repeated beside each window), merged back into one answer.
+    """
 
     adapter: str
     task: Task

@@ -55,6 +55,21 @@ class Task(ABC):
     def encode(self, example: dict[str, Any]) -> dict[str, Any]:
         """One example → unpadded features (lists of ints) including its labels."""
 
+    def encode_windows(self, example: dict[str, Any]) -> list[dict[str, Any]]:
+        """One example → one or more features (rows).
+
+        A task whose inputs can outgrow ``max_length`` without losing the answer (extractive
+        QA over a long context) returns several overlapping windows, each marked
+        ``"window": [i, n]``; every caller keeps one example's windows next to each other,
+        and :func:`merge_windows` folds their predictions back into one. By default an
+        example is one row.
+        """
+        return [self.encode(example)]
+
+    def merge_window_predictions(self, predictions: list[Any]) -> Any:
+        """One example's per-window predictions (decoded or formatted) → its prediction."""
+        return predictions[0]
+
     @abstractmethod
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pad a list of features to the longest in the batch (dynamic padding)."""
@@ -85,6 +100,21 @@ class Task(ABC):
         self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]
     ) -> dict:
         """One example's logits → a JSON-ready answer (labels with scores, entities, spans)."""
+
+
+def encode_examples(task: Task, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every example's rows, in order (one example's windows stay together)."""
+    return [features for example in examples for features in task.encode_windows(example)]
+
+
+def merge_windows(task: Task, features: list[dict[str, Any]], predictions: list[Any]) -> list[Any]:
+    """Per-row predictions → one per example, using the rows' ``"window": [i, n]`` marks."""
+    merged, index = [], 0
+    while index < len(features):
+        count = features[index].get("window", [0, 1])[1]
+        merged.append(task.merge_window_predictions(predictions[index : index + count]))
+        index += count
+    return merged
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -4,10 +4,13 @@ The head gives a start and an end logit per token; the answer is the highest-sco
 span ``start <= end`` of at most :data:`MAX_ANSWER_TOKENS` tokens that lies inside the
 context, mapped back to characters through the tokenizer's offsets.
 
-Known limit: one feature per example. A context longer than ``max_length`` (with the
-question) is truncated, and an answer beyond the cut can be neither learned (its
-target becomes the CLS position 0) nor predicted. Sliding windows over long contexts
-(``return_overflowing_tokens`` with a stride) are not implemented yet.
+A context longer than ``max_length`` (with the question) is split into overlapping
+windows (:meth:`QuestionAnsweringTask.encode_windows`), each one row: in training, a
+window that does not hold the whole answer targets the CLS position 0 ("no answer
+here"); in evaluation and inference, each window proposes its best span and the span
+with the highest probability wins. Span probabilities are normalised over the context
+tokens *and* CLS, so a window the model judges to hold no answer proposes a weak span
+and windows compare fairly (as transformers' question-answering pipeline does).
 """
 
 from __future__ import annotations
@@ -25,6 +28,22 @@ from adapterkit.tasks.classification import pad_ids
 
 MAX_ANSWER_TOKENS = 30
 CONTEXT_SEQUENCE = 1  # sequence id of the context in a (question, context) encoding
+NO_ANSWER_POSITION = 0  # CLS: the target of a window that does not hold the answer
+
+
+class ScoredAnswer(str):
+    """An answer string that also carries its span probability (``score``).
+
+    Evaluation compares answers as strings; the score lets the windows of one long
+    context be merged into the single most probable answer.
+    """
+
+    score: float
+
+    def __new__(cls, text: str, score: float) -> ScoredAnswer:
+        answer = super().__new__(cls, text)
+        answer.score = score
+        return answer
 
 
 def best_span(
@@ -43,14 +62,17 @@ def best_span(
 
     Returns:
         ``(start, end, score)``: token positions (inclusive) and the probability
-        ``p_start * p_end``, each a softmax over the context tokens.
+        ``p_start * p_end``, each a softmax over the context tokens and the no-answer
+        position (CLS), so that the score says how sure the model is the answer is here.
     """
     mask = context_mask.bool()
     if not mask.any():
         return 0, 0, 0.0
+    normaliser = mask.clone()
+    normaliser[NO_ANSWER_POSITION] = True
     neg = torch.finfo(torch.float32).min
-    log_start = start_logits.float().masked_fill(~mask, neg).log_softmax(-1)  # (T,)
-    log_end = end_logits.float().masked_fill(~mask, neg).log_softmax(-1)  # (T,)
+    log_start = start_logits.float().masked_fill(~normaliser, neg).log_softmax(-1)  # (T,)
+    log_end = end_logits.float().masked_fill(~normaliser, neg).log_softmax(-1)  # (T,)
     scores = log_start[:, None] + log_end[None, :]  # (T, T): [start, end]
     length = scores.shape[0]
     # Allowed pairs: start <= end < start + max_tokens, both on context tokens.
@@ -66,7 +88,7 @@ class QuestionAnsweringTask(Task):
     """Span extraction from a (question, context) pair with a start/end head.
 
     Label-free: ``label_names`` is ignored (a bundle stores an empty label list).
-    Contexts beyond ``max_length`` tokens are truncated; see the module docs.
+    Contexts beyond ``max_length`` tokens become overlapping windows; see the module docs.
     """
 
     task_type = "question-answering"
@@ -76,88 +98,110 @@ class QuestionAnsweringTask(Task):
     ) -> None:
         # SQuAD setups usually use max_length=384; the shared default keeps make_task uniform.
         super().__init__(tokenizer, None, max_length)
-        self.encoded = self.truncated = self.answers_cut = 0
+        # Tokens two neighbouring windows share: a third of the window, as SQuAD setups
+        # do (128 of 384), so an answer near one window's edge is whole in the next.
+        self.stride = max_length // 3
+        self.encoded = self.split = self.windows = self.answers_cut = 0
 
     def pop_notes(self) -> list[str]:
-        """How many contexts (and answers) encoding cut since the last call, then reset."""
+        """How many contexts encoding split into windows since the last call, then reset."""
         notes = []
-        if self.truncated:
+        if self.split:
             notes.append(
-                f"{self.truncated} of {self.encoded} contexts did not fit max_length "
-                f"{self.max_length} with their question and were cut; the answer of "
-                f"{self.answers_cut} of them lay beyond the cut (trained as 'no answer', and "
-                "out of reach in evaluation); raise --max-length (SQuAD setups use 384)"
+                f"{self.split} of {self.encoded} contexts did not fit max_length "
+                f"{self.max_length} with their question and were split into "
+                f"{self.windows} overlapping windows"
             )
-        self.encoded = self.truncated = self.answers_cut = 0
+        if self.answers_cut:
+            notes.append(
+                f"{self.answers_cut} answers fit in no single window (longer than a window's "
+                "overlap): trained as 'no answer' and out of reach; raise --max-length"
+            )
+        self.encoded = self.split = self.windows = self.answers_cut = 0
         return notes
 
     def build_head(self, hidden_size: int) -> Head:
         return SpanQAHead(hidden_size)
 
     def encode(self, example: dict[str, Any]) -> dict[str, Any]:
-        """Tokenise question + context (only the context is truncated).
+        """The first window of :meth:`encode_windows` (the whole example when it fits)."""
+        first = self.encode_windows(example)[0]
+        first.pop("window", None)
+        return first
+
+    def encode_windows(self, example: dict[str, Any]) -> list[dict[str, Any]]:
+        """Tokenise question + context into one row, or overlapping windows of the context.
 
         Returns:
-            Model inputs plus ``offsets`` (character span in the context per token),
-            ``context_mask`` (1 on context tokens), ``context`` (the string), and with
-            answers ``start_positions``/``end_positions`` of the first answer (0, the
-            CLS token, when the answer was truncated away or there is none).
+            One feature dict per window: model inputs plus ``offsets`` (character span in
+            the context per token), ``context_mask`` (1 on context tokens), ``context``
+            (the string), ``window`` ([i, n], when there are several), and with answers
+            ``start_positions``/``end_positions`` of the first answer (0, the CLS token,
+            in a window that does not hold all of it, or when there is none).
         """
         question, context = example.get("question"), example.get("context")
         if not isinstance(question, str) or not question.strip():
             raise DataError("an example has no question")
         if not isinstance(context, str) or not context.strip():
             raise DataError("an example has no context")
+        question_tokens = len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+        room = self.max_length - question_tokens - self.tokenizer.num_special_tokens_to_add(True)
+        if room < 1:
+            raise DataError(
+                f"cannot fit question and context into {self.max_length} tokens: the "
+                f"question alone takes {question_tokens}"
+            )
         try:
             encoded = self.tokenizer(
                 question,
                 context,
                 truncation="only_second",
                 max_length=self.max_length,
+                stride=min(self.stride, room // 2),  # the tokenizer needs stride < room
+                return_overflowing_tokens=True,
                 return_offsets_mapping=True,
             )
         except Exception as exc:  # the tokenizers library raises its own exception types
             raise DataError(
-                f"cannot fit question and context into {self.max_length} tokens "
-                f"(is the question that long?): {exc}"
+                f"cannot fit question and context into {self.max_length} tokens: {exc}"
             ) from None
-        sequence_ids = encoded.sequence_ids()
-        context_mask = [int(s == CONTEXT_SEQUENCE) for s in sequence_ids]
-        offsets = [
-            list(span) if keep else [0, 0]
-            for span, keep in zip(encoded["offset_mapping"], context_mask, strict=True)
-        ]
-        keep = ("input_ids", "attention_mask", "token_type_ids")
-        features: dict[str, Any] = {k: list(v) for k, v in encoded.items() if k in keep}
-        features.update(offsets=offsets, context_mask=context_mask, context=context)
-        self.encoded += 1
-        context_end = max(
-            (end for (_, end), keep in zip(offsets, context_mask, strict=True) if keep), default=0
-        )
-        # A full-length encoding whose context tokens stop short of the text was truncated
-        # (the length check keeps characters that make no token from counting as a cut).
-        full = len(features["input_ids"]) >= self.max_length
-        cut = full and context_end < len(context.rstrip())
-        self.truncated += cut
+        count = len(encoded["input_ids"])
         answers = example.get("answers")
-        if answers is not None:
-            start, end = self._answer_positions(answers, offsets, context_mask)
-            features.update(start_positions=start, end_positions=end)
-            self.answers_cut += cut and bool(answers.get("text")) and start == 0
-        return features
+        windows = []
+        for index in range(count):
+            context_mask = [int(s == CONTEXT_SEQUENCE) for s in encoded.sequence_ids(index)]
+            offsets = [
+                list(span) if keep else [0, 0]
+                for span, keep in zip(encoded["offset_mapping"][index], context_mask, strict=True)
+            ]
+            keep = ("input_ids", "attention_mask", "token_type_ids")
+            features: dict[str, Any] = {k: list(encoded[k][index]) for k in keep if k in encoded}
+            features.update(offsets=offsets, context_mask=context_mask, context=context)
+            if count > 1:
+                features["window"] = [index, count]
+            if answers is not None:
+                start, end = self._answer_positions(answers, offsets, context_mask)
+                features.update(start_positions=start, end_positions=end)
+            windows.append(features)
+        self.encoded += 1
+        self.split += count > 1
+        self.windows += count if count > 1 else 0
+        if answers is not None and answers.get("text"):
+            self.answers_cut += all(w["start_positions"] == NO_ANSWER_POSITION for w in windows)
+        return windows
 
     @staticmethod
     def _answer_positions(
         answers: dict[str, list], offsets: list[list[int]], context_mask: list[int]
     ) -> tuple[int, int]:
-        """Token positions of the first answer's first and last character."""
+        """Token positions of the first answer's first and last character in this window."""
         if not answers.get("text"):
             return 0, 0  # no answer: point at CLS, as SQuAD 2.0 training does
         char_start = int(answers["answer_start"][0])
         char_end = char_start + len(answers["text"][0])
         tokens = [i for i, keep in enumerate(context_mask) if keep]
-        if not tokens or offsets[tokens[-1]][1] < char_end:
-            return 0, 0  # the answer (or part of it) was truncated away
+        if not tokens or offsets[tokens[0]][0] > char_start or offsets[tokens[-1]][1] < char_end:
+            return 0, 0  # the answer (or part of it) lies outside this window
         start = next(i for i in tokens if offsets[i][1] > char_start)
         end = next(i for i in reversed(tokens) if offsets[i][0] < char_end)
         return start, end
@@ -192,15 +236,20 @@ class QuestionAnsweringTask(Task):
         return (start_loss + end_loss) / 2
 
     def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
-        """The answer text of each example."""
+        """The answer text of each row, carrying its probability (:class:`ScoredAnswer`)."""
         answers = []
         for i, row in enumerate(logits):
-            start, end, _ = best_span(row[:, 0], row[:, 1], batch["context_mask"][i])
+            start, end, score = best_span(row[:, 0], row[:, 1], batch["context_mask"][i])
             chars = batch["context_chars"][i]
             context = "".join(map(chr, chars[chars >= 0].tolist()))
             offsets = batch["offsets"][i]
-            answers.append(context[int(offsets[start, 0]) : int(offsets[end, 1])])
+            text = context[int(offsets[start, 0]) : int(offsets[end, 1])]
+            answers.append(ScoredAnswer(text, score))
         return answers
+
+    def merge_window_predictions(self, predictions: list[Any]) -> Any:
+        """The most probable of one context's window answers (decoded or formatted)."""
+        return max(predictions, key=_score_of)
 
     def references(self, examples: list[dict[str, Any]]) -> list[Any]:
         # An unanswerable question's reference is the empty answer (SQuAD 2.0's rule).
@@ -237,3 +286,10 @@ class QuestionAnsweringTask(Task):
             "end": char_end,
             "score": score,
         }
+
+
+def _score_of(prediction: Any) -> float:
+    """A window answer's probability: ``score`` of a formatted dict or a ScoredAnswer."""
+    if isinstance(prediction, dict):
+        return float(prediction["score"])
+    return float(getattr(prediction, "score", 0.0))

@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adapterkit.model import AdaptedModel
-from adapterkit.tasks.base import Task, head_forward
+from adapterkit.tasks.base import Task, encode_examples, head_forward, merge_windows
 
 
 def task_forward(
@@ -33,9 +33,10 @@ def predict_features(
     features: list[dict[str, Any]],
     batch_size: int = 64,
 ) -> tuple[list[Any], float | None]:
-    """Decoded predictions in input order, and the mean loss when features carry labels.
+    """Decoded predictions in input order (one per row), and the mean loss when features
+    carry labels.
 
-    Examples are batched in order of length so padding stays small, then put back.
+    Rows are batched in order of length so padding stays small, then put back.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -69,8 +70,14 @@ def evaluate_features(
     references: list[Any],
     batch_size: int = 64,
 ) -> tuple[dict[str, Any], float | None, list[Any]]:
-    """(metrics, mean loss, predictions) of ``adapter`` on encoded examples."""
+    """(metrics, mean loss, predictions) of ``adapter`` on encoded examples.
+
+    ``features`` are the rows of :func:`~adapterkit.tasks.base.encode_examples`;
+    ``references`` and the returned predictions have one entry per example (the windows
+    of a long QA context are merged into one answer).
+    """
     predictions, loss = predict_features(model, adapter, task, features, batch_size)
+    predictions = merge_windows(task, features, predictions)
     return task.metrics(references, predictions), loss, predictions
 
 
@@ -90,7 +97,7 @@ def evaluate_examples(
     custom = getattr(task, "evaluate", None)
     if custom is not None:
         return custom(model, adapter, examples, batch_size=batch_size, **options)
-    features = [task.encode(example) for example in examples]
+    features = encode_examples(task, examples)
     metrics, loss, _ = evaluate_features(
         model, adapter, task, features, task.references(examples), batch_size
     )

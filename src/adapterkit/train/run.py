@@ -27,6 +27,7 @@ from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
+from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.evaluate import evaluate_examples
 from adapterkit.train.loop import fit
@@ -87,8 +88,8 @@ def _sample(examples: list[dict] | None, k: int, seed: int) -> list[dict] | None
 
 
 def encode_all(task: Task, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tokenise and align labels for every example."""
-    return [task.encode(example) for example in examples]
+    """Tokenise and align labels for every example: its rows (QA windows), in order."""
+    return encode_examples(task, examples)
 
 
 def _bundle_bytes(path: Path) -> int:
