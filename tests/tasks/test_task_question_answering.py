@@ -204,3 +204,12 @@ def test_round_trip_with_the_real_minilm_tokenizer() -> None:
     assert task.decode(spiked(batch), batch) == [ex["answers"]["text"][0] for ex in examples]
     result = task.format_prediction(examples[-1], spiked(batch)[-1], features[-1])
     assert (result["start"], result["end"]) == (18, 35)
+    # A long context through the real tokenizer: windows, merged back into the answer.
+    task = QuestionAnsweringTask(load_tokenizer("minilm"), None, max_length=32)
+    long = qa(
+        "Where was Zdzisław born?", "Bob likes tea. " * 20 + "Zdzisław was born in Łódź.", "Łódź"
+    )
+    windows = task.encode_windows(long)
+    assert len(windows) > 2
+    batch = task.collate(windows)
+    assert merge_windows(task, windows, task.decode(spiked(batch), batch)) == ["Łódź"]
