@@ -1,8 +1,6 @@
 """adapterkit: parameter-efficient fine-tuning with adapters, bundles with heads,
 and one frozen base serving many adapters."""
 
-__version__ = "0.1.0"
-
 from adapterkit.errors import AdapterkitError, BundleError, DataError
 from adapterkit.heads import (
     ClassificationHead,
@@ -15,6 +13,7 @@ from adapterkit.methods.bottleneck import BottleneckConfig
 from adapterkit.methods.lora import LoraConfig
 from adapterkit.model import AdaptedModel, ParameterReport
 from adapterkit.models import load_base, load_tokenizer
+from adapterkit.version import __version__
 
 __all__ = [
     "AdaptedModel",

@@ -1,7 +1,8 @@
 """The on-disk bundle: ``adapter_config.json`` + ``adapter_model.safetensors``.
 
-Writes go to a temporary directory beside the target and are renamed into place,
-so a crash never leaves a half-written bundle under the final name. Reads check
+Writes go to a temporary directory beside the target and are renamed into place
+(:func:`adapterkit.files.staged_dir`), so a crash never leaves a half-written bundle
+under the final name. Reads check
 the format name and version, that both files exist, and the weights file's size
 and sha256 against the config before parsing it. Only JSON and safetensors are
 read: nothing is ever unpickled.
@@ -9,11 +10,7 @@ read: nothing is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +18,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from adapterkit import __version__
 from adapterkit.errors import BundleError
+from adapterkit.files import sha256_file, staged_dir
+from adapterkit.version import __version__
 
 FORMAT_NAME = "adapterkit-bundle"
 FORMAT_VERSION = 1
@@ -30,48 +28,30 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_bundle(
     path: str | Path, config: dict[str, Any], tensors: dict[str, torch.Tensor]
 ) -> Path:
     """Atomically write a bundle directory at ``path`` (replacing an existing one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        weights = tmp / WEIGHTS_FILE
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
-        full = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "adapterkit_version": __version__,
-            **config,
-            "files": {WEIGHTS_FILE: {"bytes": weights.stat().st_size, "sha256": _sha256(weights)}},
-        }
-        (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
-        swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged_dir(path) as tmp:
+        write_bundle_files(tmp, config, tensors)
     return path
 
 
-def swap_into_place(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` to ``path``; an existing bundle is moved aside first and removed after."""
-    if not path.exists():
-        os.replace(tmp, path)
-        return
-    old = path.parent / f".{path.name}.old-{os.getpid()}"
-    os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+def write_bundle_files(
+    folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Write the two bundle files into ``folder``, which the caller stages and renames."""
+    weights = folder / WEIGHTS_FILE
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
+    full = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "adapterkit_version": __version__,
+        **config,
+        "files": {WEIGHTS_FILE: {"bytes": weights.stat().st_size, "sha256": sha256_file(weights)}},
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
 
 
 def read_bundle_config(path: str | Path) -> dict[str, Any]:
@@ -112,7 +92,7 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         raise BundleError(
             f"{weights}: {size} bytes but the bundle says {expected['bytes']} (truncated or replaced)"
         )
-    if "sha256" in expected and _sha256(weights) != expected["sha256"]:
+    if "sha256" in expected and sha256_file(weights) != expected["sha256"]:
         raise BundleError(f"{weights}: checksum does not match {CONFIG_FILE} (file is corrupt)")
     try:
         tensors = load_file(str(weights))

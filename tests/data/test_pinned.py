@@ -7,7 +7,7 @@ tests never touch the network.
 from __future__ import annotations
 
 import hashlib
-import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from adapterkit.data import pinned
+from adapterkit.data import pinned, wheel_files
 from adapterkit.data.cache import cache_dir
-from adapterkit.data.pinned import PinnedWheel, extract_tree, fetch_wheel, read_member
+from adapterkit.data.pinned import PinnedWheel, fetch_wheel
+from adapterkit.data.wheel_files import extract_tree, read_member
 from adapterkit.errors import DataError
 
 WHEEL = "fake_pkg-1.0-py3-none-any.whl"
@@ -42,18 +43,18 @@ def fake_pip(tmp_path, monkeypatch):
     monkeypatch.setitem(pinned.PINNED, "fake", PinnedWheel("fake-pkg", "1.0", sha, WHEEL))
     state = {"calls": 0, "fail": False, "serve": src, "requirements": ""}
 
-    def run(cmd, **kwargs):
+    def run(cmd, label):
         state["calls"] += 1
         state["requirements"] = Path(cmd[cmd.index("-r") + 1]).read_text()
         time.sleep(0.05)  # long enough for a second thread to queue on the lock
         if state["fail"]:
-            return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version\n")
+            return 1, ["ERROR: Could not find a version"]
         dest = Path(cmd[cmd.index("-d") + 1])
         dest.mkdir(parents=True, exist_ok=True)
         (dest / WHEEL).write_bytes(state["serve"].read_bytes())
-        return subprocess.CompletedProcess(cmd, 0, "", "")
+        return 0, []
 
-    monkeypatch.setattr(pinned.subprocess, "run", run)
+    monkeypatch.setattr(pinned, "run_pip", run)
     return state
 
 
@@ -72,6 +73,7 @@ def test_fetch_downloads_once_then_uses_cache(fake_pip) -> None:
     assert fetch_wheel("fake") == path
     assert fake_pip["calls"] == 1
     assert not list(path.parent.glob(".download-*"))  # temp folder cleaned up
+    assert not list(path.parent.glob(f".{WHEEL}.*"))  # and the staged file renamed
 
 
 def test_corrupt_cached_wheel_is_fetched_again(fake_pip) -> None:
@@ -127,7 +129,7 @@ def test_read_member_prefers_an_extracted_copy(fake_pip, monkeypatch) -> None:
     copy = cache_dir() / "extracted" / "fake-1.0" / "pkg" / "other.txt"
     copy.parent.mkdir(parents=True)
     copy.write_bytes(b"from the cache")
-    monkeypatch.setattr(pinned, "fetch_wheel", lambda key: pytest.fail("should not fetch"))
+    monkeypatch.setattr(wheel_files, "fetch_wheel", lambda key: pytest.fail("should not fetch"))
     assert read_member("fake", "pkg/other.txt") == b"from the cache"
     with pytest.raises(DataError, match="points outside the wheel"):
         read_member("fake", "pkg/../../secret.txt")
@@ -140,11 +142,11 @@ def test_extract_tree_is_complete_and_reused(fake_pip, monkeypatch) -> None:
     assert (out / "sub" / "w.bin").read_bytes() == b"123"
     assert not (out / "other.txt").exists()
     with monkeypatch.context() as m:
-        m.setattr(pinned, "fetch_wheel", lambda key: pytest.fail("should reuse"))
+        m.setattr(wheel_files, "fetch_wheel", lambda key: pytest.fail("should reuse"))
         assert extract_tree("fake", "pkg/model/") == out
     with pytest.raises(DataError, match="has no files under 'pkg/none'"):
         extract_tree("fake", "pkg/none")
-    assert not list(out.parents[1].glob(".extract-*"))  # temp folders cleaned up
+    assert not list(out.parents[1].glob(".*tmp-*"))  # temp folders cleaned up
 
 
 def test_extract_refuses_paths_outside_the_folder(fake_pip) -> None:
@@ -163,3 +165,12 @@ def test_prefetch_cli(fake_pip, capsys) -> None:
     assert capsys.readouterr().out.strip().endswith(WHEEL)
     assert main(["bogus"]) == 1
     assert "error: unknown pinned wheel 'bogus'" in capsys.readouterr().err
+
+
+def test_pip_progress_is_drawn_as_a_bar(capsys) -> None:
+    """pip's raw progress lines become a byte bar on stderr; other lines come back for messages."""
+    script = "print('Collecting x'); print('Progress 0 of 2048'); print('Progress 2048 of 2048'); print('Saved x.whl')"
+    status, lines = pinned.run_pip([sys.executable, "-c", script], "x.whl")
+    assert status == 0 and lines == ["Collecting x", "Saved x.whl"]
+    err = capsys.readouterr().err
+    assert "x.whl" in err and "2.05k" in err and "100%" in err

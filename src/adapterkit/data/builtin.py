@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 
 from adapterkit.data.conll import parse_conll
-from adapterkit.data.pinned import PINNED, read_member
+from adapterkit.data.pinned import PINNED
 from adapterkit.data.readers import decode_text
 from adapterkit.data.splits import (
     CAUSAL_LM,
@@ -26,6 +26,7 @@ from adapterkit.data.splits import (
     split_seeded,
     validate_labels,
 )
+from adapterkit.data.wheel_files import read_member
 from adapterkit.errors import DataError
 
 TREC_COARSE = ["DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"]  # index = label-coarse

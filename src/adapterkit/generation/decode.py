@@ -1,10 +1,11 @@
 """Batched text generation with an adapter: greedy or nucleus sampling, stop strings, streaming.
 
-The batch helpers are the server's (:mod:`adapterkit.serve.generation`): prompts are
-left-padded so that every row continues from the last position, and each row is cut at
-its end-of-sequence token and stop strings. This module adds what the command line and
-evaluation need on top: batching a long list by length, encoder-decoder bases, stop
-strings that also end decoding early, and printing one prompt's tokens as they come.
+The batch mechanics are :mod:`adapterkit.generation.batch`'s (the server uses them
+too): prompts are left-padded so that every row continues from the last position, and
+each row is cut at its end-of-sequence token and stop strings. This module adds what
+the command line and evaluation need on top: batching a long list by length (with a
+progress bar), encoder-decoder bases, stop strings that also end decoding early, and
+printing one prompt's tokens as they come.
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import torch
+from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.generation.batch import (
+    GenerateRequest,
+    Generation,
+    Sampling,
+    eos_ids,
+    finish,
+    generate_kwargs,
+    left_pad,
+)
 from adapterkit.model import AdaptedModel
-from adapterkit.serve.generation import eos_ids, finish, generate_kwargs, left_pad, pad_token_id
-from adapterkit.serve.jobs import GenerateJob, Generation, Sampling
+from adapterkit.padding import pad_token_id
 
 
 @dataclass
@@ -53,7 +63,7 @@ class DecodeOptions:
 
     @property
     def sampling(self) -> Sampling:
-        """The server's sampling record (greedy at temperature 0)."""
+        """The sampling record of a ``generate`` call (greedy at temperature 0)."""
         return Sampling(self.temperature, self.top_p)
 
 
@@ -126,10 +136,12 @@ def generate_texts(
     """Continue every prompt (token ids) with ``adapter`` (None: the base alone).
 
     Prompts are sorted by length so each batch pads little, then put back in order.
-    A row that produces a stop string stops decoding there (:class:`StopOnText`).
+    A row that produces a stop string stops decoding there (:class:`StopOnText`). A
+    list longer than one batch shows a progress bar on stderr (decoding a test split
+    can take minutes).
 
     Returns:
-        One :class:`~adapterkit.serve.jobs.Generation` per prompt: text (stop string and
+        One :class:`~adapterkit.generation.batch.Generation` per prompt: text (stop string and
         end-of-sequence removed), finish reason, prompt and completion token counts.
     """
     options = options or DecodeOptions()
@@ -145,7 +157,8 @@ def generate_texts(
         kwargs["streamer"] = streamer
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
-    for start in range(0, len(order), options.batch_size):
+    starts = range(0, len(order), options.batch_size)
+    for start in tqdm(starts, desc="generate", unit="batch", leave=False, disable=len(starts) <= 1):
         chunk = order[start : start + options.batch_size]
         batch = left_pad([prompts[i] for i in chunk], pad, device)
         # A decoder returns prompt + continuation; an encoder-decoder returns the decoder
@@ -156,8 +169,8 @@ def generate_texts(
             kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         output = model.generate(**batch, adapter=adapter, **kwargs)
         for row, i in enumerate(chunk):
-            job = GenerateJob(
+            request = GenerateRequest(
                 adapter, prompts[i], options.max_new_tokens, options.sampling, options.stop
             )
-            results[i] = finish(tokenizer, job, output[row, skip:].tolist(), eos)
+            results[i] = finish(tokenizer, request, output[row, skip:].tolist(), eos)
     return [r for r in results if r is not None]

@@ -1,47 +1,13 @@
-"""Small helpers shared by the report and plot writers."""
+"""Turning metric values into plain JSON (the report writers' one shared helper)."""
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so readers see either the old file or the new one.
-
-    The temp file lives in the target folder because ``os.replace`` is only atomic
-    within one file system; a crash mid-write leaves at most a stray ``.tmp`` file,
-    never a truncated ``metrics.json`` that a later comparison would trust.
-
-    Args:
-        path: Destination file; its parent folders are created.
-        data: The complete file contents.
-
-    Returns:
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; reports are meant to be read by others too.
-        os.chmod(tmp_name, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Leave no half-written temp file behind on any failure, Ctrl-C included.
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def to_jsonable(value: Any) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from adapterkit.metrics._io import atomic_write_bytes
+from adapterkit.files import atomic_write_bytes
 
 # Logged numbers that are bookkeeping, not quality: never drawn as metrics.
 _NOT_METRICS = {"epoch", "step", "learning_rate", "lr", "grad_norm"}

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from adapterkit.metrics._io import atomic_write_bytes, to_jsonable
+from adapterkit.files import atomic_write_bytes
+from adapterkit.metrics._io import to_jsonable
 
 # Shown first, in this order, when present; other numeric top-level values follow.
 HEADLINE_KEYS: tuple[str, ...] = (

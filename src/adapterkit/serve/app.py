@@ -21,11 +21,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.generation.batch import Generation, Sampling
 from adapterkit.serve import schemas
 from adapterkit.serve.batcher import Batcher, NaiveRunner
 from adapterkit.serve.compute import run_batch, run_naive
 from adapterkit.serve.generation import chat_prompt, encode_prompt
-from adapterkit.serve.jobs import GenerateJob, Generation, PredictJob, Sampling
+from adapterkit.serve.jobs import GenerateJob, PredictJob
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError, ServeSettings
 

@@ -12,7 +12,7 @@ the two; the naive path is only safe because the worker runs one job at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,21 +22,9 @@ from adapterkit.serve.jobs import GenerateJob, Job, PredictJob
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError
 from adapterkit.tasks import Task
-from adapterkit.tasks.base import MODEL_INPUT_KEYS, merge_windows
+from adapterkit.tasks.base import merge_windows, pad_model_inputs
 
 Row = tuple[str, Task, dict[str, Any], dict[str, Any]]  # adapter, task, example, features
-
-
-def pad_right(features: Sequence[dict[str, Any]], pad_id: int, device: torch.device) -> dict:
-    """Model inputs of rows from any tasks, right-padded to the longest: (B, T) each."""
-    width = max(len(f["input_ids"]) for f in features)
-    batch = {}
-    for key in MODEL_INPUT_KEYS:
-        if all(key in f for f in features):
-            value = pad_id if key == "input_ids" else 0
-            rows = [list(f[key]) + [value] * (width - len(f[key])) for f in features]
-            batch[key] = torch.tensor(rows, dtype=torch.long, device=device)
-    return batch
 
 
 def last_hidden(outputs: Any) -> torch.Tensor:
@@ -48,7 +36,7 @@ def last_hidden(outputs: Any) -> torch.Tensor:
 def predict_rows(registry: AdapterRegistry, rows: list[Row]) -> list[dict]:
     """One base forward for rows of any adapters, then each adapter's head on its rows."""
     model = registry.model
-    batch = pad_right([row[3] for row in rows], registry.pad_id, registry.device)
+    batch = pad_model_inputs([row[3] for row in rows], registry.pad_id, registry.device)
     names = [row[0] for row in rows]
     extra = {} if registry.kind == "encoder" else {"output_hidden_states": True}
     hidden = last_hidden(model(**batch, adapter=names, **extra))  # (B, T, C)
@@ -145,7 +133,7 @@ def run_naive(registry: AdapterRegistry, job: Job, max_batch: int) -> Any:
             features = job.features[start : start + max_batch]
             # Not task.collate: it asks the tokenizer for its pad id, and the tokenizer
             # belongs to the event loop thread.
-            inputs = pad_right(features, registry.pad_id, registry.device)
+            inputs = pad_model_inputs(features, registry.pad_id, registry.device)
             hidden = last_hidden(model(**inputs, **extra))  # no adapter argument: the active one
             logits = model.head_logits(job.adapter, hidden, inputs["attention_mask"]).float().cpu()
             answers.extend(

@@ -1,27 +1,25 @@
 """Prompts in, continuations out: encoding on the event loop, decoding on the worker.
 
-Rows of one ``generate`` call are left-padded (decoders continue from the last
-position, so every prompt must end there) and share the decode steps whatever
-their adapters. A row's own ``max_new_tokens`` is applied afterwards by cutting:
-under greedy decoding a row's tokens do not depend on how long the others run.
+The batch mechanics (left padding, ``generate`` arguments, cutting each row at its
+own length and stop strings) are :mod:`adapterkit.generation.batch`'s; this module
+adds the server's side: chat prompts, encoding on the event loop, and one
+``generate`` call for the jobs of a batch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
+from adapterkit.generation.batch import (
+    Generation,
+    eos_ids,
+    finish,
+    generate_kwargs,
+    left_pad,
+)
 from adapterkit.model import AdaptedModel
-from adapterkit.serve.jobs import GenerateJob, Generation, Sampling
-
-
-def pad_token_id(tokenizer: Any) -> int:
-    """The id padding uses: the pad token, else end-of-sequence, else 0."""
-    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
+from adapterkit.padding import pad_token_id
+from adapterkit.serve.jobs import GenerateJob
 
 
 def chat_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, bool]:
@@ -42,59 +40,6 @@ def chat_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, bo
 def encode_prompt(tokenizer: Any, text: str, has_specials: bool = False) -> list[int]:
     """Token ids of one prompt (runs on the event loop, the tokenizer's only thread)."""
     return list(tokenizer(text, add_special_tokens=not has_specials)["input_ids"])
-
-
-def eos_ids(model: AdaptedModel, tokenizer: Any) -> set[int]:
-    """Every id that ends a sequence for this base."""
-    found: set[int] = set()
-    config = getattr(model.base, "generation_config", None)
-    for value in (getattr(config, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(value, int):
-            found.add(value)
-        elif isinstance(value, list | tuple):
-            found.update(int(v) for v in value)
-    return found
-
-
-def generate_kwargs(sampling: Sampling, max_new_tokens: int, pad_id: int) -> dict[str, Any]:
-    """Arguments for ``generate``: greedy at temperature 0, else nucleus sampling."""
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id}
-    if sampling.greedy:
-        return {**kwargs, "do_sample": False}
-    # top_k=0 switches off the model's default top-k so top_p alone trims, as OpenAI does.
-    return {
-        **kwargs,
-        "do_sample": True,
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-        "top_k": 0,
-    }
-
-
-def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> dict[str, Any]:
-    """(B, T) ``input_ids`` and ``attention_mask``, padded on the left."""
-    width = max(len(p) for p in prompts)
-    ids = [[pad_id] * (width - len(p)) + p for p in prompts]
-    mask = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
-    return {
-        "input_ids": torch.tensor(ids, dtype=torch.long, device=device),
-        "attention_mask": torch.tensor(mask, dtype=torch.long, device=device),
-    }
-
-
-def finish(tokenizer: Any, job: GenerateJob, new_ids: list[int], eos: set[int]) -> Generation:
-    """Cut one row's new tokens at its own length, end-of-sequence and stop strings."""
-    tokens = new_ids[: job.max_new_tokens]
-    reason = "length"
-    for position, token in enumerate(tokens):
-        if token in eos:
-            tokens, reason = tokens[:position], "stop"
-            break
-    text = tokenizer.decode(tokens, skip_special_tokens=True)
-    cuts = [text.find(stop) for stop in job.stop if stop and stop in text]
-    if cuts:
-        text, reason = text[: min(cuts)], "stop"
-    return Generation(text, reason, len(job.prompt_ids), len(tokens))
 
 
 def generate_rows(

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapterkit.generation.batch import GenerateRequest
 from adapterkit.tasks import Task
 
 
@@ -30,28 +31,10 @@ class PredictJob:
         return len(self.features)
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """Decoding parameters; rows share one ``generate`` call only when these are equal."""
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-
-    @property
-    def greedy(self) -> bool:
-        """Temperature 0 means greedy decoding (argmax), as in OpenAI's API."""
-        return self.temperature == 0.0
-
-
 @dataclass
-class GenerateJob:
+class GenerateJob(GenerateRequest):
     """One prompt to continue (a completions request with several prompts makes several)."""
 
-    adapter: str | None
-    prompt_ids: list[int]
-    max_new_tokens: int
-    sampling: Sampling = Sampling()
-    stop: tuple[str, ...] = ()
     future: asyncio.Future | None = field(default=None, repr=False)
     arrived: float = 0.0
 
@@ -59,17 +42,6 @@ class GenerateJob:
     def rows(self) -> int:
         """Rows this job adds to a batch."""
         return 1
-
-
-@dataclass
-class Generation:
-    """A finished continuation."""
-
-    text: str
-    finish_reason: str
-    """``stop`` (end-of-sequence token or a stop string) or ``length``."""
-    prompt_tokens: int
-    completion_tokens: int
 
 
 Job = PredictJob | GenerateJob

@@ -21,6 +21,7 @@ from adapterkit.bundle import CONFIG_FILE, read_bundle_config
 from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
+from adapterkit.padding import pad_token_id
 from adapterkit.serve.settings import ServeError, ServeSettings
 from adapterkit.tasks import TASK_CLASSES, Task, task_from_info
 
@@ -87,7 +88,7 @@ class AdapterRegistry:
         self.kind = settings.kind
         self.device = next(model.parameters()).device
         # Read once here: asking the tokenizer from the worker thread later could race the loop.
-        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.pad_id = pad_token_id(tokenizer)
         self.entries: dict[str, AdapterEntry] = {}
 
     @classmethod

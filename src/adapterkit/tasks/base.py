@@ -15,6 +15,7 @@ import torch
 
 from adapterkit.heads import Head
 from adapterkit.model import AdaptedModel
+from adapterkit.padding import mask_rows, pad_rows, pad_token_id
 
 # Keys a task's batch may hold that go to the base model's forward.
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -72,7 +73,15 @@ class Task(ABC):
 
     @abstractmethod
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Pad a list of features to the longest in the batch (dynamic padding)."""
+        """Pad a list of features to the longest in the batch (dynamic padding).
+
+        Tasks start from :meth:`collate_inputs` and add their own tensors (labels,
+        word alignment, offsets ...).
+        """
+
+    def collate_inputs(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """The base model's inputs of ``features``, right-padded (see :func:`pad_model_inputs`)."""
+        return pad_model_inputs(features, pad_token_id(self.tokenizer))
 
     @abstractmethod
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -115,6 +124,27 @@ def merge_windows(task: Task, features: list[dict[str, Any]], predictions: list[
         merged.append(task.merge_window_predictions(predictions[index : index + count]))
         index += count
     return merged
+
+
+def pad_model_inputs(
+    features: list[dict[str, Any]], pad_id: int, device: torch.device | None = None
+) -> dict[str, torch.Tensor]:
+    """(B, T) tensors of the model-input keys all ``features`` hold, right-padded.
+
+    ``input_ids`` are padded with ``pad_id``, the other keys with 0; features without
+    an ``attention_mask`` (prompts) get one from their lengths. Rows may come from
+    different tasks (the server batches them together).
+    """
+    batch = {
+        key: pad_rows(
+            [f[key] for f in features], pad_id if key == "input_ids" else 0, device=device
+        )
+        for key in MODEL_INPUT_KEYS
+        if all(key in f for f in features)
+    }
+    if "attention_mask" not in batch:
+        batch["attention_mask"] = mask_rows([f["input_ids"] for f in features], device=device)
+    return batch
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

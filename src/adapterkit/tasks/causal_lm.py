@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 from adapterkit.errors import AdapterkitError, DataError
 from adapterkit.model import AdaptedModel
+from adapterkit.padding import pad_rows
 from adapterkit.tasks.base import Task
-from adapterkit.tasks.classification import pad_ids
 
 IGNORE = -100  # label of a token that is context, not something to learn
 Piece = tuple[str | int, bool]  # (text, or one token id; trained?)
@@ -179,12 +179,9 @@ class CausalLMTask(Task):
         return notes
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pad = self.tokenizer.pad_token_id
-        pad = self.tokenizer.eos_token_id if pad is None else pad
-        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad or 0)}
-        batch["attention_mask"] = pad_ids([[1] * len(f["input_ids"]) for f in features], 0)
+        batch = self.collate_inputs(features)
         if "labels" in features[0]:
-            batch["labels"] = pad_ids([f["labels"] for f in features], IGNORE)
+            batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE)
         return batch
 
     def pack(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:

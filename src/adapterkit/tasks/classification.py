@@ -18,12 +18,6 @@ from adapterkit.tasks.base import Task
 MULTI_LABEL_THRESHOLD = 0.5
 
 
-def pad_ids(rows: list[list[int]], value: int) -> torch.Tensor:
-    """Right-pad lists of ints to the longest: (B, T_max)."""
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
-
-
 class SequenceClassificationTask(Task):
     """One label per text (or text pair), from a pooled head and cross-entropy."""
 
@@ -58,11 +52,7 @@ class SequenceClassificationTask(Task):
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pad = self.tokenizer.pad_token_id or 0
-        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad)}
-        batch["attention_mask"] = pad_ids([f["attention_mask"] for f in features], 0)
-        if "token_type_ids" in features[0]:
-            batch["token_type_ids"] = pad_ids([f["token_type_ids"] for f in features], 0)
+        batch = self.collate_inputs(features)
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([f["labels"] for f in features])
         return batch

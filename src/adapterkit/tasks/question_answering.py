@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from adapterkit.errors import DataError
 from adapterkit.heads import Head, SpanQAHead
 from adapterkit.metrics import exact_match_f1
+from adapterkit.padding import pad_rows
 from adapterkit.tasks.base import Task
-from adapterkit.tasks.classification import pad_ids
 
 MAX_ANSWER_TOKENS = 30
 CONTEXT_SEQUENCE = 1  # sequence id of the context in a (question, context) encoding
@@ -207,19 +207,15 @@ class QuestionAnsweringTask(Task):
         return start, end
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pad = self.tokenizer.pad_token_id or 0
-        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad)}
-        batch["attention_mask"] = pad_ids([f["attention_mask"] for f in features], 0)
-        if "token_type_ids" in features[0]:
-            batch["token_type_ids"] = pad_ids([f["token_type_ids"] for f in features], 0)
-        batch["context_mask"] = pad_ids([f["context_mask"] for f in features], 0)
+        batch = self.collate_inputs(features)
+        batch["context_mask"] = pad_rows([f["context_mask"] for f in features], 0)
         width = batch["input_ids"].shape[1]
         batch["offsets"] = torch.tensor(
             [f["offsets"] + [[0, 0]] * (width - len(f["offsets"])) for f in features]
         )  # (B, T, 2)
         # decode() must return answer text, and batches hold only tensors (trainers
         # move them to a device wholesale), so the contexts travel as code points.
-        batch["context_chars"] = pad_ids([[ord(c) for c in f["context"]] for f in features], -1)
+        batch["context_chars"] = pad_rows([[ord(c) for c in f["context"]] for f in features], -1)
         if "start_positions" in features[0]:
             batch["start_positions"] = torch.tensor([f["start_positions"] for f in features])
             batch["end_positions"] = torch.tensor([f["end_positions"] for f in features])

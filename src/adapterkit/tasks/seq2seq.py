@@ -13,8 +13,8 @@ import torch
 
 from adapterkit.errors import DataError
 from adapterkit.model import AdaptedModel
+from adapterkit.padding import pad_rows
 from adapterkit.tasks.causal_lm import IGNORE, CausalLMTask, messages_of
-from adapterkit.tasks.classification import pad_ids
 
 
 class Seq2SeqTask(CausalLMTask):
@@ -49,11 +49,9 @@ class Seq2SeqTask(CausalLMTask):
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pad = self.tokenizer.pad_token_id or 0
-        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad)}
-        batch["attention_mask"] = pad_ids([f["attention_mask"] for f in features], 0)
+        batch = self.collate_inputs(features)
         if "labels" in features[0]:
-            batch["labels"] = pad_ids([f["labels"] for f in features], IGNORE)
+            batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE)
         return batch
 
     def pack(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:

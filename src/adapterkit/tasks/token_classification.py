@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from adapterkit.errors import DataError
 from adapterkit.heads import Head, TokenClassificationHead
 from adapterkit.metrics import ner_metrics
+from adapterkit.padding import pad_rows
 from adapterkit.tasks.base import Task
-from adapterkit.tasks.classification import pad_ids
 
 IGNORE_INDEX = -100
 NO_WORD = -1  # word id of special and padding positions
@@ -141,16 +141,12 @@ class TokenClassificationTask(Task):
         ]
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        pad = self.tokenizer.pad_token_id or 0
-        batch = {"input_ids": pad_ids([f["input_ids"] for f in features], pad)}
-        batch["attention_mask"] = pad_ids([f["attention_mask"] for f in features], 0)
-        if "token_type_ids" in features[0]:
-            batch["token_type_ids"] = pad_ids([f["token_type_ids"] for f in features], 0)
+        batch = self.collate_inputs(features)
         # Decoding needs the word alignment; it travels as tensors like everything else.
-        batch["word_ids"] = pad_ids([f["word_ids"] for f in features], NO_WORD)
+        batch["word_ids"] = pad_rows([f["word_ids"] for f in features], NO_WORD)
         batch["num_words"] = torch.tensor([f["num_words"] for f in features], dtype=torch.long)
         if "labels" in features[0]:
-            batch["labels"] = pad_ids([f["labels"] for f in features], IGNORE_INDEX)
+            batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE_INDEX)
         return batch
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -3,15 +3,15 @@
 A checkpoint directory is a normal bundle (so ``checkpoints/best`` can be loaded
 like any other) with two more files: ``trainer_state.json`` and
 ``optimizer.safetensors``. Optimizer state is flattened into tensors so that
-resuming never unpickles anything. The directory is written under a temporary
-name and renamed into place, so an interruption leaves the previous one intact.
+resuming never unpickles anything; the random state of the CPU and of every CUDA
+device is saved too, so a resumed run draws the same dropout masks. The directory
+is written under a temporary name and renamed into place
+(:func:`adapterkit.files.staged_dir`), so an interruption leaves the previous one intact.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from adapterkit.bundle import swap_into_place
+from adapterkit import bundle
 from adapterkit.errors import BundleError
+from adapterkit.files import staged_dir
 from adapterkit.model import AdaptedModel
 
 STATE_FILE = "trainer_state.json"
@@ -71,18 +72,34 @@ def save_checkpoint(
     include_base: bool = False,
 ) -> None:
     """Write a complete checkpoint directory atomically at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.stage-"))
-    try:
-        inner = model.save_adapter(adapter, staging / "ckpt", include_base=include_base)
+    with staged_dir(path) as tmp:
+        bundle.write_bundle_files(tmp, *model.bundle_contents(adapter, include_base=include_base))
         tensors, meta = _optimizer_tensors(optimizer)
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(inner / OPTIMIZER_FILE))
+        tensors.update(rng_tensors())
+        save_file(tensors, str(tmp / OPTIMIZER_FILE))
         record = {"trainer": asdict(state), "optimizer": meta, "scheduler": scheduler.state_dict()}
-        (inner / STATE_FILE).write_text(json.dumps(record, indent=1, default=float))
-        swap_into_place(inner, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (tmp / STATE_FILE).write_text(json.dumps(record, indent=1, default=float))
+
+
+def rng_tensors() -> dict[str, torch.Tensor]:
+    """The random state of the CPU and of each visible CUDA device, as tensors."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{index}"] = state
+    return tensors
+
+
+def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    """Set the random state saved by :func:`rng_tensors` (CUDA states for the devices present)."""
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [
+        tensors[f"rng.cuda.{i}"]
+        for i in range(torch.cuda.device_count())
+        if f"rng.cuda.{i}" in tensors
+    ]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def load_checkpoint(
@@ -93,8 +110,6 @@ def load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> TrainerState:
     """Restore adapter weights, optimizer, scheduler and RNG from ``path``."""
-    from adapterkit import bundle
-
     record_path = path / STATE_FILE
     if not record_path.is_file():
         raise BundleError(f"{path}: no checkpoint to resume from ({STATE_FILE} is missing)")
@@ -120,5 +135,5 @@ def load_checkpoint(
         state.setdefault(int(index), {})[slot] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     scheduler.load_state_dict(record["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
+    restore_rng(tensors)
     return TrainerState(**record["trainer"])

@@ -1,0 +1,113 @@
+"""Files that are written whole or not at all, hashed, and locked between processes.
+
+Every save in adapterkit (bundles, checkpoints, reports, downloaded wheels, extracted
+and converted models) goes through :func:`staged_file` or :func:`staged_dir`: the new
+content is written under a temporary name in the target's own folder (``os.replace``
+is atomic only within one file system) and renamed into place once complete. A crash
+or Ctrl-C at any point leaves the previous version, never a half-written one under the
+final name; the temporary copy is removed on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in chunks (a wheel can be 100 MB)."""
+    with Path(path).open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_path`` so concurrent processes take turns.
+
+    The lock file is created when missing and left in place (removing it could let two
+    processes hold "the" lock on two different files).
+    """
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def staged_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on a clean exit it is renamed to ``path``.
+
+    Whatever the block writes at the yielded path replaces ``path`` in one step. On an
+    exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see either the old file or the new one.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    with staged_file(path) as tmp:
+        # mkstemp creates the file 0600; reports and bundles are meant to be read by others.
+        os.chmod(tmp, 0o644)
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return path
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on a clean exit it becomes ``path``.
+
+    An existing ``path`` is replaced (see :func:`replace_dir`). On an exception the
+    temporary folder is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
+
+
+def replace_dir(tmp: Path, path: Path) -> None:
+    """Rename folder ``tmp`` to ``path``; an existing ``path`` is moved aside, then removed.
+
+    Two renames rather than one because a folder cannot replace a non-empty folder in
+    one ``os.replace``; between them ``path`` is briefly absent, never half-written.
+    """
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)  # left by an earlier crash of this pid
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""AdaptedModel's bundle round trip: what a bundle stores, and loading it back.
+
+A mixin of :class:`~adapterkit.model.AdaptedModel`, kept apart from the adapter
+management and routing in ``model.py``. The bundle's file format itself (atomic
+writes, checksums, format version) lives in :mod:`adapterkit.bundle`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from adapterkit import bundle
+from adapterkit.errors import BundleError
+from adapterkit.fingerprint import describe
+from adapterkit.heads import build_head
+from adapterkit.methods import config_from_dict
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from adapterkit.heads import Head
+    from adapterkit.methods import AdapterConfig
+
+
+class BundleIO:
+    """Saving adapters as bundles and loading bundles as adapters (mixed into AdaptedModel)."""
+
+    # Provided by AdaptedModel.
+    base: nn.Module
+    base_name: str
+    base_fingerprint: dict[str, Any]
+    heads: nn.ModuleDict
+    configs: dict[str, AdapterConfig]
+    targets: dict[str, list[str]]
+    task_info: dict[str, dict[str, Any]]
+
+    if TYPE_CHECKING:
+
+        def _require(self, name: str) -> None: ...
+        def adapter_parameters(self, name: str) -> dict[str, nn.Parameter]: ...
+        def head_parameters(self, name: str) -> dict[str, nn.Parameter]: ...
+        def add_adapter(
+            self, name: str, config: AdapterConfig, head: Head | None = None, task: Any = None
+        ) -> list[str]: ...
+        def delete_adapter(self, name: str) -> None: ...
+
+    def base_parameters(self) -> dict[str, torch.Tensor]:
+        """Base weights keyed ``base.<name>`` as in the unwrapped model (for full fine-tuning bundles)."""
+        return {
+            "base." + n.replace(".base_layer.", "."): p
+            for n, p in self.base.named_parameters()
+            if ".adapters." not in n
+        }
+
+    def bundle_contents(
+        self, name: str, extra: dict[str, Any] | None = None, include_base: bool = False
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The config record and tensors a bundle of adapter ``name`` stores.
+
+        ``include_base`` also stores every base weight (the ``full`` fine-tuning baseline).
+        """
+        self._require(name)
+        config = self.configs[name]
+        head = self.heads[name] if name in self.heads else None  # noqa: SIM401 (ModuleDict has no .get)
+        record: dict[str, Any] = {
+            "name": name,
+            "method": config.method,
+            "config": config.to_dict(),
+            "targets": self.targets[name],
+            "base_model": {
+                "name_or_path": str(self.base_name),
+                "fingerprint": self.base_fingerprint,
+            },
+            "head": None if head is None else {"type": head.head_type, "config": head.head_config},
+            "task": self.task_info.get(name, {}),
+            "includes_base": include_base,
+            **(extra or {}),
+        }
+        tensors = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        if include_base:
+            tensors.update(self.base_parameters())
+        return record, tensors
+
+    def save_adapter(
+        self,
+        name: str,
+        path: str | Path,
+        extra: dict[str, Any] | None = None,
+        include_base: bool = False,
+    ) -> Path:
+        """Write adapter ``name`` with its head and task info as a bundle directory.
+
+        ``include_base`` also stores every base weight (the ``full`` fine-tuning baseline).
+        """
+        return bundle.write_bundle(path, *self.bundle_contents(name, extra, include_base))
+
+    def load_adapter(self, path: str | Path, name: str | None = None) -> str:
+        """Load a bundle written by :meth:`save_adapter`; returns the adapter's name here."""
+        record, tensors = bundle.read_bundle(path)
+        self.check_bundle_base(record, path)
+        name = name or record.get("name") or Path(path).name
+        config = config_from_dict(record["method"], record.get("config", {}))
+        head_info = record.get("head")
+        head = build_head(head_info["type"], head_info["config"]) if head_info else None
+        self.add_adapter(name, config, head=head, task=record.get("task"))
+        try:
+            self.load_weights(name, tensors, path)
+        except BundleError:
+            self.delete_adapter(name)
+            raise
+        return name
+
+    def check_bundle_base(self, record: dict[str, Any], path: str | Path) -> None:
+        """Refuse a bundle fingerprinted for another base model, naming both sides."""
+        theirs = record.get("base_model", {})
+        fingerprint = theirs.get("fingerprint", {})
+        # A full fine-tuning bundle replaces the weights, so only the structure must match.
+        keys = ("structure",) if record.get("includes_base") else ("structure", "weights")
+        same = all(fingerprint.get(k) == self.base_fingerprint[k] for k in keys)
+        if not same:
+            raise BundleError(
+                f"{path}: bundle was made for base {describe(fingerprint, theirs.get('name_or_path'))}, "
+                f"not this base {describe(self.base_fingerprint, str(self.base_name))}"
+            )
+
+    def load_weights(self, name: str, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+        """Copy bundle tensors into adapter ``name`` (and its head, and the base when present)."""
+        params = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        if any(key.startswith("base.") for key in tensors):
+            params.update(self.base_parameters())
+        missing = sorted(set(params) - set(tensors))
+        unexpected = sorted(set(tensors) - set(params))
+        if missing or unexpected:
+            raise BundleError(
+                f"{path}: weights do not fit the adapter config "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        with torch.no_grad():
+            for key, param in params.items():
+                if tensors[key].shape != param.shape:
+                    raise BundleError(
+                        f"{path}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}"
+                    )
+                param.copy_(tensors[key].to(param.dtype))
