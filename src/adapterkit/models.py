@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
@@ -131,6 +132,13 @@ def load_base(
         model = auto.from_pretrained(path, **extra)
     except (OSError, ValueError) as exc:
         raise _explain(name, exc) from None
+    if kind == "encoder" and getattr(model.config, "is_encoder_decoder", False):
+        # AutoModel loads a T5-style model whole, and its forward then wants decoder inputs.
+        raise AdapterkitError(
+            f"model '{name}' is an encoder-decoder ({model.config.model_type}); task heads "
+            "(classification, tagging, QA) on such bases are not supported yet: use an "
+            "encoder model, or train text generation (--task seq2seq) on it"
+        )
     # Keep the alias, not the cache path, as the name bundles record.
     model.config._name_or_path = name
     return model.eval()
@@ -149,3 +157,33 @@ def base_kind(name: str, task: str) -> str:
     except (OSError, ValueError) as exc:
         raise _explain(name, exc) from None
     return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal-lm"
+
+
+FALLBACK_CONTEXT_LENGTH = 2048  # when neither tokenizer nor config states a usable length
+
+
+def max_positions(config: Any) -> int | None:
+    """The context length a transformers config states (``max_position_embeddings`` or
+    GPT-2's ``n_positions``), or None when it states none."""
+    for key in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def context_length(base: nn.Module, tokenizer: Any) -> int:
+    """The context length to allow: the tokenizer's cap (else :data:`FALLBACK_CONTEXT_LENGTH`),
+    lowered to the model's positions when its config states fewer."""
+    limit = FALLBACK_CONTEXT_LENGTH
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
+        limit = tokenizer.model_max_length  # huge values are transformers' "no limit" filler
+    positions = max_positions(base.config)
+    return limit if positions is None else min(limit, positions)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -31,6 +31,7 @@ from adapterkit.data.splits import (
     DataSplits,
     carve_validation,
     label_names,
+    sample_examples,
     split_seeded,
     validate_labels,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "prefetch",
     "read_file",
     "read_member",
+    "sample_examples",
     "split_seeded",
     "to_iob2",
     "validate_labels",

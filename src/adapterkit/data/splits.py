@@ -117,6 +117,18 @@ def split_seeded(examples: Sequence[T], fractions: Sequence[float], seed: int) -
     return parts
 
 
+def sample_examples(examples: list[T] | None, k: int | None, seed: int) -> list[T] | None:
+    """A seeded sample of at most ``k`` examples, in their original order.
+
+    What ``--max-eval-samples`` evaluates on, in ``train`` and ``evaluate`` alike: the
+    same seed gives the same subset. ``k`` None (or not smaller than the list) keeps all.
+    """
+    if not examples or not k or len(examples) <= k:
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), k))
+    return [examples[i] for i in keep]
+
+
 def carve_validation(
     train: Sequence[dict], fraction: float = 0.1, seed: int = 0
 ) -> tuple[list[dict], list[dict] | None, str]:

@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.generation.decode import DecodeOptions, StopStreamer, generate_texts
-from adapterkit.generation.evaluate import pick_shots
+from adapterkit.generation.evaluate import evaluate_generation, pick_shots
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks import GENERATION_TASKS, make_task
 from adapterkit.tasks.causal_lm import CausalLMTask
-
-FALLBACK_MAX_LENGTH = 2048  # when neither tokenizer nor config states a usable context length
 
 
 def bundle_task_type(bundle: str | Path) -> str | None:
@@ -24,18 +21,6 @@ def bundle_task_type(bundle: str | Path) -> str | None:
     from adapterkit.bundle import read_bundle_config
 
     return (read_bundle_config(bundle).get("task") or {}).get("type")
-
-
-def default_max_length(base: Any, tokenizer: Any) -> int:
-    """The context length to allow: the tokenizer's cap, else the model's positions."""
-    limits = [FALLBACK_MAX_LENGTH]
-    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
-        limits = [tokenizer.model_max_length]  # huge values are transformers' "no limit" filler
-    for key in ("max_position_embeddings", "n_positions"):
-        value = getattr(base.config, key, None)
-        if isinstance(value, int) and value > 0:
-            limits.append(value)
-    return min(limits)
 
 
 def load_generation_model(
@@ -47,7 +32,7 @@ def load_generation_model(
         AdapterkitError: One line when the bundle is not a generation adapter, was made
             for another base, or no model is named.
     """
-    from adapterkit.models import base_kind, load_base, load_tokenizer
+    from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
     from adapterkit.predict import base_name_of
 
     info: dict[str, Any] = {}
@@ -67,7 +52,7 @@ def load_generation_model(
     tokenizer = load_tokenizer(model_name)
     model = AdaptedModel(load_base(model_name, kind), name_or_path=model_name)
     name = model.load_adapter(bundle) if bundle is not None else None
-    length = max_length or info.get("max_length") or default_max_length(model.base, tokenizer)
+    length = max_length or info.get("max_length") or context_length(model.base, tokenizer)
     task = make_task("seq2seq" if kind == "seq2seq" else "causal-lm", tokenizer, None, int(length))
     return model, name, task  # type: ignore[return-value]
 
@@ -105,17 +90,9 @@ def generate_command(values: dict[str, Any], inputs: list[Any]) -> int:
     return 0
 
 
-def sample_examples(examples: list[dict], k: int | None, seed: int) -> list[dict]:
-    """The same seeded subset ``adapterkit train --max-eval-samples`` evaluates on."""
-    if not k or len(examples) <= k:
-        return examples
-    keep = sorted(random.Random(seed).sample(range(len(examples)), k))
-    return [examples[i] for i in keep]
-
-
 def evaluate_command(values: dict[str, Any]) -> int:
     """Evaluate a generation bundle, or the base alone (``--method none``, optional shots)."""
-    from adapterkit.data import CAUSAL_LM, load_data
+    from adapterkit.data import CAUSAL_LM, load_data, sample_examples
     from adapterkit.metrics import format_summary, write_metrics
 
     bundle = values.get("bundle")
@@ -129,9 +106,10 @@ def evaluate_command(values: dict[str, Any]) -> int:
     shots = int(values.get("shots") or 0)
     demos = pick_shots(splits.train, shots) if shots else None
     options = decode_options({**values, "batch_size": None})
-    metrics, loss = task.evaluate(
+    metrics, loss = evaluate_generation(
         model,
         name,
+        task,
         examples,
         batch_size=values.get("batch_size") or 16,
         decoding=options,

@@ -20,6 +20,7 @@ from adapterkit.generation.decode import DecodeOptions, generate_texts
 from adapterkit.metrics import bleu_chrf, exact_match_f1, rouge_scores
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.causal_lm import CausalLMTask, messages_of
+from adapterkit.train.evaluate import evaluate_features
 
 REFERENCE_MARGIN = 8  # tokens allowed beyond the longest reference (end-of-turn, punctuation)
 SAMPLE_ROWS = 8
@@ -98,8 +99,6 @@ def evaluate_generation(
         perplexity: Compute teacher-forced perplexity on the plain (no-shot) prompts.
         samples: How many generations to keep beside their references.
     """
-    from adapterkit.train.evaluate import evaluate_features  # train imports tasks; not at load
-
     metrics: dict[str, Any] = {}
     loss = None
     references = task.references(examples)

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.generation.batch import Generation, Sampling
+from adapterkit.models import max_positions
 from adapterkit.serve import schemas
 from adapterkit.serve.batcher import Batcher, NaiveRunner
 from adapterkit.serve.compute import run_batch, run_naive
@@ -163,7 +164,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         ids = encode_prompt(registry.tokenizer, text, has_specials)
         if not ids:
             raise ServeError(400, "the prompt is empty after tokenisation")
-        limit = registry.max_positions()
+        limit = max_positions(registry.model.base.config)
         if limit is not None and len(ids) + max_new_tokens > limit:
             raise ServeError(
                 400,

@@ -15,21 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from adapterkit.bundle import CONFIG_FILE, read_bundle_config
 from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.model import AdaptedModel
-from adapterkit.models import load_base, load_tokenizer
+from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
 from adapterkit.serve.settings import ServeError, ServeSettings
-from adapterkit.tasks import TASK_CLASSES, Task, task_from_info
+from adapterkit.tasks import GENERATION_TASKS, TASK_CLASSES, Task, task_from_info
 
 log = logging.getLogger("adapterkit.serve")
 
 # Letters, digits, '_' and '-', starting with a letter or digit: no '.', no '/', no '~'.
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-GENERATION_TASKS = (None, "", "causal-lm")
 
 
 @dataclass
@@ -57,13 +54,6 @@ class AdapterEntry:
             "size_bytes": self.size_bytes,
             "trainable_params": self.trainable_params,
         }
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class AdapterRegistry:
@@ -165,7 +155,8 @@ class AdapterRegistry:
         task = None
         if has_head and task_type in TASK_CLASSES:
             task = task_from_info(info, self.tokenizer)
-        generative = not has_head and task_type in GENERATION_TASKS
+        # A head-less bundle generates text (bundles from before tasks were recorded say nothing).
+        generative = not has_head and (task_type is None or task_type in GENERATION_TASKS)
         return AdapterEntry(
             name=name,
             path=path,
@@ -221,12 +212,3 @@ class AdapterRegistry:
                 "use /v1/predict for it",
             )
         return entry
-
-    def max_positions(self) -> int | None:
-        """The base's context length, when its config states one."""
-        config = self.model.base.config
-        for key in ("max_position_embeddings", "n_positions"):
-            value = getattr(config, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None

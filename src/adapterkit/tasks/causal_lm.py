@@ -9,7 +9,8 @@ they are (the user's own format) and the response ends with the end-of-sequence 
 There is no head: the base's own LM head scores the vocabulary, so ``build_head`` returns
 None and :meth:`CausalLMTask.forward` asks the base for logits, only at the positions that
 predict labelled tokens (``logits_to_keep``: a 300-token prompt costs no LM-head work).
-Generation and its metrics live in :mod:`adapterkit.generation`.
+Generation and its metrics live in :mod:`adapterkit.generation`, a layer above: a task
+encodes and scores, it never decodes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from adapterkit.errors import AdapterkitError, DataError
+from adapterkit.metrics import perplexity
 from adapterkit.model import AdaptedModel
 from adapterkit.padding import pad_rows
 from adapterkit.tasks.base import Task
@@ -266,9 +268,9 @@ class CausalLMTask(Task):
         nll = sum(p[0] for p in predictions)
         tokens = sum(p[1] for p in predictions)
         right = sum(p[2] for p in predictions)
-        perplexity = math.exp(nll / tokens) if tokens and nll / tokens < 700 else math.inf
         return {
-            "perplexity": perplexity,
+            # No scored token at all (every response cut away) counts as infinitely bad.
+            "perplexity": perplexity(nll, tokens) if tokens else math.inf,
             "token_accuracy": right / max(tokens, 1),
             "tokens": tokens,
         }
@@ -287,11 +289,3 @@ class CausalLMTask(Task):
         self, example: dict[str, Any], logits: torch.Tensor, features: dict
     ) -> dict:
         raise AdapterkitError("a causal-lm adapter generates text: use `adapterkit generate`")
-
-    def evaluate(
-        self, model: AdaptedModel, adapter: str | None, examples: list[dict], **options: Any
-    ):
-        """Perplexity plus generation metrics (see :func:`adapterkit.generation.evaluate_generation`)."""
-        from adapterkit.generation import evaluate_generation
-
-        return evaluate_generation(model, adapter, self, examples, **options)

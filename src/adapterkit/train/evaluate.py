@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adapterkit.model import AdaptedModel
-from adapterkit.tasks.base import Task, encode_examples, head_forward, merge_windows
+from adapterkit.tasks.base import Task, head_forward, merge_windows
 
 
 def task_forward(
@@ -79,26 +79,3 @@ def evaluate_features(
     predictions, loss = predict_features(model, adapter, task, features, batch_size)
     predictions = merge_windows(task, features, predictions)
     return task.metrics(references, predictions), loss, predictions
-
-
-def evaluate_examples(
-    model: AdaptedModel,
-    adapter: str | None,
-    task: Task,
-    examples: list[dict[str, Any]],
-    batch_size: int = 64,
-    **options: Any,
-) -> tuple[dict[str, Any], float | None]:
-    """(metrics, mean loss) of ``adapter`` on raw examples.
-
-    A task with its own ``evaluate`` (text generation: decode, then ROUGE/BLEU/...) runs
-    it with ``options``; every other task is encoded and scored from its logits.
-    """
-    custom = getattr(task, "evaluate", None)
-    if custom is not None:
-        return custom(model, adapter, examples, batch_size=batch_size, **options)
-    features = encode_examples(task, examples)
-    metrics, loss, _ = evaluate_features(
-        model, adapter, task, features, task.references(examples), batch_size
-    )
-    return metrics, loss

@@ -1,8 +1,9 @@
 """One call from a model name and a data set to a trained, evaluated bundle.
 
-``train_adapter_run`` is what ``adapterkit train`` runs: load data and base, build
-the task and adapter, train with early stopping, evaluate the best checkpoint on
-validation and test, and write the run directory::
+``train_adapter_run`` is what ``adapterkit train`` runs, as a sequence of named steps:
+load the data, build the task and adapted model, write ``config.yaml``, encode, train
+with early stopping, save the bundle, evaluate the best checkpoint on validation and
+test. The run directory::
 
     run_dir/config.yaml  metrics.json  report.md  validation_metrics.json
     run_dir/curves.png   tensorboard/  checkpoints/{last,best}/  adapter/
@@ -10,99 +11,100 @@ validation and test, and write the run directory::
 
 from __future__ import annotations
 
-import random
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from adapterkit.checkpointing import enable_activation_checkpointing
-from adapterkit.data import load_data
+from adapterkit.data import DataSplits, load_data, sample_examples
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods import make_config
+from adapterkit.generation.evaluate import evaluate_generation
+from adapterkit.methods import AdapterConfig, make_config
 from adapterkit.metrics import format_summary, plot_curves, write_metrics
-from adapterkit.model import AdaptedModel
-from adapterkit.models import base_kind, load_base, load_tokenizer
-from adapterkit.tasks import Task, make_task
+from adapterkit.model import AdaptedModel, ParameterReport
+from adapterkit.models import base_kind, load_base, load_tokenizer, pick_device
+from adapterkit.tasks import GENERATION_TASKS, Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.evaluate import evaluate_examples
-from adapterkit.train.loop import fit
+from adapterkit.train.evaluate import evaluate_features
+from adapterkit.train.loop import FitResult, fit
+from adapterkit.train.options import RunOptions
+from adapterkit.train.run_config import check_resume_matches, write_run_config
+
+Log = Callable[[str], None]
 
 
 @dataclass
-class RunOptions:
-    """Everything ``adapterkit train`` takes besides training hyperparameters."""
+class RunModel:
+    """The model side of a run: the adapted base, the adapter's name, its task and config."""
 
-    model: str = "minilm"
-    data: str | None = None
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    task: str | None = None
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    method: str = "pfeiffer"
-    method_options: dict[str, Any] = field(default_factory=dict)
-    max_length: int = 128
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    output: str = "runs/latest"
-    adapter_name: str | None = None
-    resume: bool = False
-    device: str = "auto"
-    packing: bool = False
-    """causal-lm: concatenate training examples into rows of up to max_length tokens."""
+    model: AdaptedModel
+    name: str
+    task: Task
+    adapter_config: AdapterConfig
+    report: ParameterReport
+    full: bool
+    """Full fine-tuning: the base trains too and the bundle holds it."""
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def train_adapter_run(options: RunOptions, config: TrainConfig, log: Log = print) -> dict[str, Any]:
+    """Train, evaluate and save; returns the final metrics dict (test split when there is one)."""
+    run_dir = Path(options.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    splits = load_run_data(options, config, log)
+    built = build_model(options, config, splits, log)
+    lr = config.learning_rate(options.method)
+    if options.resume:
+        check_resume_matches(run_dir / "config.yaml", {**config.to_dict(), "lr": lr})
+    write_run_config(run_dir, options, config, built.adapter_config, lr)
+    train_features, validation = encode_splits(built.task, splits, options.packing, log)
+    result = fit(
+        built.model,
+        built.name,
+        built.task,
+        train_features,
+        validation,
+        config,
+        lr,
+        run_dir,
+        resume=options.resume,
+        include_base=built.full,
+        log=log,
+        group_by_length=config.group_by_length,
+    )
+    title = f"{options.method} on {data_name(options)}"
+    if result.state.history:
+        plot_curves(result.state.history, run_dir / "curves.png", title=title)
+    bundle_path = built.model.save_adapter(built.name, run_dir / "adapter", include_base=built.full)
+    extra = run_summary(options, built, result, bundle_path, lr)
+    final = evaluate_run(run_dir, built, splits, config.eval_batch_size, title, extra, log)
+    log(
+        f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {run_dir / 'report.md'}"
+    )
+    return final
+
+
+def data_name(options: RunOptions) -> str:
+    """How reports name the data: the built-in name, folder or file, else the train file."""
+    return str(options.data or options.train_file)
 
 
 def default_adapter_name(options: RunOptions) -> str:
     """A bundle name from the data set's name (letters, digits, '-', '_')."""
     source = options.data or options.train_file or "adapter"
     stem = Path(source).stem if Path(source).suffix else Path(source).name
-    if stem.lower() in (
-        "train",
-        "training",
-        "data",
-    ):  # a generic file name says nothing of the task
+    if stem.lower() in ("train", "training", "data"):  # a generic file name says nothing
         stem = "adapter"
     return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:64] or "adapter"
 
 
-def _sample(examples: list[dict] | None, k: int, seed: int) -> list[dict] | None:
-    """A seeded sample of at most ``k`` examples, in their original order."""
-    if not examples or len(examples) <= k:
-        return examples
-    keep = sorted(random.Random(seed).sample(range(len(examples)), k))
-    return [examples[i] for i in keep]
-
-
-def encode_all(task: Task, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tokenise and align labels for every example: its rows (QA windows), in order."""
-    return encode_examples(task, examples)
-
-
-def _bundle_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-
-
-def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> dict[str, Any]:
-    """Train, evaluate and save; returns the final metrics dict (test split when there is one)."""
-    run_dir = Path(options.output)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    device = pick_device(options.device)
-
+def load_run_data(options: RunOptions, config: TrainConfig, log: Log) -> DataSplits:
+    """The run's splits (validation carved when missing), sampled as the options ask."""
     splits = load_data(
         options.data,
         train=options.train_file,
@@ -118,7 +120,7 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     )
     if options.max_eval_samples:
         splits.validation, splits.test = (
-            _sample(examples, options.max_eval_samples, config.seed)
+            sample_examples(examples, options.max_eval_samples, config.seed)
             for examples in (splits.validation, splits.test)
         )
         splits.notes.append(
@@ -127,10 +129,15 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     for note in splits.notes:
         log(f"data: {note}")
     log(
-        f"data: {splits.source or options.data}: task {splits.task}, "
-        f"{len(splits.train)} train / {len(splits.validation or [])} validation / {len(splits.test or [])} test"
+        f"data: {splits.source or options.data}: task {splits.task}, {len(splits.train)} train / "
+        f"{len(splits.validation or [])} validation / {len(splits.test or [])} test"
     )
+    return splits
 
+
+def build_model(options: RunOptions, config: TrainConfig, splits: DataSplits, log: Log) -> RunModel:
+    """Load the base for the task, add the adapter and head, and make only them trainable."""
+    device = pick_device(options.device)
     # Head tasks run a headless encoder; generation runs the base with its own LM head.
     kind = base_kind(options.model, splits.task)
     tokenizer = load_tokenizer(options.model)
@@ -140,141 +147,101 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log=print) -> di
     name = options.adapter_name or default_adapter_name(options)
     model = AdaptedModel(base, name_or_path=options.model)
     adapter_config = make_config(options.method, **options.method_options)
-    model.add_adapter(
-        name, adapter_config, head=task.build_head(base.config.hidden_size), task=task.task_info()
-    )
+    head = task.build_head(base.config.hidden_size)
+    model.add_adapter(name, adapter_config, head=head, task=task.task_info())
     model.train_adapter(name)
     full = options.method == "full"
     if full:
         base.requires_grad_(True)
     if config.activation_checkpointing:
         enable_activation_checkpointing(base)
-    report = model.parameter_report(name) if not full else model.parameter_report()
+    report = model.parameter_report() if full else model.parameter_report(name)
     if report.trainable == 0:  # e.g. "head" on a causal LM, whose head is the frozen LM head
         raise AdapterkitError(
             f"method '{options.method}' leaves nothing to train for {task.task_type}"
         )
     log(f"model: {options.model} + {options.method} '{name}': {report}")
+    return RunModel(model, name, task, adapter_config, report, full)
 
-    lr = config.learning_rate(options.method)
-    if options.resume:
-        check_resume_matches(run_dir / "config.yaml", {**config.to_dict(), "lr": lr})
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "run": {**options.__dict__},
-                "train": {**config.to_dict(), "lr": lr},
-                "adapter": {"method": adapter_config.method, **adapter_config.to_dict()},
-            },
-            sort_keys=False,
-        )
-    )
 
-    train_features = encode_all(task, splits.train)
+def encode_splits(
+    task: Task, splits: DataSplits, packing: bool, log: Log
+) -> tuple[list[dict[str, Any]], tuple[list[dict[str, Any]], list[Any]] | None]:
+    """Training rows (packed when asked and the task can), and (rows, references) of validation."""
+    train_features = encode_examples(task, splits.train)
     for note in getattr(task, "pop_notes", list)():  # e.g. how many examples were truncated
         log(f"data: train: {note}")
-    if options.packing and hasattr(task, "pack"):
+    if packing and hasattr(task, "pack"):
         before, train_features = len(train_features), task.pack(train_features)
         log(f"data: packing: {before} training examples into {len(train_features)} rows")
-    validation = None
-    if splits.validation:
-        validation = (encode_all(task, splits.validation), task.references(splits.validation))
-        for note in getattr(task, "pop_notes", list)():
-            log(f"data: validation: {note}")
-    result = fit(
-        model,
-        name,
-        task,
-        train_features,
-        validation,
-        config,
-        lr,
-        run_dir,
-        resume=options.resume,
-        include_base=full,
-        log=log,
-        group_by_length=config.group_by_length,
-    )
-    if result.state.history:
-        plot_curves(
-            result.state.history,
-            run_dir / "curves.png",
-            title=f"{options.method} on {options.data}",
-        )
+    if not splits.validation:
+        return train_features, None
+    validation = (encode_examples(task, splits.validation), task.references(splits.validation))
+    for note in getattr(task, "pop_notes", list)():
+        log(f"data: validation: {note}")
+    return train_features, validation
 
-    bundle_path = model.save_adapter(name, run_dir / "adapter", include_base=full)
-    extra = {
+
+def run_summary(
+    options: RunOptions, built: RunModel, result: FitResult, bundle_path: Path, lr: float
+) -> dict[str, Any]:
+    """What every metrics file of the run records beside the metrics."""
+    return {
         "method": options.method,
         "model": options.model,
         "data": options.data or options.train_file,
-        "trainable_params": report.trainable,
-        "trainable_percent": report.percent,
-        "bundle_bytes": _bundle_bytes(bundle_path),
+        "trainable_params": built.report.trainable,
+        "trainable_percent": built.report.percent,
+        "bundle_bytes": sum(f.stat().st_size for f in bundle_path.iterdir() if f.is_file()),
         "train_seconds": round(result.train_seconds, 1),
         "epochs_run": result.state.epoch,
         "best_epoch": result.state.best_epoch,
         "lr": lr,
     }
+
+
+def evaluate_split(
+    built: RunModel, examples: list[dict[str, Any]], batch_size: int, decode: bool = True
+) -> tuple[dict[str, Any], float | None]:
+    """(metrics, mean loss) of the trained adapter on raw examples of one split.
+
+    Generation tasks score perplexity and, with ``decode``, generate and score the text
+    (ROUGE/BLEU/...); every other task is encoded and scored from its logits.
+    """
+    model, name, task = built.model, built.name, built.task
+    if task.task_type in GENERATION_TASKS:
+        return evaluate_generation(  # type: ignore[arg-type]
+            model, name, task, examples, batch_size=batch_size, generate=decode
+        )
+    features = encode_examples(task, examples)
+    metrics, loss, _ = evaluate_features(
+        model, name, task, features, task.references(examples), batch_size
+    )
+    return metrics, loss
+
+
+def evaluate_run(
+    run_dir: Path,
+    built: RunModel,
+    splits: DataSplits,
+    batch_size: int,
+    title: str,
+    extra: dict[str, Any],
+    log: Log,
+) -> dict[str, Any]:
+    """Evaluate on validation and test, write their metrics files; the last split's metrics."""
     final: dict[str, Any] = {}
     for split_name, examples in (("validation", splits.validation), ("test", splits.test)):
         if not examples:
             continue
+        reported_last = split_name == "test" or not splits.test
         # Generation tasks decode only the split reported last (decoding is the slow part).
-        decode = {} if split_name == "test" or not splits.test else {"generate": False}
-        metrics, loss = evaluate_examples(
-            model, name, task, examples, config.eval_batch_size, **decode
-        )
+        metrics, loss = evaluate_split(built, examples, batch_size, decode=reported_last)
         metrics = {**metrics, "loss": loss}
-        stem = None if split_name == "test" or not splits.test else "validation"
-        write_metrics(
-            run_dir,
-            metrics,
-            split=split_name,
-            title=f"{options.method} on {options.data}",
-            extra=extra,
-            stem=stem,
-        )
+        stem = None if reported_last else "validation"
+        write_metrics(run_dir, metrics, split=split_name, title=title, extra=extra, stem=stem)
         log(f"{split_name}:\n{format_summary({**metrics, 'split': split_name})}")
         final = {**metrics, "split": split_name, **extra}
     if not final:
         raise AdapterkitError("nothing to evaluate on: the data has no validation or test split")
-    log(
-        f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {run_dir / 'report.md'}"
-    )
     return final
-
-
-# Options that decide which batches come next and what a step does: a resumed run that
-# changed one of them would silently continue as a different run.
-RESUME_MUST_MATCH = (
-    "batch_size",
-    "grad_accumulation",
-    "epochs",
-    "lr",
-    "optimizer",
-    "scheduler",
-    "warmup_ratio",
-    "seed",
-    "group_by_length",
-    "attention_dropout",
-)
-
-
-def check_resume_matches(config_path: Path, train: dict[str, Any]) -> None:
-    """Refuse ``--resume`` with training options other than the interrupted run's."""
-    if not config_path.exists() or not (config_path.parent / "checkpoints" / "last").exists():
-        return  # nothing to resume: the run starts from scratch anyway
-    try:
-        before = (yaml.safe_load(config_path.read_text()) or {}).get("train", {})
-    except yaml.YAMLError as error:
-        raise AdapterkitError(f"--resume: cannot read {config_path}: {error}") from None
-    changed = [
-        f"{key} {before[key]!r} -> {train.get(key)!r}"
-        for key in RESUME_MUST_MATCH
-        if key in before and before[key] != train.get(key)
-    ]
-    if changed:
-        raise AdapterkitError(
-            f"--resume: {config_path.parent} was started with other training options "
-            f"({'; '.join(changed)}); pass the same options, or train into a new --output"
-        )

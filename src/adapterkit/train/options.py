@@ -1,0 +1,59 @@
+"""What ``adapterkit train`` takes besides training hyperparameters: model, data, method, outputs.
+
+Each field is also a flag of ``adapterkit train``/``demo`` and a key of its YAML
+``--config`` file; the docstring under a field is that flag's help. ``metadata``
+says what cannot be inferred (see :mod:`adapterkit.cli.fields`): ``flag`` for
+another spelling (``None``: no flag, a YAML key only), ``dest``, ``choices``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunOptions:
+    """Everything ``adapterkit train`` takes besides training hyperparameters."""
+
+    model: str = "minilm"
+    """Base model: a built-in alias (minilm, smollm2), a local path or a hub id."""
+    data: str | None = None
+    """Built-in data set (trec, conll2003, movie-sentiment, aclsum, tatoeba-en-es), a folder
+    or one file."""
+    train_file: str | None = field(default=None, metadata={"flag": "--train"})
+    """Training file (instead of --data)."""
+    validation_file: str | None = field(default=None, metadata={"flag": "--validation"})
+    """Validation file."""
+    test_file: str | None = field(default=None, metadata={"flag": "--test"})
+    """Test file."""
+    task: str | None = None
+    """Task name; detected from the data when omitted."""
+    text_column: str = "text"
+    """Text field in CSV/TSV/JSONL."""
+    text_pair_column: str | None = None
+    """Second-text field for sentence pairs."""
+    label_column: str = "label"
+    """Label field."""
+    method: str = "pfeiffer"
+    """Adapter method or preset: houlsby, pfeiffer, parallel, bottleneck, lora, head (frozen
+    base) or full."""
+    # Filled from the method-config fields' own flags and keys, so it is no flag itself.
+    method_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": None})
+    """Fields of the method's config that were given (the rest keep the method's defaults)."""
+    max_length: int = 128
+    """Token cap per example."""
+    max_train_samples: int | None = None
+    """Train on a seeded sample of this many examples."""
+    max_eval_samples: int | None = None
+    """Evaluate on a seeded sample of this many examples per split."""
+    output: str = "runs/latest"
+    """Run directory."""
+    adapter_name: str | None = field(default=None, metadata={"flag": "--name"})
+    """Adapter name (default: from the data set's name)."""
+    resume: bool = False
+    """Continue from the run directory's last checkpoint."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:1 ..."""
+    packing: bool = False
+    """causal-lm: concatenate training examples into rows of up to max_length tokens."""
