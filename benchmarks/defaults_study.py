@@ -28,7 +28,8 @@ import torch
 
 from adapterkit.inject import ARCH_DEFAULTS
 from adapterkit.train.config import DEFAULT_LEARNING_RATES, TrainConfig
-from adapterkit.train.run import RunOptions, train_adapter_run
+from adapterkit.train.options import RunOptions
+from adapterkit.train.run import train_adapter_run
 
 RUNS = Path("runs/defaults_study")
 # BERT-family names of every linear layer inside the transformer blocks.

@@ -38,7 +38,8 @@ import torch
 from adapterkit.cli import main as cli
 from adapterkit.data import load_data
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.run import RunOptions, train_adapter_run
+from adapterkit.train.options import RunOptions
+from adapterkit.train.run import train_adapter_run
 
 RUNS = Path("runs/generation")
 ACLSUM_DIR = RUNS / "data" / "aclsum-abstract"

@@ -24,7 +24,8 @@ import json
 from pathlib import Path
 
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.run import RunOptions, train_adapter_run
+from adapterkit.train.options import RunOptions
+from adapterkit.train.run import train_adapter_run
 from benchmarks.quality_report import write_report
 from benchmarks.quality_spec import METHODS, TASKS, VARIANTS, run_dir
 

@@ -119,7 +119,8 @@ def run_job(
     check that the whole path runs, not a result.
     """
     from adapterkit.train.config import TrainConfig
-    from adapterkit.train.run import RunOptions, train_adapter_run
+    from adapterkit.train.options import RunOptions
+    from adapterkit.train.run import train_adapter_run
 
     spec = TASKS[task]
     options = RunOptions(

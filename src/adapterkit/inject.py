@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
-from adapterkit.host import LEAF_TYPES, AdapterHost
+from adapterkit.host import LEAF_TYPES, AdapterHost, layer_features
 from adapterkit.methods.base import AdapterConfig
 
 
@@ -183,13 +183,39 @@ def ensure_host(model: nn.Module, name: str) -> AdapterHost:
 
 
 def find_block_tap(model: nn.Module, target: str) -> str:
-    """The FFN-input layer in the same block as ``target`` (for parallel adapters)."""
-    pattern = default_patterns(model, "ffn_in")[0]
+    """A layer in ``target``'s block whose input is the FFN block input (parallel adapters).
+
+    Known architectures name it in :data:`ARCH_DEFAULTS` (``ffn_in``). On others the
+    block's layers are matched by shape instead: the FFN's input layers (the up-projection,
+    or a gate beside it, which reads the same input) map the width the target writes to
+    the width the target reads.
+    """
     key = block_key(target)
-    for name in leaf_layers(model):
-        if block_key(name) == key and name_matches(name, pattern):
-            return name
-    raise AdapterkitError(f"no FFN input layer matching {pattern} found beside '{target}'")
+    layers = {name: layer for name, layer in leaf_layers(model).items() if block_key(name) == key}
+    arch = model_type(model)
+    if arch in ARCH_DEFAULTS:
+        pattern = ARCH_DEFAULTS[arch].ffn_in
+        found = [name for name in layers if name_matches(name, pattern)]
+        wanted = f"matching {pattern}"
+    else:
+        reads, writes = layer_features(_unwrapped(layers[target]))
+        found = [
+            name
+            for name, layer in layers.items()
+            if name != target and layer_features(_unwrapped(layer)) == (writes, reads)
+        ]
+        wanted = f"mapping width {writes} to {reads} (the FFN's up-projection)"
+    if not found:
+        raise AdapterkitError(
+            f"a parallel adapter on '{target}' reads its FFN block input, but block '{key}' has "
+            f"no layer {wanted}; target the FFN's down-projection, e.g. from: "
+            + ", ".join(candidate_names(model))
+        )
+    return found[0]
+
+
+def _unwrapped(layer: nn.Module) -> nn.Module:
+    return layer.base_layer if isinstance(layer, AdapterHost) else layer
 
 
 def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -> list[str]:

@@ -198,3 +198,22 @@ def test_adapter_scaling_flag_reaches_the_adapter_and_its_bundle(
     assert _train(workspace, tmp_path / "lora", "--method", "lora", "--adapter-scaling", "4") == 2
     err = capsys.readouterr().err
     assert "scaling" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("method", ["parallel", "lora"])
+def test_a_runs_config_yaml_is_accepted_back_as_config(
+    workspace: Path, tmp_path: Path, method: str
+) -> None:
+    import yaml
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    flags = ("--epochs", "1", "--method", method, "--lr", "2e-3", "--layers", "1")
+    assert _train(workspace, first, *flags, "--adapter-dropout", "0.1") == 0
+    assert _train(workspace, second, "--config", str(first / "config.yaml")) == 0
+    a, b = (yaml.safe_load((run / "config.yaml").read_text()) for run in (first, second))
+    # The preset (parallel: placement and scaling 4) and the given options come back the same.
+    assert a["adapter"] == b["adapter"] and a["train"] == b["train"]
+    # method_options lists what was given: the second run was given the whole adapter section.
+    same = {"output": None, "method_options": None}
+    assert {**a["run"], **same} == {**b["run"], **same}
+    assert b["run"]["method"] == method and b["adapter"]["dropout"] == 0.1

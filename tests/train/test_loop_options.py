@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tests.tiny import save_tiny_bert
 
 from adapterkit.cli import main
@@ -141,3 +142,38 @@ def test_epoch_order_is_seeded_and_schedule_warms_up() -> None:
         scheduler.step()
     assert rates[0] < rates[5] < rates[10] and max(rates) == pytest.approx(1.0, abs=0.01)
     assert rates[-1] < 0.02  # linear decay to ~0
+
+
+def test_resumed_epoch_train_loss_is_the_mean_of_the_batches_run_after_resume(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adapterkit.train.loop as loop
+
+    train, out = _csv(tmp_path / "t.csv"), tmp_path / "run"
+    # Batches of 2 and a checkpoint after every step, so an interruption leaves a mid-epoch one.
+    args = ["--epochs", "1", "--batch-size", "2", "--save-steps", "1", "--lr", "1e-2"]
+    real_forward = loop.task_forward
+    losses: list[float] = []
+
+    def forward(model, adapter, task, batch, stop_at: int | None):
+        if stop_at is not None and len(losses) == stop_at:
+            raise KeyboardInterrupt
+        output = real_forward(model, adapter, task, batch)
+        with torch.no_grad():  # the loss the loop computes next from the same output
+            losses.append(task.loss(output, batch).item())
+        return output
+
+    monkeypatch.setattr(loop, "task_forward", lambda *a: forward(*a, stop_at=3))
+    argv = ["train", "--model", str(model_dir), "--train", str(train), "--output", str(out)]
+    assert main([*argv, *args]) == 130
+    state = json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert state["trainer"]["batches_done"] == 3 and state["trainer"]["epoch"] == 0
+
+    losses.clear()
+    monkeypatch.setattr(loop, "task_forward", lambda *a: forward(*a, stop_at=None))
+    _run(model_dir, out, train, *args, "--resume")
+    history = json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert len(losses) >= 2  # the epoch went on after the resume
+    (row,) = history["trainer"]["history"]
+    # The old loop divided the resumed part's sum by all of the epoch's batches.
+    assert row["train_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-5)

@@ -30,6 +30,11 @@ def known_methods() -> list[str]:
     return sorted(set(_METHODS) | set(_PRESETS))
 
 
+def registered_configs() -> list[type[AdapterConfig]]:
+    """The config class of every registered method, in registration order."""
+    return list(_METHODS.values())
+
+
 def config_class(method: str) -> type[AdapterConfig]:
     """The config class stored under ``method``; unknown names raise a clear error."""
     if method not in _METHODS:
@@ -71,4 +76,5 @@ __all__ = [
     "known_methods",
     "make_config",
     "register_method",
+    "registered_configs",
 ]

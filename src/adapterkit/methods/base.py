@@ -20,7 +20,15 @@ from adapterkit.errors import AdapterkitError
 
 @dataclass
 class AdapterConfig:
-    """Fields shared by all methods."""
+    """Fields shared by all methods.
+
+    The fields of every registered method's config are also flags of ``adapterkit
+    train`` and keys of its YAML ``--config`` file, with the docstring under a field as
+    the flag's help. ``field(metadata=...)`` says what cannot be inferred (see
+    :mod:`adapterkit.cli.fields`): ``flag`` for another spelling (``None``: no flag, a
+    YAML key only), ``dest``, ``choices``. Fields of the same name in two methods must
+    agree on their flag.
+    """
 
     target_modules: list[str] | None = None
     """Module names, name suffixes or full-match regexes to adapt; ``None`` uses the

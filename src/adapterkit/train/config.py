@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
@@ -35,7 +35,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainConfig:
-    """How to train one adapter. ``None`` fields take the method's default."""
+    """How to train one adapter. ``None`` fields take the method's default.
+
+    Each field is also a flag of ``adapterkit train`` and a key of its YAML ``--config``
+    file; the docstring under a field is that flag's help (see :mod:`adapterkit.cli.fields`).
+    """
 
     epochs: int = 5
     """Passes over the training data."""
@@ -44,12 +48,13 @@ class TrainConfig:
     eval_batch_size: int = 64
     """Examples per evaluation forward."""
     lr: float | None = None
-    """Peak learning rate; default per method (see DEFAULT_LEARNING_RATES)."""
-    optimizer: str = "adamw"
+    """Peak learning rate; default per method (DEFAULT_LEARNING_RATES): 3e-3 bottleneck
+    adapters, 1e-3 LoRA and head, 5e-5 full."""
+    optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS})
     """adamw or sgd (momentum 0.9)."""
     weight_decay: float = 0.01
     """Decoupled weight decay (not applied to biases and norms)."""
-    scheduler: str = "linear"
+    scheduler: str = field(default="linear", metadata={"choices": SCHEDULERS})
     """linear, cosine or constant, after warmup."""
     warmup_ratio: float = 0.06
     """Share of all steps spent warming the learning rate up from 0."""
@@ -61,12 +66,10 @@ class TrainConfig:
     """Stop after this many evaluations without improvement of the validation metric."""
     seed: int = 0
     """Seed for initialisation, shuffling and dropout."""
-    precision: str = "auto"
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS})
     """auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32, bf16 or fp16 (CUDA)."""
     save_steps: int = 0
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
-    dataloader_workers: int = 0
-    """Workers for batching (0: in the training process)."""
     attention_dropout: float | None = None
     """Attention-probability dropout of the base while training; None keeps the model's
     own (0.1 in BERT-style models). At 0, PyTorch's attention takes its fused kernel, which

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
+from transformers import get_scheduler
 
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import Task
@@ -28,6 +29,10 @@ from adapterkit.train.config import TrainConfig
 from adapterkit.train.evaluate import evaluate_features, task_forward
 
 LOG_EVERY = 20  # optimizer steps between TensorBoard/progress updates
+
+# Our schedule names to transformers'. Each warms up first; "constant" always did, so it
+# is transformers' constant_with_warmup, not its warmup-less "constant".
+SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 @dataclass
@@ -55,21 +60,20 @@ def make_optimizer(model: AdaptedModel, config: TrainConfig, lr: float) -> torch
     return torch.optim.AdamW(groups, lr=lr)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
-    """Linear warmup, then linear/cosine decay to 0 (or constant)."""
-    warmup = int(config.warmup_ratio * total_steps)
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """transformers' schedule: linear warmup from 0 over ``warmup_ratio`` of the steps, then
+    linear/cosine decay to 0 (or constant).
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if config.scheduler == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        if config.scheduler == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-        return max(0.0, 1.0 - progress)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    A LambdaLR whose state dict holds only numbers, so checkpoints stay JSON.
+    """
+    return get_scheduler(
+        SCHEDULER_NAMES[config.scheduler],
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
 
 
 def autocast_context(config: TrainConfig, device: torch.device):
@@ -164,7 +168,8 @@ def fit(
             mininterval=2.0,
             leave=False,
         )
-        running = 0.0
+        # A resumed epoch starts at batch batches_done: its mean loss is over the batches run here.
+        running, ran = 0.0, 0
         for index in range(state.batches_done, len(batches)):
             batch = {
                 k: v.to(device)
@@ -174,6 +179,7 @@ def fit(
                 loss = task.loss(task_forward(model, adapter, task, batch), batch)
             (loss / config.grad_accumulation).backward()
             running += loss.item()
+            ran += 1
             state.batches_done = index + 1
             if state.batches_done % config.grad_accumulation == 0 or state.batches_done == len(
                 batches
@@ -195,7 +201,8 @@ def fit(
         row: dict[str, Any] = {
             "epoch": state.epoch + 1,
             "step": state.global_step,
-            "train_loss": running / max(1, len(batches) - 0),
+            # nan: resumed after the epoch's last batch, so no loss of it was seen here
+            "train_loss": running / ran if ran else math.nan,
         }
         state.epoch += 1
         state.batches_done = 0

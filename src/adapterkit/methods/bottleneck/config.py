@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from adapterkit.errors import AdapterkitError
@@ -19,7 +19,8 @@ class BottleneckConfig(AdapterConfig):
     The up-projection starts at zero, so a fresh adapter is the identity.
     """
 
-    placement: str = "pfeiffer"
+    # Set by the presets (houlsby, pfeiffer, parallel), so no flag; still a YAML key.
+    placement: str = field(default="pfeiffer", metadata={"flag": None})
     """``houlsby``: after the attention output projection and after the FFN output;
     ``pfeiffer``: after the FFN output only; ``parallel``: beside the FFN, reading the
     FFN block input and adding to its output (He et al. 2021)."""
@@ -33,10 +34,14 @@ class BottleneckConfig(AdapterConfig):
     non_linearity: str = "relu"
     """One of relu, gelu, swish (= silu), tanh."""
 
-    dropout: float = 0.0
+    dropout: float = field(
+        default=0.0, metadata={"flag": "--adapter-dropout", "dest": "adapter_dropout"}
+    )
     """Dropout on the adapter's output before it is added back."""
 
-    scaling: float = 1.0
+    scaling: float = field(
+        default=1.0, metadata={"flag": "--adapter-scaling", "dest": "adapter_scaling"}
+    )
     """Multiplier of the adapter's output (He et al. use 4.0 for parallel adapters)."""
 
     method: ClassVar[str] = "bottleneck"

