@@ -141,17 +141,6 @@ def test_max_train_samples_is_seeded_and_keeps_every_label(write) -> None:
     assert any("max_train_samples" in n for n in a.notes)
 
 
-def test_hub_id_without_datasets_is_one_clear_line(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
-    with pytest.raises(DataError) as info:
-        load_data("someone/some-data")
-    msg = str(info.value)
-    assert msg.startswith(
-        "'someone/some-data' is not a built-in data set, a file or a directory; built-ins: "
-    )
-    assert "trec" in msg and "datasets" in msg and "\n" not in msg
-
-
 class _ClassLabel:
     def __init__(self, names: list[str]) -> None:
         self.names = names

@@ -224,3 +224,17 @@ def test_head_method_has_nothing_to_train(
 def test_method_none_takes_no_bundle(bundle: Path, data_dir: Path, capsys) -> None:
     argv = ["evaluate", str(bundle), "--method", "none", "--data", str(data_dir)]
     _fails_with(capsys, argv, "drop the bundle argument")
+
+
+def test_head_task_on_an_encoder_decoder_base_is_one_line(tmp_path: Path, capsys) -> None:
+    """A classification head on a T5-style base is refused in one line, not a traceback."""
+    t5 = save_lm(tmp_path / "t5", arch="t5", chat=False)
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"the cat {i},{'ab'[i % 2]}\n" for i in range(20)))
+    argv = ["train", "--model", str(t5), "--train", str(data), "--output", str(tmp_path / "run")]
+    capsys.readouterr()  # what saving the tiny model printed
+    assert main([*argv, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "encoder-decoder" in err and "--task seq2seq" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "adapter").exists()

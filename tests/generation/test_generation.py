@@ -131,3 +131,17 @@ def test_evaluate_generation_reports_every_metric_and_samples(chat: bool) -> Non
     assert "1-shot" in metrics["decoding"]
     # capped by the longest reference (2 words) plus the margin
     assert metrics["decoding"].endswith("max_new_tokens 10, 1-shot")
+
+
+def test_generating_over_many_batches_shows_progress(capsys) -> None:
+    """A list longer than one batch draws a bar on stderr; one batch draws none."""
+    model, task = _setup("llama")
+    prompts = [task.prompt_ids({"prompt": p}) for p in PROMPTS]
+    generate_texts(
+        model, task.tokenizer, prompts, None, DecodeOptions(max_new_tokens=2, batch_size=1)
+    )
+    assert "generate" in capsys.readouterr().err
+    generate_texts(
+        model, task.tokenizer, prompts, None, DecodeOptions(max_new_tokens=2, batch_size=8)
+    )
+    assert "generate" not in capsys.readouterr().err

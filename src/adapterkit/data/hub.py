@@ -1,7 +1,7 @@
 """Data sets from the Hugging Face hub through the ``datasets`` library.
 
-``datasets`` is optional and imported only here, only when a user names a hub
-id; adapterkit is offline by design, so a missing library or network is a
+``datasets`` is imported only here, only when a user names a hub id (it takes a
+second or two to import); adapterkit is offline by design, so a failed fetch is a
 one-line error, never a traceback.
 """
 
@@ -70,15 +70,10 @@ def hub_records(name: str, not_found: str) -> tuple[dict[str, list[Record]], lis
         and notes (splits left out because they carry no labels).
 
     Raises:
-        DataError: If ``datasets`` is missing, the id cannot be loaded, or it
+        DataError: If the id cannot be loaded, or it
             has no train split.
     """
-    try:
-        import datasets  # optional; imported lazily on purpose
-    except ImportError:
-        raise DataError(
-            f"{not_found} (as a hub id: the 'datasets' library is not installed)"
-        ) from None
+    import datasets  # deferred: slow to import, and only hub ids need it
     try:
         loaded = datasets.load_dataset(name)
     except Exception as exc:  # any failure of a hub fetch is the user's input or network
