@@ -29,7 +29,7 @@ def opt() -> OPTModel:
 
 def test_opt_has_no_defaults_and_the_error_asks_for_target_modules(opt) -> None:
     assert opt.config.model_type not in ARCH_DEFAULTS
-    with pytest.raises(AdapterkitError, match="pass target_modules.*fc2"):
+    with pytest.raises(AdapterkitError, match=r"pass target_modules.*fc2"):
         AdaptedModel(opt).add_adapter("p", make_config("parallel"))
 
 
