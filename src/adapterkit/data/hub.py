@@ -74,6 +74,7 @@ def hub_records(name: str, not_found: str) -> tuple[dict[str, list[Record]], lis
             has no train split.
     """
     import datasets  # deferred: slow to import, and only hub ids need it
+
     try:
         loaded = datasets.load_dataset(name)
     except Exception as exc:  # any failure of a hub fetch is the user's input or network
