@@ -22,7 +22,7 @@ from torch import nn
 from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
-from adapterkit.train.loop import epoch_batches
+from adapterkit.train.batches import epoch_batches
 from benchmarks.speed.measure import Forward, autocast, run_main, sync, train_benchmark
 from benchmarks.speed.workload import (
     LORA_TARGETS,

@@ -20,8 +20,9 @@ from tests.tiny import tiny_model, tiny_tokenizer
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks import make_task
+from adapterkit.train.batches import epoch_batches
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.loop import epoch_batches, fit
+from adapterkit.train.loop import fit
 
 METHODS = ["houlsby", "pfeiffer", "lora"]
 
@@ -146,7 +147,7 @@ def test_fit_with_group_by_length_trains(tmp_path) -> None:
     model = AdaptedModel(tiny_model("bert"))
     model.add_adapter("a", make_config("pfeiffer"), head=task.build_head(32))
     model.train_adapter("a")
-    config = TrainConfig(epochs=2, batch_size=8)
+    config = TrainConfig(epochs=2, batch_size=8, group_by_length=True)
     result = fit(
         model,
         "a",
@@ -157,7 +158,6 @@ def test_fit_with_group_by_length_trains(tmp_path) -> None:
         1e-3,
         tmp_path,
         log=lambda _: None,
-        group_by_length=True,
     )
     assert result.state.epoch == 2 and all(row["train_loss"] > 0 for row in result.state.history)
 

@@ -11,7 +11,8 @@ import torch
 from tests.tiny import save_tiny_bert
 
 from adapterkit.cli import main
-from adapterkit.train.loop import epoch_batches, make_scheduler
+from adapterkit.train.batches import epoch_batches
+from adapterkit.train.optim import make_scheduler
 
 WORDS = [
     "good",
@@ -147,7 +148,7 @@ def test_epoch_order_is_seeded_and_schedule_warms_up() -> None:
 def test_resumed_epoch_train_loss_is_the_mean_of_the_batches_run_after_resume(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import adapterkit.train.loop as loop
+    import adapterkit.train.engine as loop
 
     train, out = _csv(tmp_path / "t.csv"), tmp_path / "run"
     # Batches of 2 and a checkpoint after every step, so an interruption leaves a mid-epoch one.

@@ -30,8 +30,9 @@ from adapterkit.models import base_kind, load_base, load_tokenizer, pick_device
 from adapterkit.tasks import GENERATION_TASKS, Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
+from adapterkit.train.engine import FitResult
 from adapterkit.train.evaluate import evaluate_features
-from adapterkit.train.loop import FitResult, fit
+from adapterkit.train.loop import fit
 from adapterkit.train.options import RunOptions
 from adapterkit.train.run_config import check_resume_matches, write_run_config
 
@@ -75,7 +76,6 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log: Log = print
         resume=options.resume,
         include_base=built.full,
         log=log,
-        group_by_length=config.group_by_length,
     )
     title = f"{options.method} on {data_name(options)}"
     if result.state.history:

@@ -1,0 +1,262 @@
+"""The training loop of a run: many jobs on one frozen base, their rows in the same batches.
+
+Each step takes every live job's next batch (each job walks its own seeded, shuffled
+epochs at its own batch size), runs the base ONCE over all those rows with one adapter
+per row, and gives each job's head and task only that job's rows. The step's loss is the
+sum of the jobs' losses, each a mean over its own rows or tokens, so a job's gradient
+is the one it would get alone: its parameters reach no other job's loss, and the base
+is frozen. Each job then steps its own optimizer, schedule and clipping, and at the end
+of each of its epochs validates, early-stops and checkpoints on its own; a finished job
+leaves the batches, and the run ends when every job is done.
+
+Equal batches make equal training: a job trained packed matches the same job trained
+alone (same seed, fp32, dropout off: dropout masks are drawn for the whole batch) to
+float rounding. A run of one job is exactly the single-adapter loop it replaced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from adapterkit import bundle
+from adapterkit.model import AdaptedModel
+from adapterkit.padding import pad_token_id
+from adapterkit.tasks.base import MODEL_INPUT_KEYS
+from adapterkit.train.checkpoint import TrainerState
+from adapterkit.train.evaluate import evaluate_features, task_forward
+from adapterkit.train.job import TrainJob
+from adapterkit.train.optim import autocast_context
+
+LOG_EVERY = 20  # optimizer steps between TensorBoard updates
+IGNORE = -100  # label padding of token-level tasks
+
+
+@dataclass
+class FitResult:
+    """What training one job produced."""
+
+    state: TrainerState
+    train_seconds: float
+    best_path: Path | None
+
+
+def fit_jobs(
+    model: AdaptedModel,
+    jobs: list[TrainJob],
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, FitResult]:
+    """Train every job (adapters already trainable) and keep each one's best checkpoint.
+
+    Returns:
+        Each job's :class:`FitResult`, by job name.
+    """
+    device = next(model.parameters()).device
+    single = len(jobs) == 1
+    say = log if single else None
+    for job in jobs:
+        job.start(model, resume, say or (lambda text, job=job: log(f"[{job.name}] {text}")))
+    started = time.perf_counter()
+    bar = _progress_bar(jobs)
+    while live := [job for job in jobs if not job.done]:
+        model.train()
+        rows = [[job.train_features[i] for i in job.next_rows()] for job in live]
+        with autocast_context(live[0].config, device):
+            losses = packed_losses(model, live, rows, device)
+        sum(
+            loss / job.config.grad_accumulation for job, loss in zip(live, losses, strict=True)
+        ).backward()
+        ended = [
+            job for job, loss in zip(live, losses, strict=True) if job.after_backward(loss.item())
+        ]
+        for job, loss in zip(live, losses, strict=True):
+            _log_step(job, loss.item())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[0].item():.3f}", refresh=False)
+        for job in ended:
+            end_epoch(model, job, log if single else _prefixed(log, job.name))
+        saving = [job for job in live if _save_due(job)]
+        if ended or saving:
+            # Every live job is checkpointed at the same step, so a resumed run continues
+            # from one consistent moment (the random state is the run's, not a job's).
+            for job in live:
+                job.save(model, job.last_path)
+        if bar is not None and single and ended:
+            bar.close()
+            bar = _progress_bar(jobs)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - started
+    results = {}
+    for job in jobs:
+        if job.writer is not None:
+            job.writer.close()
+        restore_best(model, job, log if single else _prefixed(log, job.name))
+        best = job.best_path if job.best_path.exists() else None
+        results[job.name] = FitResult(job.state, seconds, best)
+    return results
+
+
+def packed_losses(
+    model: AdaptedModel,
+    jobs: list[TrainJob],
+    rows: list[list[dict[str, Any]]],
+    device: torch.device,
+) -> list[torch.Tensor]:
+    """Each job's mean loss on its rows, from one forward of the base over all of them."""
+    batches = [
+        {k: v.to(device) for k, v in job.task.collate(features).items()}
+        for job, features in zip(jobs, rows, strict=True)
+    ]
+    if len(jobs) == 1:  # the single-adapter path, unchanged
+        job, batch = jobs[0], batches[0]
+        return [job.task.loss(task_forward(model, job.name, job.task, batch), batch)]
+    names = [
+        job.name
+        for job, batch in zip(jobs, batches, strict=True)
+        for _ in range(len(batch["input_ids"]))
+    ]
+    spans = _spans([len(batch["input_ids"]) for batch in batches])
+    pad = pad_token_id(jobs[0].task.tokenizer)
+    if all(hasattr(job.task, "forward") for job in jobs):
+        # Text generation: the base's LM head; one merged batch, then each job's rows.
+        merged = _concat(batches, sorted(batches[0]), pad)
+        logits = jobs[0].task.forward(model, names, merged)
+        return [
+            job.task.loss(logits[a:b], {k: v[a:b] for k, v in merged.items()})
+            for job, (a, b) in zip(jobs, spans, strict=True)
+        ]
+    keys = [k for k in MODEL_INPUT_KEYS if all(k in batch for batch in batches)]
+    inputs = _concat(batches, keys, pad)
+    hidden = model(**inputs, adapter=names).last_hidden_state  # (B, T, C)
+    losses = []
+    for job, batch, (a, b) in zip(jobs, batches, spans, strict=True):
+        width = batch["input_ids"].shape[1]  # right padding: the job's tokens come first
+        logits = model.head_logits(job.name, hidden[a:b, :width], batch["attention_mask"])
+        losses.append(job.task.loss(logits, batch))
+    return losses
+
+
+def _spans(sizes: list[int]) -> list[tuple[int, int]]:
+    ends = torch.tensor(sizes).cumsum(0).tolist()
+    return [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
+
+
+def _concat(batches: list[dict[str, torch.Tensor]], keys: list[str], pad: int) -> dict:
+    """Stack the jobs' (B_j, T_j) tensors of ``keys`` into (sum B_j, max T_j), right-padded."""
+    width = max(batch["input_ids"].shape[1] for batch in batches)
+    fill = {"input_ids": pad, "labels": IGNORE}
+    merged = {}
+    for key in keys:
+        parts = []
+        for batch in batches:
+            value = batch[key]
+            if value.dim() == 2 and value.shape[1] < width:
+                value = torch.nn.functional.pad(
+                    value, (0, width - value.shape[1]), value=fill.get(key, 0)
+                )
+            parts.append(value)
+        merged[key] = torch.cat(parts)
+    return merged
+
+
+def end_epoch(model: AdaptedModel, job: TrainJob, log: Callable[[str], None]) -> None:
+    """Validate, update early stopping, keep the best checkpoint, record the epoch."""
+    state, task, config = job.state, job.task, job.config
+    row: dict[str, Any] = {
+        "epoch": state.epoch + 1,
+        "step": state.global_step,
+        "train_loss": job.epoch_loss(),
+    }
+    state.epoch += 1
+    state.batches_done = 0
+    if job.validation is not None:
+        metrics, eval_loss, _ = evaluate_features(
+            model, job.name, task, *job.validation, config.eval_batch_size
+        )
+        row["eval_loss"] = eval_loss
+        row.update({f"eval_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
+        score = float(metrics[task.primary_metric])
+        # Perplexity-like metrics improve downwards (the task says so).
+        sign = 1.0 if getattr(task, "greater_is_better", True) else -1.0
+        improved = state.best_metric is None or sign * score > sign * state.best_metric
+        if improved:
+            state.best_metric, state.best_epoch, state.bad_evals = score, state.epoch, 0
+            job.save(model, job.best_path)
+        else:
+            state.bad_evals += 1
+            state.stopped_early = state.bad_evals >= config.patience
+        log(
+            f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
+            f"{task.primary_metric} {score:.4f}{' (best)' if improved else ''}"
+        )
+    else:
+        log(f"epoch {state.epoch}: train loss {row['train_loss']:.4f}")
+    if job.writer is not None:
+        for key, value in row.items():
+            if key not in ("epoch", "step") and isinstance(value, int | float):
+                job.writer.add_scalar(key.replace("_", "/", 1), value, state.global_step)
+    state.history.append(row)
+    if state.stopped_early:
+        log(f"early stopping: no improvement in {config.patience} evaluations")
+    model.train()
+
+
+def restore_best(model: AdaptedModel, job: TrainJob, log: Callable[[str], None]) -> None:
+    """Load the job's best checkpoint back into its adapter and head (when it validated)."""
+    if job.validation is None or not job.best_path.exists():
+        return
+    _, weights = bundle.read_bundle(job.best_path)
+    model.load_weights(job.name, weights, job.best_path)
+    log(
+        f"restored the best checkpoint (epoch {job.state.best_epoch}, "
+        f"{job.task.primary_metric} {job.state.best_metric:.4f})"
+    )
+
+
+def _save_due(job: TrainJob) -> bool:
+    """Whether ``save_steps`` asks for a checkpoint after the step just taken."""
+    steps = job.config.save_steps
+    return bool(steps) and job.stepped and job.state.global_step % steps == 0
+
+
+def _log_step(job: TrainJob, loss: float) -> None:
+    if not job.stepped or job.state.global_step % LOG_EVERY or None in (job.writer, job.scheduler):
+        return
+    job.writer.add_scalar("train/loss", loss, job.state.global_step)
+    job.writer.add_scalar("train/lr", job.scheduler.get_last_lr()[0], job.state.global_step)
+
+
+def _prefixed(log: Callable[[str], None], name: str) -> Callable[[str], None]:
+    return lambda text: log(f"[{name}] {text}")
+
+
+def _progress_bar(jobs: list[TrainJob]) -> tqdm | None:
+    """One epoch's bar for a single job; for several, one bar over the run's packed steps."""
+    live = [job for job in jobs if not job.done]
+    if not live:
+        return None
+    if len(jobs) == 1:
+        job = jobs[0]
+        total = -(-len(job.train_features) // job.config.batch_size)
+        return tqdm(
+            total=total,
+            initial=job.state.batches_done,
+            desc=f"epoch {job.state.epoch + 1}/{job.config.epochs}",
+            unit="batch",
+            mininterval=2.0,
+            leave=False,
+        )
+    longest = max(
+        (job.config.epochs - job.state.epoch) * -(-len(job.train_features) // job.config.batch_size)
+        for job in live
+    )
+    return tqdm(total=longest, desc=f"{len(live)} jobs", unit="step", mininterval=2.0, leave=False)

@@ -1,0 +1,150 @@
+"""One training job of a run: an adapter with its head, task, data and hyperparameters.
+
+A run trains one or more jobs on one frozen base (:mod:`adapterkit.train.engine`).
+Everything that makes a job's training its own lives here: its optimizer over its own
+parameters only, its learning-rate schedule, its shuffled epochs, its early-stopping
+state and its checkpoints. Nothing in a job depends on the other jobs of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from adapterkit.model import AdaptedModel
+from adapterkit.tasks.base import Task
+from adapterkit.train.batches import epoch_batches
+from adapterkit.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
+from adapterkit.train.config import TrainConfig
+from adapterkit.train.optim import make_optimizer, make_scheduler
+
+
+@dataclass
+class TrainJob:
+    """What a job trains on and how; the engine fills in the running state."""
+
+    name: str
+    """The adapter's name (its bundle's name)."""
+    task: Task
+    train_features: list[dict[str, Any]]
+    validation: tuple[list[dict[str, Any]], list[Any]] | None
+    """Encoded validation rows and their references, or None (then the last epoch is kept)."""
+    config: TrainConfig
+    lr: float
+    out_dir: Path
+    """Where ``checkpoints/`` and ``tensorboard/`` go."""
+    include_base: bool = False
+    """Full fine-tuning: the base trains too and checkpoints hold it."""
+
+    # Running state (see :meth:`start`).
+    state: TrainerState = field(default_factory=TrainerState)
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    params: list[torch.nn.Parameter] = field(default_factory=list)
+    writer: SummaryWriter | None = None
+    batches: list[list[int]] = field(default_factory=list)
+    running_loss: float = 0.0
+    batches_run: int = 0
+    """Batches run in this process in the current epoch (a resumed epoch starts midway)."""
+    stepped: bool = False
+    """Whether the last batch ended with an optimizer step (not only accumulated)."""
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "last"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "best"
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has run all its epochs or stopped early."""
+        return self.state.epoch >= self.config.epochs or self.state.stopped_early
+
+    def start(self, model: AdaptedModel, resume: bool, log) -> None:
+        """Build the optimizer and schedule over this job's parameters; resume when asked."""
+        # The model's parameter order, kept to this job's: checkpoints index optimizer state by it.
+        own = {id(p) for p in self.own_parameters(model)}
+        named = [(n, p) for n, p in model.named_parameters() if id(p) in own]
+        self.params = [p for _, p in named]
+        self.optimizer = make_optimizer(named, self.config, self.lr)
+        batches_per_epoch = math.ceil(len(self.train_features) / self.config.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / self.config.grad_accumulation)
+        self.scheduler = make_scheduler(
+            self.optimizer, self.config, steps_per_epoch * self.config.epochs
+        )
+        if resume and self.last_path.exists():
+            self.state = load_checkpoint(
+                self.last_path, model, self.name, self.optimizer, self.scheduler
+            )
+            log(
+                f"resumed from {self.last_path}: epoch {self.state.epoch}, "
+                f"batch {self.state.batches_done}, step {self.state.global_step}"
+            )
+        elif resume:
+            log(f"--resume: no checkpoint in {self.last_path}, starting from scratch")
+        self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def own_parameters(self, model: AdaptedModel) -> list[torch.nn.Parameter]:
+        """The parameters this job trains: its adapter and head (and the base when full)."""
+        params = [*model.adapter_parameters(self.name).values()]
+        params += model.head_parameters(self.name).values()
+        if self.include_base:
+            params += [p for p in model.base.parameters() if p.requires_grad]
+        return [p for p in params if p.requires_grad]
+
+    def next_rows(self) -> list[int]:
+        """The training rows of this job's next batch, starting a new epoch when needed."""
+        if self.state.batches_done == 0 or not self.batches:
+            lengths = None
+            if self.config.group_by_length:
+                lengths = [len(f.get("input_ids", ())) for f in self.train_features]
+            self.batches = epoch_batches(
+                len(self.train_features),
+                self.config.batch_size,
+                self.config.seed,
+                self.state.epoch,
+                lengths,
+            )
+            if self.state.batches_done == 0:
+                self.running_loss, self.batches_run = 0.0, 0
+        return self.batches[self.state.batches_done]
+
+    def after_backward(self, loss: float) -> bool:
+        """Count a trained batch and step the optimizer at accumulation boundaries.
+
+        Returns:
+            Whether the batch ended the epoch.
+        """
+        self.running_loss += loss
+        self.batches_run += 1
+        self.state.batches_done += 1
+        epoch_end = self.state.batches_done == len(self.batches)
+        self.stepped = self.state.batches_done % self.config.grad_accumulation == 0 or epoch_end
+        if self.stepped:
+            if self.config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+            assert self.optimizer is not None and self.scheduler is not None
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.global_step += 1
+        return epoch_end
+
+    def epoch_loss(self) -> float:
+        """Mean training loss of the current epoch's batches run in this process."""
+        # nan: resumed after the epoch's last batch, so no loss of it was seen here
+        return self.running_loss / self.batches_run if self.batches_run else math.nan
+
+    def save(self, model: AdaptedModel, path: Path) -> None:
+        """Checkpoint the job (adapter, head, optimizer, schedule, RNG, state) at ``path``."""
+        assert self.optimizer is not None and self.scheduler is not None
+        save_checkpoint(
+            path, model, self.name, self.optimizer, self.scheduler, self.state, self.include_base
+        )
