@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from adapterkit import bundle
@@ -151,19 +152,18 @@ def _spans(sizes: list[int]) -> list[tuple[int, int]]:
 
 
 def _concat(batches: list[dict[str, torch.Tensor]], keys: list[str], pad: int) -> dict:
-    """Stack the jobs' (B_j, T_j) tensors of ``keys`` into (sum B_j, max T_j), right-padded."""
-    width = max(batch["input_ids"].shape[1] for batch in batches)
+    """Stack the jobs' (B_j, T_j) tensors of each key into (sum B_j, max T_j), right-padded.
+
+    Each key gets its own width: a seq2seq batch's labels are not as long as its inputs.
+    """
     fill = {"input_ids": pad, "labels": IGNORE}
     merged = {}
     for key in keys:
-        parts = []
-        for batch in batches:
-            value = batch[key]
-            if value.dim() == 2 and value.shape[1] < width:
-                value = torch.nn.functional.pad(
-                    value, (0, width - value.shape[1]), value=fill.get(key, 0)
-                )
-            parts.append(value)
+        parts = [batch[key] for batch in batches]
+        if parts[0].dim() == 2:
+            width = max(part.shape[1] for part in parts)
+            value = fill.get(key, 0)
+            parts = [F.pad(part, (0, width - part.shape[1]), value=value) for part in parts]
         merged[key] = torch.cat(parts)
     return merged
 
