@@ -24,7 +24,8 @@ from adapterkit.train.config import TrainConfig
 from adapterkit.train.engine import fit_jobs
 from adapterkit.train.job import TrainJob
 
-WORDS = "john smith visited paris mary lives in london bob likes tea cats eat fish".split()
+WORDS = ["john", "smith", "visited", "paris", "mary", "lives", "in", "london", "bob"]
+WORDS += ["likes", "tea", "cats", "eat", "fish"]
 
 
 def _sentence(i: int, n: int) -> list[str]:
