@@ -26,7 +26,7 @@ from adapterkit.methods import AdapterConfig
 from adapterkit.model_bundles import BundleIO
 from adapterkit.routing import Routing, current_routing, make_routing, use_routing
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _UNSET: Any = object()
 AdapterChoice = str | None | Sequence[str | None]
 
@@ -89,7 +89,7 @@ class AdaptedModel(BundleIO, nn.Module):
         task: dict[str, Any] | None = None,
     ) -> list[str]:
         """Inject a new adapter (and optionally its task head); returns the adapted layer names."""
-        if not _NAME.match(name or ""):
+        if not ADAPTER_NAME.match(name or ""):
             raise AdapterkitError(f"adapter name '{name}' must be 1-64 letters, digits, '_' or '-'")
         if name in self.configs:
             raise AdapterkitError(f"an adapter named '{name}' already exists; delete it first")

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapterkit.cli.flags import run_options, train_config
 from adapterkit.cli.inputs import read_inputs
 from adapterkit.errors import AdapterkitError
 
@@ -24,13 +23,13 @@ DEMO_QUESTIONS = [
 
 
 def cmd_train(values: dict[str, Any]) -> int:
-    """Train an adapter with the merged flag/YAML values, evaluate it and write the run directory."""
-    from adapterkit.train.run import train_adapter_run
+    """Train the run's jobs (one adapter, or several trained together), evaluate them and
+    write the run directory."""
+    from adapterkit.cli.jobs import job_specs
+    from adapterkit.train.run import train_jobs
 
-    options, config = run_options(values), train_config(values)
-    if not options.data and not options.train_file:
-        raise AdapterkitError("give --data (a built-in name, folder or file) or --train FILE")
-    train_adapter_run(options, config)
+    specs = job_specs(values)
+    train_jobs(specs, values["output"], bool(values.get("resume")))
     return 0
 
 

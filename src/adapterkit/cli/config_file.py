@@ -4,6 +4,10 @@ Keys are the option fields' names (or their flags' dests, such as ``rank`` for t
 LoRA field ``r``), with ``-`` or ``_``, at the top level or in sections of any name:
 the ``config.yaml`` a run writes (sections ``run``, ``train``, ``adapter``) is a valid
 ``--config`` file.
+
+A ``jobs:`` list makes a run of several jobs (multi-task learning, say): each entry is
+a mapping of the same keys (plus ``name``) that overrides the file's shared options for
+that job; flags given on the command line apply to every job.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ def _flatten(mapping: dict[Any, Any], into: dict[str, Any], section: str | None 
             into[key] = value
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The options in a YAML file, flattened out of their sections, keys with ``_``.
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[Any] | None]:
+    """The options in a YAML file, flattened out of their sections, keys with ``_``, and
+    its ``jobs:`` list (None when it has none).
 
     Raises:
         AdapterkitError: One line when the file is missing, not YAML or not a mapping.
@@ -45,9 +50,35 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise AdapterkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(loaded, dict):
         raise AdapterkitError(f"{path}: expected 'option: value' pairs")
+    jobs = loaded.pop("jobs", None)
+    if jobs is not None and (not isinstance(jobs, list) or not jobs):
+        raise AdapterkitError(f"{path}: 'jobs' must be a non-empty list of 'option: value' maps")
     flat: dict[str, Any] = {}
     _flatten(loaded, flat)
-    return flat
+    return flat, jobs
+
+
+def _checked(path: Path, flat: dict[str, Any], keys: dict[str, str], where: str = "") -> None:
+    unknown = sorted(set(flat) - set(keys))
+    if unknown:
+        raise AdapterkitError(f"{path}: {where}unknown option(s) {', '.join(unknown)}")
+
+
+def job_entries(
+    path: Path, jobs: list[Any], keys: dict[str, str], given: set[str]
+) -> list[dict[str, Any]]:
+    """Each ``jobs:`` entry as values by dest, leaving out what the command line set."""
+    entries = []
+    for number, job in enumerate(jobs, 1):
+        if not isinstance(job, dict):
+            raise AdapterkitError(f"{path}: job {number} is not an 'option: value' map")
+        flat: dict[str, Any] = {}
+        _flatten(job, flat)
+        if "name" in flat:  # the job's name is its adapter's name
+            flat["adapter_name"] = flat.pop("name")
+        _checked(path, flat, keys, f"job {number}: ")
+        entries.append({keys[k]: v for k, v in flat.items() if keys[k] not in given})
+    return entries
 
 
 def merged_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -62,14 +93,14 @@ def merged_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if not args.config:
         return values
     path = Path(args.config)
-    loaded = read_config_file(path)
+    loaded, jobs = read_config_file(path)
     keys = option_keys()
-    unknown = sorted(set(loaded) - set(keys))
-    if unknown:
-        raise AdapterkitError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    _checked(path, loaded, keys)
     defaults = vars(parser.parse_args([args.command]))
+    given = {dest for dest, value in values.items() if value != defaults.get(dest)}
     for key, value in loaded.items():
-        dest = keys[key]
-        if values.get(dest) == defaults.get(dest):  # not given as a flag
-            values[dest] = value
+        if keys[key] not in given:  # a flag on the command line wins
+            values[keys[key]] = value
+    if jobs is not None:
+        values["jobs"] = job_entries(path, jobs, keys, given)
     return values

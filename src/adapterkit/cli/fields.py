@@ -14,7 +14,8 @@ inferred:
 - ``flag``: another spelling (``"--rank"``), or ``None`` for no flag at all (the
   field stays a YAML key, e.g. a field that method presets set);
 - ``dest``: another argparse destination, also accepted as a YAML key;
-- ``choices``: the allowed values.
+- ``choices``: the allowed values;
+- ``aliases``: more option strings for the same flag (``--seeds`` for ``--seed``).
 
 So adding an option is adding one field with its docstring.
 """
@@ -33,7 +34,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-METADATA_KEYS = frozenset({"flag", "dest", "choices"})
+METADATA_KEYS = frozenset({"flag", "dest", "choices", "aliases"})
 FLAG_TYPES = (int, float, str, bool)
 
 
@@ -55,11 +56,15 @@ class FieldFlag:
     """The field's docstring and its default."""
     choices: tuple[Any, ...] | None = None
     """The allowed values, when metadata names them."""
+    aliases: tuple[str, ...] = ()
+    """More option strings for the same flag."""
 
     @property
     def keys(self) -> set[str]:
-        """The YAML keys that set this field."""
-        return {self.name, self.dest}
+        """The YAML keys that set this field: its name, its dest and its flag's spelling
+        (``train`` for ``--train``, ``name`` for ``--name``)."""
+        spelled = {self.flag[2:].replace("-", "_")} if self.flag else set()
+        return {self.name, self.dest} | spelled
 
 
 @functools.cache
@@ -149,6 +154,7 @@ def dataclass_flags(cls: type) -> list[FieldFlag]:
                 many=many,
                 help=help_text(docs.get(f.name, ""), defaults.get(f.name)),
                 choices=tuple(choices) if choices is not None else None,
+                aliases=tuple(f.metadata.get("aliases", ())),
             )
         )
     return flags
@@ -160,6 +166,7 @@ def add_flags(
     *,
     defaults: dict[str, Any] | None = None,
     negatable_bools: bool = False,
+    sweepable: bool = False,
 ) -> None:
     """Add each flag (those that are no flag are skipped) to a parser or argument group.
 
@@ -170,6 +177,8 @@ def add_flags(
             means "not given" (the dataclass default applies, a config file can set it).
         negatable_bools: Switches get a ``--no-`` form too (BooleanOptionalAction), so a
             flag can turn off what a config file turned on; else they are store_true.
+        sweepable: Single-valued flags (not switches) take one or more values; several
+            values make one job per value (see :mod:`adapterkit.cli.jobs`).
     """
     defaults = defaults or {}
     for spec in flags:
@@ -184,11 +193,11 @@ def add_flags(
             kwargs["action"] = argparse.BooleanOptionalAction if negatable_bools else "store_true"
         else:
             kwargs["type"] = spec.kind
-            if spec.many:
+            if spec.many or sweepable:
                 kwargs["nargs"] = "+"
             if spec.choices is not None:
                 kwargs["choices"] = spec.choices
-        group.add_argument(spec.flag, **kwargs)
+        group.add_argument(spec.flag, *spec.aliases, **kwargs)
 
 
 def dataclass_defaults(cls: type) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import functools
 from typing import Any
 
 from adapterkit.cli.fields import FieldFlag, add_flags, dataclass_defaults, dataclass_flags
+from adapterkit.errors import AdapterkitError
 from adapterkit.methods import AdapterConfig, registered_configs
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
@@ -87,14 +88,25 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     add_flags(m, method, defaults=dataclass_defaults(RunOptions))
     # Method and training options default to None, "not given": the method's or
     # TrainConfig's default applies unless a config file sets them.
-    add_flags(m, list(method_flags()))
-    t = p.add_argument_group("training")
-    add_flags(t, list(train_flags()), negatable_bools=True)
+    # Hyperparameters take one value or several (one job per combination: a packed run).
+    add_flags(m, list(method_flags()), sweepable=True)
+    t = p.add_argument_group("training (several values: one job per combination, trained together)")
+    add_flags(t, list(train_flags()), negatable_bools=True, sweepable=True)
+
+
+def one_value(spec: FieldFlag, value: Any) -> Any:
+    """A single-valued option's value: sweepable flags parse into lists, and one job takes
+    one value (several are expanded into jobs first, see :mod:`adapterkit.cli.jobs`)."""
+    if spec.many or not isinstance(value, list):
+        return value
+    if len(value) != 1:
+        raise AdapterkitError(f"{spec.flag or spec.name} takes one value here, got {value}")
+    return value[0]
 
 
 def method_options(values: dict[str, Any]) -> dict[str, Any]:
     """The method-config fields given (as flags or YAML keys), by field name, for ``make_config``."""
-    given = {spec.name: values.get(spec.dest) for spec in method_flags()}
+    given = {spec.name: one_value(spec, values.get(spec.dest)) for spec in method_flags()}
     # An empty list (target_modules: [] in YAML) means "not given", as before: the default.
     return {name: value for name, value in given.items() if value is not None and value != []}
 
@@ -108,7 +120,9 @@ def run_options(values: dict[str, Any]) -> RunOptions:
 
 def train_config(values: dict[str, Any]) -> TrainConfig:
     """:class:`TrainConfig` from merged flag/YAML values; None values keep the defaults."""
-    return TrainConfig.from_dict({spec.name: values.get(spec.dest) for spec in train_flags()})
+    return TrainConfig.from_dict(
+        {spec.name: one_value(spec, values.get(spec.dest)) for spec in train_flags()}
+    )
 
 
 def add_decode_flags(p: argparse.ArgumentParser) -> None:

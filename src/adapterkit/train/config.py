@@ -64,7 +64,7 @@ class TrainConfig:
     """Gradient clipping norm (0 disables)."""
     patience: int = 2
     """Stop after this many evaluations without improvement of the validation metric."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"aliases": ("--seeds",)})
     """Seed for initialisation, shuffling and dropout."""
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
     """auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32, bf16 or fp16 (CUDA)."""

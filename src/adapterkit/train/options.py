@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapterkit.train.config import TrainConfig
+
 
 @dataclass
 class RunOptions:
@@ -57,3 +59,16 @@ class RunOptions:
     """auto, cpu, cuda, cuda:1 ..."""
     packing: bool = False
     """causal-lm: concatenate training examples into rows of up to max_length tokens."""
+
+
+@dataclass
+class JobSpec:
+    """One job of a run as the user gave it: its adapter's name, options and hyperparameters.
+
+    Jobs of one run share the base: options that shape the base (model, device,
+    precision, attention dropout, activation checkpointing) must agree.
+    """
+
+    name: str
+    options: RunOptions
+    config: TrainConfig

@@ -30,10 +30,11 @@ from adapterkit.models import base_kind, load_base, load_tokenizer, pick_device
 from adapterkit.tasks import GENERATION_TASKS, Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.engine import FitResult
+from adapterkit.train.engine import FitResult, fit_jobs
 from adapterkit.train.evaluate import evaluate_features
-from adapterkit.train.loop import fit
-from adapterkit.train.options import RunOptions
+from adapterkit.train.job import TrainJob
+from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
+from adapterkit.train.options import JobSpec, RunOptions
 from adapterkit.train.run_config import check_resume_matches, write_run_config
 
 Log = Callable[[str], None]
@@ -41,7 +42,7 @@ Log = Callable[[str], None]
 
 @dataclass
 class RunModel:
-    """The model side of a run: the adapted base, the adapter's name, its task and config."""
+    """One job's side of a run: the shared adapted base, the job's adapter, task and config."""
 
     model: AdaptedModel
     name: str
@@ -53,38 +54,81 @@ class RunModel:
 
 
 def train_adapter_run(options: RunOptions, config: TrainConfig, log: Log = print) -> dict[str, Any]:
-    """Train, evaluate and save; returns the final metrics dict (test split when there is one)."""
-    run_dir = Path(options.output)
+    """Train, evaluate and save one adapter; returns the final metrics dict (test split when
+    there is one). The run directory is the job's own: ``<output>/adapter``, ``metrics.json`` ..."""
+    name = options.adapter_name or default_adapter_name(options)
+    return train_jobs([JobSpec(name, options, config)], options.output, options.resume, log)[name]
+
+
+def train_jobs(
+    specs: list[JobSpec], output: str | Path, resume: bool = False, log: Log = print
+) -> dict[str, dict[str, Any]]:
+    """Train every job on one frozen base, their rows in the same batches; evaluate and save each.
+
+    One job writes its files into ``output`` itself; several write into ``output/<name>/``,
+    with the job list (``jobs.json``) and a summary table (``jobs.md``) beside them.
+
+    Returns:
+        Each job's final metrics (test split when there is one), by job name.
+    """
+    check_job_specs(specs)
+    run_dir = Path(output)
+    single = len(specs) == 1
+    job_log = (lambda spec: log) if single else (lambda spec: _prefixed(log, spec.name))
+    # All data first: a bad file in any job stops the run before anything is written.
+    splits = {spec.name: load_run_data(spec.options, spec.config, job_log(spec)) for spec in specs}
+    kind = base_kind_of(specs, splits)
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    splits = load_run_data(options, config, log)
-    built = build_model(options, config, splits, log)
-    lr = config.learning_rate(options.method)
-    if options.resume:
-        check_resume_matches(run_dir / "config.yaml", {**config.to_dict(), "lr": lr})
-    write_run_config(run_dir, options, config, built.adapter_config, lr)
-    train_features, validation = encode_splits(built.task, splits, options.packing, log)
-    result = fit(
-        built.model,
-        built.name,
-        built.task,
-        train_features,
-        validation,
-        config,
-        lr,
-        run_dir,
-        resume=options.resume,
-        include_base=built.full,
-        log=log,
-    )
+    if not single:
+        record_job_list(run_dir, specs, resume)
+    model, tokenizer = load_run_base(specs[0], kind)
+    jobs, built = [], {}
+    for spec in specs:
+        job_dir = run_dir if single else run_dir / spec.name
+        job_dir.mkdir(parents=True, exist_ok=True)
+        built[spec.name] = add_job_adapter(model, tokenizer, spec, splits[spec.name], job_log(spec))
+        lr = spec.config.learning_rate(spec.options.method)
+        if resume:
+            check_resume_matches(job_dir / "config.yaml", {**spec.config.to_dict(), "lr": lr})
+        write_run_config(job_dir, spec.options, spec.config, built[spec.name].adapter_config, lr)
+        task = built[spec.name].task
+        features, validation = encode_splits(
+            task, splits[spec.name], spec.options.packing, job_log(spec)
+        )
+        full = built[spec.name].full
+        jobs.append(TrainJob(spec.name, task, features, validation, spec.config, lr, job_dir, full))
+    if spec_of(specs, "activation_checkpointing"):
+        enable_activation_checkpointing(model.base)
+    results = fit_jobs(model, jobs, resume=resume, log=log)
+    finals = {}
+    for spec, job in zip(specs, jobs, strict=True):
+        finals[spec.name] = finish_job(
+            spec, built[spec.name], job, results[spec.name], splits[spec.name], job_log(spec)
+        )
+    if not single:
+        metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}
+        write_job_table(run_dir, specs, finals, metrics)
+    return finals
+
+
+def finish_job(
+    spec: JobSpec,
+    built: RunModel,
+    job: TrainJob,
+    result: FitResult,
+    splits: DataSplits,
+    log: Log,
+) -> dict[str, Any]:
+    """Plot, save the bundle, evaluate on validation and test, write the job's metrics files."""
+    options, job_dir = spec.options, job.out_dir
     title = f"{options.method} on {data_name(options)}"
     if result.state.history:
-        plot_curves(result.state.history, run_dir / "curves.png", title=title)
-    bundle_path = built.model.save_adapter(built.name, run_dir / "adapter", include_base=built.full)
-    extra = run_summary(options, built, result, bundle_path, lr)
-    final = evaluate_run(run_dir, built, splits, config.eval_batch_size, title, extra, log)
+        plot_curves(result.state.history, job_dir / "curves.png", title=title)
+    bundle_path = built.model.save_adapter(built.name, job_dir / "adapter", include_base=built.full)
+    extra = run_summary(options, built, result, bundle_path, job.lr)
+    final = evaluate_run(job_dir, built, splits, spec.config.eval_batch_size, title, extra, log)
     log(
-        f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {run_dir / 'report.md'}"
+        f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {job_dir / 'report.md'}"
     )
     return final
 
@@ -135,33 +179,60 @@ def load_run_data(options: RunOptions, config: TrainConfig, log: Log) -> DataSpl
     return splits
 
 
-def build_model(options: RunOptions, config: TrainConfig, splits: DataSplits, log: Log) -> RunModel:
-    """Load the base for the task, add the adapter and head, and make only them trainable."""
-    device = pick_device(options.device)
-    # Head tasks run a headless encoder; generation runs the base with its own LM head.
-    kind = base_kind(options.model, splits.task)
+def base_kind_of(specs: list[JobSpec], splits: dict[str, DataSplits]) -> str:
+    """The kind of base every job needs (one run, one base).
+
+    Head tasks run a headless encoder; generation runs the base with its own LM head, so
+    the two cannot share a run.
+    """
+    kinds = {spec.name: base_kind(spec.options.model, splits[spec.name].task) for spec in specs}
+    if len(set(kinds.values())) > 1:
+        raise AdapterkitError(
+            "jobs of one run share one base, but these need different ones: "
+            + ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
+            + "; train text generation and task heads in separate runs"
+        )
+    return kinds[specs[0].name]
+
+
+def load_run_base(spec: JobSpec, kind: str) -> tuple[AdaptedModel, Any]:
+    """The frozen base every job of the run shares (shaped by options they all agree on),
+    and its tokenizer."""
+    options, config = spec.options, spec.config
     tokenizer = load_tokenizer(options.model)
-    base = load_base(options.model, kind, attention_dropout=config.attention_dropout).to(device)
+    base = load_base(options.model, kind, attention_dropout=config.attention_dropout)
+    model = AdaptedModel(base.to(pick_device(options.device)), name_or_path=options.model)
+    return model, tokenizer
+
+
+def add_job_adapter(
+    model: AdaptedModel, tokenizer: Any, spec: JobSpec, splits: DataSplits, log: Log
+) -> RunModel:
+    """Add the job's adapter and head (seeded with the job's seed) and make them trainable."""
+    options = spec.options
+    kind = base_kind(options.model, splits.task)
     task_type = "seq2seq" if kind == "seq2seq" else splits.task
     task = make_task(task_type, tokenizer, splits.label_names, options.max_length)
-    name = options.adapter_name or default_adapter_name(options)
-    model = AdaptedModel(base, name_or_path=options.model)
     adapter_config = make_config(options.method, **options.method_options)
-    head = task.build_head(base.config.hidden_size)
-    model.add_adapter(name, adapter_config, head=head, task=task.task_info())
-    model.train_adapter(name)
+    # Seeded here, so a job starts from the same weights whatever else shares its run.
+    torch.manual_seed(spec.config.seed)
+    head = task.build_head(model.base.config.hidden_size)
+    model.add_adapter(spec.name, adapter_config, head=head, task=task.task_info())
+    for param in [
+        *model.adapter_parameters(spec.name).values(),
+        *model.head_parameters(spec.name).values(),
+    ]:
+        param.requires_grad_(True)
     full = options.method == "full"
     if full:
-        base.requires_grad_(True)
-    if config.activation_checkpointing:
-        enable_activation_checkpointing(base)
-    report = model.parameter_report() if full else model.parameter_report(name)
+        model.base.requires_grad_(True)
+    report = model.parameter_report() if full else model.parameter_report(spec.name)
     if report.trainable == 0:  # e.g. "head" on a causal LM, whose head is the frozen LM head
         raise AdapterkitError(
             f"method '{options.method}' leaves nothing to train for {task.task_type}"
         )
-    log(f"model: {options.model} + {options.method} '{name}': {report}")
-    return RunModel(model, name, task, adapter_config, report, full)
+    log(f"model: {options.model} + {options.method} '{spec.name}': {report}")
+    return RunModel(model, spec.name, task, adapter_config, report, full)
 
 
 def encode_splits(
@@ -245,3 +316,7 @@ def evaluate_run(
     if not final:
         raise AdapterkitError("nothing to evaluate on: the data has no validation or test split")
     return final
+
+
+def _prefixed(log: Log, name: str) -> Log:
+    return lambda text: log(f"[{name}] {text}")

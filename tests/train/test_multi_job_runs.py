@@ -1,0 +1,169 @@
+"""Runs of several jobs through the command line: multi-task YAML, packed sweeps, resume,
+and bad job lists refused in one line with nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.tiny import save_tiny_bert
+
+from adapterkit.cli import main
+
+WORDS = ["good", "bad", "movie", "plot", "fun", "dull", "john", "paris", "visited", "likes"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("m") / "model", WORDS)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("data")
+    sentiment = folder / "sentiment.csv"
+    sentiment.write_text("text,label\n" + "good fun movie,pos\nbad dull plot,neg\n" * 8)
+    ner = folder / "ner.conll"
+    ner.write_text("john B-PER\nvisited O\nparis B-LOC\n\njohn B-PER\nlikes O\nparis B-LOC\n\n" * 5)
+    empty = folder / "empty.csv"
+    empty.write_text("text,label\n")
+    chat = folder / "chat.jsonl"
+    chat.write_text('{"prompt": "good movie", "response": "fun"}\n' * 6)
+    return {"sentiment": sentiment, "ner": ner, "empty": empty, "chat": chat}
+
+
+def _train(model_dir: Path, out: Path, *args: str) -> int:
+    return main(["train", "--model", str(model_dir), "--output", str(out), *args])
+
+
+def _yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_multi_task_yaml_trains_each_job_into_its_folder(model_dir, data, tmp_path) -> None:
+    config = _yaml(
+        tmp_path / "multi.yaml",
+        f"epochs: 2\nbatch_size: 4\njobs:\n"
+        f"  - name: sentiment\n    train: {data['sentiment']}\n"
+        f"  - name: ner\n    train: {data['ner']}\n    method: lora\n    lr: 0.005\n",
+    )
+    out = tmp_path / "run"
+    assert _train(model_dir, out, "--config", str(config)) == 0
+    sentiment = json.loads((out / "sentiment" / "metrics.json").read_text())
+    ner = json.loads((out / "ner" / "metrics.json").read_text())
+    assert "accuracy" in sentiment and "f1" in ner and ner["lr"] == 0.005
+    assert ner["method"] == "lora" and sentiment["method"] == "pfeiffer"
+    for job in ("sentiment", "ner"):
+        assert (out / job / "adapter" / "adapter_model.safetensors").is_file()
+        assert (out / job / "checkpoints" / "best").is_dir()
+    assert "jobs:\n- sentiment\n- ner" in (out / "config.yaml").read_text()
+    table = (out / "summary.md").read_text()
+    assert "| sentiment |" in table and "| ner |" in table
+
+
+def test_a_sweep_trains_one_job_per_combination_and_a_median_table(
+    model_dir, data, tmp_path
+) -> None:
+    out = tmp_path / "sweep"
+    args = ["--train", str(data["sentiment"]), "--epochs", "1", "--batch-size", "8"]
+    assert _train(model_dir, out, *args, "--seeds", "0", "1", "--lr", "0.001", "0.003") == 0
+    names = sorted(p.name for p in out.iterdir() if (p / "metrics.json").is_file())
+    assert names == [
+        "sentiment-lr0p001-seed0",
+        "sentiment-lr0p001-seed1",
+        "sentiment-lr0p003-seed0",
+        "sentiment-lr0p003-seed1",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {row["settings"]["lr"] for row in summary["jobs"]} == {0.001, 0.003}
+    table = (out / "summary.md").read_text()
+    assert "## Median over seeds" in table and "| lr 0.001 | 2 | accuracy |" in table
+
+
+def test_resume_after_interruption_finishes_every_job_as_uninterrupted(
+    model_dir, data, tmp_path, monkeypatch
+) -> None:
+    config = _yaml(
+        tmp_path / "multi.yaml",
+        f"epochs: 3\npatience: 5\nlr: 0.005\njobs:\n"
+        f"  - name: a\n    train: {data['sentiment']}\n    batch_size: 3\n"
+        f"  - name: b\n    train: {data['ner']}\n    batch_size: 4\n    method: lora\n",
+    )
+    assert _train(model_dir, tmp_path / "straight", "--config", str(config)) == 0
+
+    import adapterkit.train.engine as engine
+
+    real = engine.evaluate_features
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third epoch end of the run (jobs end epochs at their own pace)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(engine, "evaluate_features", interrupted)
+    assert _train(model_dir, resumed, "--config", str(config)) == 130
+    assert not (resumed / "a" / "metrics.json").exists()
+    monkeypatch.setattr(engine, "evaluate_features", real)
+    assert _train(model_dir, resumed, "--config", str(config), "--resume") == 0
+    for job in ("a", "b"):
+        want = load_file(str(tmp_path / "straight" / job / "adapter" / "adapter_model.safetensors"))
+        got = load_file(str(resumed / job / "adapter" / "adapter_model.safetensors"))
+        assert want.keys() == got.keys()
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        ("  - name: x\n    train: {s}\n  - name: x\n    train: {n}\n", "job name(s) x given twice"),
+        ("  - name: x\n    train: {s}\n    lr_typo: 1\n", "job 1: unknown option(s) lr_typo"),
+        ("  - name: x\n    train: {s}\n  - name: y\n    train: {e}\n", "empty"),
+        (
+            "  - name: x\n    train: {s}\n  - name: y\n    device: cpu\n    train: {s}\n",
+            "device must agree",
+        ),
+        (
+            "  - name: x\n    train: {s}\n  - name: y\n    method: full\n    train: {s}\n",
+            "full fine-tuning",
+        ),
+        ("  - name: x\n", "job 1: give --data"),
+        (
+            "  - name: x\n    train: {s}\n  - name: y\n    train: {c}\n",
+            "share one base, but these need different ones: x (encoder), y (causal-lm)",
+        ),
+        ("  - 3\n", "job 1 is not an 'option: value' map"),
+    ],
+)
+def test_bad_job_lists_are_one_line_and_write_nothing(
+    model_dir, data, tmp_path, capsys, jobs: str, message: str
+) -> None:
+    files = {"s": data["sentiment"], "n": data["ner"], "e": data["empty"], "c": data["chat"]}
+    text = "jobs:\n" + jobs.format(**files)
+    config = _yaml(tmp_path / "bad.yaml", text)
+    out = tmp_path / "run"
+    assert _train(model_dir, out, "--config", str(config)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_resume_with_another_job_list_is_refused(model_dir, data, tmp_path, capsys) -> None:
+    config = _yaml(
+        tmp_path / "c.yaml",
+        f"epochs: 1\njobs:\n  - name: a\n    train: {data['sentiment']}\n"
+        f"  - name: b\n    train: {data['sentiment']}\n",
+    )
+    out = tmp_path / "run"
+    assert _train(model_dir, out, "--config", str(config)) == 0
+    other = _yaml(tmp_path / "d.yaml", config.read_text().replace("name: b", "name: c"))
+    capsys.readouterr()
+    assert _train(model_dir, out, "--config", str(other), "--resume") == 2
+    assert "was started with jobs ['a', 'b'], not ['a', 'c']" in capsys.readouterr().err
