@@ -87,6 +87,11 @@ class Task(ABC):
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean loss of a batch."""
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many items :meth:`loss` averages over: rows here; labelled tokens for
+        token-level tasks. Runs split across processes weigh each share's loss by it."""
+        return len(batch["input_ids"])
+
     @abstractmethod
     def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """Predictions in label space, one per example of the batch."""

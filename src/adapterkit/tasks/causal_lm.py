@@ -240,6 +240,10 @@ class CausalLMTask(Task):
         nll, mask, _ = self.token_nll(logits, batch)
         return nll.sum() / mask.sum().clamp(min=1)
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        # A label at position p is predicted from p - 1: the first position scores nothing.
+        return int((batch["labels"][:, 1:] != IGNORE).sum())
+
     def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """Per example: (summed NLL, scored tokens, correctly predicted tokens)."""
         nll, mask, right = self.token_nll(logits, batch)

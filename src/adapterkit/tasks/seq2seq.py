@@ -64,6 +64,9 @@ class Seq2SeqTask(CausalLMTask):
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
         return model(**inputs, adapter=adapter).logits
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"] != IGNORE).sum())  # logit t scores label t
+
     def _aligned(
         self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:

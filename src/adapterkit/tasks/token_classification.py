@@ -157,6 +157,9 @@ class TokenClassificationTask(Task):
         flat = logits.float().reshape(-1, logits.shape[-1])  # (B*T, L)
         return F.cross_entropy(flat, labels.reshape(-1), ignore_index=IGNORE_INDEX)
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"] != IGNORE_INDEX).sum())
+
     def _word_tags(
         self, logits: torch.Tensor, word_ids: list[int], num_words: int
     ) -> tuple[list[str], list[float]]:

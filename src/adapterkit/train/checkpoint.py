@@ -45,6 +45,8 @@ class TrainerState:
     """Evaluations since the last improvement (for early stopping)."""
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    world_size: int = 1
+    """Processes the job trained on; a resume must use as many (they split each batch)."""
 
 
 def _optimizer_tensors(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from adapterkit import bundle
+from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.padding import pad_token_id
 from adapterkit.tasks.base import MODEL_INPUT_KEYS
@@ -34,6 +35,7 @@ from adapterkit.train.checkpoint import TrainerState
 from adapterkit.train.evaluate import evaluate_features, task_forward
 from adapterkit.train.job import TrainJob
 from adapterkit.train.optim import autocast_context
+from adapterkit.train.processes import Processes
 
 LOG_EVERY = 20  # optimizer steps between TensorBoard updates
 IGNORE = -100  # label padding of token-level tasks
@@ -53,35 +55,65 @@ def fit_jobs(
     jobs: list[TrainJob],
     resume: bool = False,
     log: Callable[[str], None] = print,
+    processes: Processes | None = None,
 ) -> dict[str, FitResult]:
     """Train every job (adapters already trainable) and keep each one's best checkpoint.
+
+    With several ``processes`` each takes its share of every batch (see
+    :mod:`adapterkit.train.processes`); every process ends with the same weights.
 
     Returns:
         Each job's :class:`FitResult`, by job name.
     """
     device = next(model.parameters()).device
+    processes = processes or Processes(0, 1, device)
     single = len(jobs) == 1
     say = log if single else None
     for job in jobs:
+        job.main = processes.main
         job.start(model, resume, say or (lambda text, job=job: log(f"[{job.name}] {text}")))
+        _check_world(job, processes)
+    # One loss scaler for the run (fp16 only; a no-op otherwise), updated once per step.
+    scaler = torch.amp.GradScaler(device.type, enabled=_precision(jobs[0], device) == "fp16")
     started = time.perf_counter()
-    bar = _progress_bar(jobs)
+    bar = _progress_bar(jobs) if processes.main else None
     while live := [job for job in jobs if not job.done]:
         model.train()
-        rows = [[job.train_features[i] for i in job.next_rows()] for job in live]
+        rows = [[job.train_features[i] for i in processes.share(job.next_rows())] for job in live]
+        mine = [k for k, r in enumerate(rows) if r]  # a batch smaller than the world skips some
         with autocast_context(live[0].config, device):
-            losses = packed_losses(model, live, rows, device)
-        sum(
-            loss / job.config.grad_accumulation for job, loss in zip(live, losses, strict=True)
-        ).backward()
-        ended = [
-            job for job, loss in zip(live, losses, strict=True) if job.after_backward(loss.item())
+            losses, counts = packed_losses(
+                model, [live[k] for k in mine], [rows[k] for k in mine], device
+            )
+        # Each job's loss, weighted by this process's share of its rows or tokens, so the
+        # gradients summed over processes are those of the whole batch's mean loss.
+        local = torch.zeros(2, len(live), dtype=torch.float64)
+        for k, loss, count in zip(mine, losses, counts, strict=True):
+            local[0, k], local[1, k] = count, loss.item() * count
+        total_counts, total_losses = processes.sum(local.to(device)).cpu()
+        objective = sum(
+            loss * (count / max(float(total_counts[k]), 1.0)) / live[k].config.grad_accumulation
+            for k, loss, count in zip(mine, losses, counts, strict=True)
+        )
+        if isinstance(objective, torch.Tensor):
+            scaler.scale(objective).backward()
+        step_losses = [
+            float(total_losses[k] / max(float(total_counts[k]), 1.0)) for k in range(len(live))
         ]
-        for job, loss in zip(live, losses, strict=True):
-            _log_step(job, loss.item())
+        stepping = [
+            job for job, loss in zip(live, step_losses, strict=True) if job.count_batch(loss)
+        ]
+        for job in stepping:
+            processes.sum_gradients(job.params)
+            job.optimizer_step(scaler)
+        if len(stepping) == len(live):  # no job holds gradients accumulated at the old scale
+            scaler.update()
+        ended = [job for job in live if job.epoch_ended]
+        for job, loss in zip(live, step_losses, strict=True):
+            _log_step(job, loss)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[0].item():.3f}", refresh=False)
+            bar.set_postfix(loss=f"{step_losses[0]:.3f}", refresh=False)
         for job in ended:
             end_epoch(model, job, log if single else _prefixed(log, job.name))
         saving = [job for job in live if _save_due(job)]
@@ -111,12 +143,22 @@ def packed_losses(
     jobs: list[TrainJob],
     rows: list[list[dict[str, Any]]],
     device: torch.device,
-) -> list[torch.Tensor]:
-    """Each job's mean loss on its rows, from one forward of the base over all of them."""
+) -> tuple[list[torch.Tensor], list[int]]:
+    """Each job's mean loss on its rows, from one forward of the base over all of them,
+    and how many rows or tokens each mean is over (see ``Task.loss_count``)."""
     batches = [
         {k: v.to(device) for k, v in job.task.collate(features).items()}
         for job, features in zip(jobs, rows, strict=True)
     ]
+    counts = [job.task.loss_count(batch) for job, batch in zip(jobs, batches, strict=True)]
+    return _losses(model, jobs, batches, device), counts
+
+
+def _losses(
+    model: AdaptedModel, jobs: list[TrainJob], batches: list[dict[str, torch.Tensor]], device
+) -> list[torch.Tensor]:
+    if not jobs:
+        return []
     if len(jobs) == 1:  # the single-adapter path, unchanged
         job, batch = jobs[0], batches[0]
         return [job.task.loss(task_forward(model, job.name, job.task, batch), batch)]
@@ -144,6 +186,23 @@ def packed_losses(
         logits = model.head_logits(job.name, hidden[a:b, :width], batch["attention_mask"])
         losses.append(job.task.loss(logits, batch))
     return losses
+
+
+def _precision(job: TrainJob, device: torch.device) -> str:
+    """The precision the run trains in (``auto`` resolved as autocast_context does)."""
+    if job.config.precision != "auto":
+        return job.config.precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def _check_world(job: TrainJob, processes: Processes) -> None:
+    """A resumed job must run on as many processes as it started on (its batches' split)."""
+    if job.state.global_step and job.state.world_size != processes.world:
+        raise AdapterkitError(
+            f"--resume: {job.out_dir} was trained on {job.state.world_size} process(es), "
+            f"not {processes.world}; resume with the same number"
+        )
+    job.state.world_size = processes.world
 
 
 def _spans(sizes: list[int]) -> list[tuple[int, int]]:

@@ -53,6 +53,8 @@ class TrainJob:
     """Batches run in this process in the current epoch (a resumed epoch starts midway)."""
     stepped: bool = False
     """Whether the last batch ended with an optimizer step (not only accumulated)."""
+    main: bool = True
+    """Whether this process writes checkpoints (the main one of a multi-process run)."""
 
     @property
     def last_path(self) -> Path:
@@ -89,7 +91,8 @@ class TrainJob:
             )
         elif resume:
             log(f"--resume: no checkpoint in {self.last_path}, starting from scratch")
-        self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        if self.main:
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
 
     def own_parameters(self, model: AdaptedModel) -> list[torch.nn.Parameter]:
         """The parameters this job trains: its adapter and head (and the base when full)."""
@@ -116,26 +119,32 @@ class TrainJob:
                 self.running_loss, self.batches_run = 0.0, 0
         return self.batches[self.state.batches_done]
 
-    def after_backward(self, loss: float) -> bool:
-        """Count a trained batch and step the optimizer at accumulation boundaries.
-
-        Returns:
-            Whether the batch ended the epoch.
-        """
+    def count_batch(self, loss: float) -> bool:
+        """Record a trained batch and its loss; whether its optimizer step is due now
+        (at every ``grad_accumulation``-th batch and at the end of the epoch)."""
         self.running_loss += loss
         self.batches_run += 1
         self.state.batches_done += 1
-        epoch_end = self.state.batches_done == len(self.batches)
-        self.stepped = self.state.batches_done % self.config.grad_accumulation == 0 or epoch_end
-        if self.stepped:
-            if self.config.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
-            assert self.optimizer is not None and self.scheduler is not None
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state.global_step += 1
-        return epoch_end
+        self.stepped = (
+            self.state.batches_done % self.config.grad_accumulation == 0 or self.epoch_ended
+        )
+        return self.stepped
+
+    @property
+    def epoch_ended(self) -> bool:
+        """Whether the last counted batch was the epoch's last."""
+        return self.state.batches_done == len(self.batches)
+
+    def optimizer_step(self, scaler: torch.amp.GradScaler) -> None:
+        """Clip, step (through the fp16 loss scaler), advance the schedule, clear gradients."""
+        assert self.optimizer is not None and self.scheduler is not None
+        scaler.unscale_(self.optimizer)  # clipping must see the true gradients
+        if self.config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        scaler.step(self.optimizer)
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.global_step += 1
 
     def epoch_loss(self) -> float:
         """Mean training loss of the current epoch's batches run in this process."""
@@ -143,7 +152,10 @@ class TrainJob:
         return self.running_loss / self.batches_run if self.batches_run else math.nan
 
     def save(self, model: AdaptedModel, path: Path) -> None:
-        """Checkpoint the job (adapter, head, optimizer, schedule, RNG, state) at ``path``."""
+        """Checkpoint the job (adapter, head, optimizer, schedule, RNG, state) at ``path``
+        (the main process only: every process holds the same weights)."""
+        if not self.main:
+            return
         assert self.optimizer is not None and self.scheduler is not None
         save_checkpoint(
             path, model, self.name, self.optimizer, self.scheduler, self.state, self.include_base

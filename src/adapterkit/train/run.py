@@ -26,7 +26,7 @@ from adapterkit.generation.evaluate import evaluate_generation
 from adapterkit.methods import AdapterConfig, make_config
 from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.model import AdaptedModel, ParameterReport
-from adapterkit.models import base_kind, load_base, load_tokenizer, pick_device
+from adapterkit.models import base_kind, load_base, load_tokenizer
 from adapterkit.tasks import GENERATION_TASKS, Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
@@ -35,6 +35,7 @@ from adapterkit.train.evaluate import evaluate_features
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
 from adapterkit.train.options import JobSpec, RunOptions
+from adapterkit.train.processes import Processes
 from adapterkit.train.run_config import check_resume_matches, write_run_config
 
 Log = Callable[[str], None]
@@ -72,25 +73,32 @@ def train_jobs(
         Each job's final metrics (test split when there is one), by job name.
     """
     check_job_specs(specs)
+    processes = Processes.start(spec_of(specs, "device"))
+    if not processes.main:  # one process speaks for the run
+        log = _quiet
     run_dir = Path(output)
     single = len(specs) == 1
     job_log = (lambda spec: log) if single else (lambda spec: _prefixed(log, spec.name))
     # All data first: a bad file in any job stops the run before anything is written.
     splits = {spec.name: load_run_data(spec.options, spec.config, job_log(spec)) for spec in specs}
     kind = base_kind_of(specs, splits)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not single:
-        record_job_list(run_dir, specs, resume)
-    model, tokenizer = load_run_base(specs[0], kind)
+    if processes.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not single:
+            record_job_list(run_dir, specs, resume)
+    model, tokenizer = load_run_base(specs[0], kind, processes.device)
     jobs, built = [], {}
     for spec in specs:
         job_dir = run_dir if single else run_dir / spec.name
-        job_dir.mkdir(parents=True, exist_ok=True)
         built[spec.name] = add_job_adapter(model, tokenizer, spec, splits[spec.name], job_log(spec))
         lr = spec.config.learning_rate(spec.options.method)
         if resume:
             check_resume_matches(job_dir / "config.yaml", {**spec.config.to_dict(), "lr": lr})
-        write_run_config(job_dir, spec.options, spec.config, built[spec.name].adapter_config, lr)
+        if processes.main:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(
+                job_dir, spec.options, spec.config, built[spec.name].adapter_config, lr
+            )
         task = built[spec.name].task
         features, validation = encode_splits(
             task, splits[spec.name], spec.options.packing, job_log(spec)
@@ -99,7 +107,10 @@ def train_jobs(
         jobs.append(TrainJob(spec.name, task, features, validation, spec.config, lr, job_dir, full))
     if spec_of(specs, "activation_checkpointing"):
         enable_activation_checkpointing(model.base)
-    results = fit_jobs(model, jobs, resume=resume, log=log)
+    results = fit_jobs(model, jobs, resume=resume, log=log, processes=processes)
+    processes.wait()
+    if not processes.main:
+        return {}  # the main process holds the same weights and writes the bundles
     finals = {}
     for spec, job in zip(specs, jobs, strict=True):
         finals[spec.name] = finish_job(
@@ -195,13 +206,13 @@ def base_kind_of(specs: list[JobSpec], splits: dict[str, DataSplits]) -> str:
     return kinds[specs[0].name]
 
 
-def load_run_base(spec: JobSpec, kind: str) -> tuple[AdaptedModel, Any]:
+def load_run_base(spec: JobSpec, kind: str, device: torch.device) -> tuple[AdaptedModel, Any]:
     """The frozen base every job of the run shares (shaped by options they all agree on),
     and its tokenizer."""
     options, config = spec.options, spec.config
     tokenizer = load_tokenizer(options.model)
     base = load_base(options.model, kind, attention_dropout=config.attention_dropout)
-    model = AdaptedModel(base.to(pick_device(options.device)), name_or_path=options.model)
+    model = AdaptedModel(base.to(device), name_or_path=options.model)
     return model, tokenizer
 
 
@@ -320,3 +331,7 @@ def evaluate_run(
 
 def _prefixed(log: Log, name: str) -> Log:
     return lambda text: log(f"[{name}] {text}")
+
+
+def _quiet(text: str) -> None:
+    """The log of processes other than the main one."""
