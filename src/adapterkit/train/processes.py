@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from adapterkit.errors import AdapterkitError
 from adapterkit.models import pick_device
 
 
@@ -42,7 +43,14 @@ class Processes:
             return cls(0, 1, pick_device(device))
         from accelerate import PartialState
 
-        state = PartialState(cpu=device == "cpu")
+        # accelerate starts a CPU process group (gloo) only when told the run is on CPUs.
+        cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+        state = PartialState(cpu=cpu)
+        if state.num_processes <= 1:
+            raise AdapterkitError(
+                f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but no process group started "
+                f"(device {device!r}); launch with accelerate launch or torchrun"
+            )
         return cls(state.process_index, state.num_processes, state.device, state)
 
     @property
