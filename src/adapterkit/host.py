@@ -22,6 +22,9 @@ LEAF_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, Conv1D)
 # run them in one batched pass (AdapterModule.forward_rows): below it, one small group
 # of ops per adapter is as cheap.
 BATCH_ROWS_FROM = 3
+# When each adapter's rows form one contiguous block of at least this many rows on
+# average (a packed training batch), slicing the block beats gathering weights per row.
+SLICE_ROWS_FROM = 4
 
 
 def layer_features(layer: nn.Module) -> tuple[int, int]:
@@ -89,6 +92,9 @@ class AdapterHost(nn.Module):
                 f"per-row routing got {routing.batch_size} names but a layer saw batch {x.shape[0]}; "
                 "this model reshapes the batch dimension, so route one adapter per call"
             )
+        runs = routing.runs
+        if runs is not None and routing.batch_size >= SLICE_ROWS_FROM * len(runs):
+            return self._forward_runs(routing, runs, x, out)
         present = [name for name in routing.groups if name in self.adapters]
         if len(present) >= BATCH_ROWS_FROM:
             batched = self._forward_rows(routing, present, x, out)
@@ -104,6 +110,24 @@ class AdapterHost(nn.Module):
             )
             result = result.index_copy(0, rows, adapted)
         return result
+
+    def _forward_runs(
+        self,
+        routing: Routing,
+        runs: list[tuple[str | None, int, int]],
+        x: torch.Tensor,
+        out: torch.Tensor,
+    ) -> torch.Tensor:
+        """Each adapter on its own contiguous slice of the batch, concatenated back in order."""
+        pieces = []
+        for name, start, end in runs:
+            if name is None or name not in self.adapters:
+                pieces.append(out[start:end])
+                continue
+            block = self._block_input(routing, name, None)
+            block = None if block is None else block[start:end]
+            pieces.append(self.adapters[name](x[start:end], out[start:end], block))
+        return torch.cat(pieces)
 
     def _forward_rows(
         self, routing: Routing, present: list[str], x: torch.Tensor, out: torch.Tensor

@@ -34,6 +34,9 @@ class Routing:
     disabled: bool = False
     block_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     """Per-call storage of tapped FFN block inputs for parallel adapters, keyed by block."""
+    runs: list[tuple[str | None, int, int]] | None = None
+    """``(name, start, end)`` covering the batch in order when each adapter's rows are one
+    contiguous block (a packed training batch): layers then run each adapter on a slice."""
 
     def names(self) -> set[str]:
         """The adapter names this call uses."""
@@ -72,7 +75,19 @@ def make_routing(
             )
         index = [i for i, row_name in enumerate(rows) if row_name == name]
         groups[name] = torch.tensor(index, dtype=torch.long, device=device)
-    return Routing(groups=groups, batch_size=len(rows))
+    return Routing(groups=groups, batch_size=len(rows), runs=contiguous_runs(rows))
+
+
+def contiguous_runs(rows: list[str | None]) -> list[tuple[str | None, int, int]] | None:
+    """The rows as ``(name, start, end)`` runs, or None when a name has rows in two runs."""
+    runs: list[tuple[str | None, int, int]] = []
+    for index, name in enumerate(rows):
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1], index + 1)
+        else:
+            runs.append((name, index, index + 1))
+    names = [name for name, _, _ in runs]
+    return runs if len(names) == len(set(names)) else None
 
 
 @contextlib.contextmanager
