@@ -76,6 +76,11 @@ def test_two_processes_train_the_weights_of_one(launcher, setup, one_process, tm
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
     state = json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())
     assert state["trainer"]["world_size"] == 2
+    # Validation split between the processes and gathered: the same scores as one process.
+    alone = json.loads((one_process / "checkpoints" / "last" / "trainer_state.json").read_text())
+    for mine, theirs in zip(state["trainer"]["history"], alone["trainer"]["history"], strict=True):
+        for key in ("train_loss", "eval_loss", "eval_perplexity", "eval_tokens"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-5), key
     # The main process alone logs: one line per epoch, not one per process.
     assert done.stdout.count("epoch 1: train loss") == 1
 

@@ -30,9 +30,9 @@ from adapterkit import bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.padding import pad_token_id
-from adapterkit.tasks.base import MODEL_INPUT_KEYS
+from adapterkit.tasks.base import MODEL_INPUT_KEYS, merge_windows
 from adapterkit.train.checkpoint import TrainerState
-from adapterkit.train.evaluate import evaluate_features, task_forward
+from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
 from adapterkit.train.job import TrainJob
 from adapterkit.train.optim import autocast_context
 from adapterkit.train.processes import Processes
@@ -115,7 +115,7 @@ def fit_jobs(
             bar.update(1)
             bar.set_postfix(loss=f"{step_losses[0]:.3f}", refresh=False)
         for job in ended:
-            end_epoch(model, job, log if single else _prefixed(log, job.name))
+            end_epoch(model, job, log if single else _prefixed(log, job.name), processes)
         saving = [job for job in live if _save_due(job)]
         if ended or saving:
             # Every live job is checkpointed at the same step, so a resumed run continues
@@ -227,7 +227,48 @@ def _concat(batches: list[dict[str, torch.Tensor]], keys: list[str], pad: int) -
     return merged
 
 
-def end_epoch(model: AdaptedModel, job: TrainJob, log: Callable[[str], None]) -> None:
+def validate(
+    model: AdaptedModel, job: TrainJob, processes: Processes
+) -> tuple[dict[str, Any], float | None]:
+    """(metrics, mean loss) of the job on its validation split.
+
+    Several processes each score every ``world``-th example (all windows of a long QA
+    context stay together) and gather the predictions, so every example is scored once
+    and every process computes the same metrics, hence the same early-stopping decision.
+    """
+    assert job.validation is not None
+    features, references = job.validation
+    size = job.config.eval_batch_size
+    if processes.world == 1:
+        metrics, loss, _ = evaluate_features(model, job.name, job.task, features, references, size)
+        return metrics, loss
+    spans = _example_rows(features)
+    mine = list(range(processes.rank, len(spans), processes.world))
+    rows = [features[r] for e in mine for r in range(*spans[e])]
+    predictions, loss = (
+        predict_features(model, job.name, job.task, rows, size) if rows else ([], None)
+    )
+    merged = merge_windows(job.task, rows, predictions)
+    by_example = dict(processes.gather(list(zip(mine, merged, strict=True))))
+    ordered = [by_example[e] for e in range(len(spans))]
+    share = torch.tensor([(loss or 0.0) * len(rows), len(rows) if loss is not None else 0])
+    total, counted = processes.sum(share.double().to(processes.device)).tolist()
+    return job.task.metrics(references, ordered), (total / counted if counted else None)
+
+
+def _example_rows(features: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(first row, end row) of each example (a long QA context has several windows)."""
+    spans, start = [], 0
+    while start < len(features):
+        count = features[start].get("window", [0, 1])[1]
+        spans.append((start, start + count))
+        start += count
+    return spans
+
+
+def end_epoch(
+    model: AdaptedModel, job: TrainJob, log: Callable[[str], None], processes: Processes
+) -> None:
     """Validate, update early stopping, keep the best checkpoint, record the epoch."""
     state, task, config = job.state, job.task, job.config
     row: dict[str, Any] = {
@@ -238,9 +279,7 @@ def end_epoch(model: AdaptedModel, job: TrainJob, log: Callable[[str], None]) ->
     state.epoch += 1
     state.batches_done = 0
     if job.validation is not None:
-        metrics, eval_loss, _ = evaluate_features(
-            model, job.name, task, *job.validation, config.eval_batch_size
-        )
+        metrics, eval_loss = validate(model, job, processes)
         row["eval_loss"] = eval_loss
         row.update({f"eval_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
         score = float(metrics[task.primary_metric])

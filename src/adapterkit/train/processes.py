@@ -79,6 +79,14 @@ class Processes:
         for param, chunk in zip(params, flat.split([g.numel() for g in grads]), strict=True):
             param.grad = chunk.view_as(param).clone()
 
+    def gather(self, items: list[Any]) -> list[Any]:
+        """Every process's ``items``, concatenated in rank order (its own when alone)."""
+        if self.world == 1:
+            return items
+        from accelerate.utils import gather_object
+
+        return list(gather_object(items))
+
     def wait(self) -> None:
         """Block until every process gets here."""
         if self.state is not None:

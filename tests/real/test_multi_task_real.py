@@ -1,0 +1,30 @@
+"""One multi-task run on the real MiniLM: TREC-6 topics and movie sentiment in the same batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapterkit.cli import main
+
+pytestmark = pytest.mark.real
+
+
+def test_topic_and_sentiment_jobs_both_learn(tmp_path: Path) -> None:
+    config = tmp_path / "multi.yaml"
+    config.write_text(
+        "model: minilm\nepochs: 2\nmax_train_samples: 320\nmax_eval_samples: 200\n"
+        "max_length: 64\njobs:\n"
+        "  - name: topic\n    data: trec\n"
+        "  - name: sentiment\n    data: movie-sentiment\n    method: lora\n"
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--output", str(out)]) == 0
+    topic = json.loads((out / "topic" / "metrics.json").read_text())
+    sentiment = json.loads((out / "sentiment" / "metrics.json").read_text())
+    assert topic["accuracy"] > 0.5  # chance ~0.28 (majority class of TREC-6's test set)
+    assert sentiment["accuracy"] > 0.6  # two balanced classes
+    assert sentiment["method"] == "lora" and topic["method"] == "pfeiffer"
+    assert (out / "summary.md").read_text().count("| accuracy |") == 2
