@@ -148,7 +148,7 @@ def test_epoch_order_is_seeded_and_schedule_warms_up() -> None:
 def test_resumed_epoch_train_loss_is_the_mean_of_the_batches_run_after_resume(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import adapterkit.train.engine as loop
+    import adapterkit.train.packed as loop  # where the training forward runs
 
     train, out = _csv(tmp_path / "t.csv"), tmp_path / "run"
     # Batches of 2 and a checkpoint after every step, so an interruption leaves a mid-epoch one.

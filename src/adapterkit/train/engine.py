@@ -23,22 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from adapterkit import bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
-from adapterkit.padding import pad_token_id
-from adapterkit.tasks.base import MODEL_INPUT_KEYS, merge_windows
+from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState
-from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
+from adapterkit.train.evaluate import evaluate_features, predict_features
 from adapterkit.train.job import TrainJob
 from adapterkit.train.optim import autocast_context
+from adapterkit.train.packed import packed_losses
 from adapterkit.train.processes import Processes
 
 LOG_EVERY = 20  # optimizer steps between TensorBoard updates
-IGNORE = -100  # label padding of token-level tasks
 
 
 @dataclass
@@ -138,56 +136,6 @@ def fit_jobs(
     return results
 
 
-def packed_losses(
-    model: AdaptedModel,
-    jobs: list[TrainJob],
-    rows: list[list[dict[str, Any]]],
-    device: torch.device,
-) -> tuple[list[torch.Tensor], list[int]]:
-    """Each job's mean loss on its rows, from one forward of the base over all of them,
-    and how many rows or tokens each mean is over (see ``Task.loss_count``)."""
-    batches = [
-        {k: v.to(device) for k, v in job.task.collate(features).items()}
-        for job, features in zip(jobs, rows, strict=True)
-    ]
-    counts = [job.task.loss_count(batch) for job, batch in zip(jobs, batches, strict=True)]
-    return _losses(model, jobs, batches, device), counts
-
-
-def _losses(
-    model: AdaptedModel, jobs: list[TrainJob], batches: list[dict[str, torch.Tensor]], device
-) -> list[torch.Tensor]:
-    if not jobs:
-        return []
-    if len(jobs) == 1:  # the single-adapter path, unchanged
-        job, batch = jobs[0], batches[0]
-        return [job.task.loss(task_forward(model, job.name, job.task, batch), batch)]
-    names = [
-        job.name
-        for job, batch in zip(jobs, batches, strict=True)
-        for _ in range(len(batch["input_ids"]))
-    ]
-    spans = _spans([len(batch["input_ids"]) for batch in batches])
-    pad = pad_token_id(jobs[0].task.tokenizer)
-    if all(hasattr(job.task, "forward") for job in jobs):
-        # Text generation: the base's LM head; one merged batch, then each job's rows.
-        merged = _concat(batches, sorted(batches[0]), pad)
-        logits = jobs[0].task.forward(model, names, merged)
-        return [
-            job.task.loss(logits[a:b], {k: v[a:b] for k, v in merged.items()})
-            for job, (a, b) in zip(jobs, spans, strict=True)
-        ]
-    keys = [k for k in MODEL_INPUT_KEYS if all(k in batch for batch in batches)]
-    inputs = _concat(batches, keys, pad)
-    hidden = model(**inputs, adapter=names).last_hidden_state  # (B, T, C)
-    losses = []
-    for job, batch, (a, b) in zip(jobs, batches, spans, strict=True):
-        width = batch["input_ids"].shape[1]  # right padding: the job's tokens come first
-        logits = model.head_logits(job.name, hidden[a:b, :width], batch["attention_mask"])
-        losses.append(job.task.loss(logits, batch))
-    return losses
-
-
 def _precision(job: TrainJob, device: torch.device) -> str:
     """The precision the run trains in (``auto`` resolved as autocast_context does)."""
     if job.config.precision != "auto":
@@ -203,28 +151,6 @@ def _check_world(job: TrainJob, processes: Processes) -> None:
             f"not {processes.world}; resume with the same number"
         )
     job.state.world_size = processes.world
-
-
-def _spans(sizes: list[int]) -> list[tuple[int, int]]:
-    ends = torch.tensor(sizes).cumsum(0).tolist()
-    return [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
-
-
-def _concat(batches: list[dict[str, torch.Tensor]], keys: list[str], pad: int) -> dict:
-    """Stack the jobs' (B_j, T_j) tensors of each key into (sum B_j, max T_j), right-padded.
-
-    Each key gets its own width: a seq2seq batch's labels are not as long as its inputs.
-    """
-    fill = {"input_ids": pad, "labels": IGNORE}
-    merged = {}
-    for key in keys:
-        parts = [batch[key] for batch in batches]
-        if parts[0].dim() == 2:
-            width = max(part.shape[1] for part in parts)
-            value = fill.get(key, 0)
-            parts = [F.pad(part, (0, width - part.shape[1]), value=value) for part in parts]
-        merged[key] = torch.cat(parts)
-    return merged
 
 
 def validate(

@@ -1,19 +1,23 @@
-"""One call from a model name and a data set to a trained, evaluated bundle.
+"""One call from a model name and data sets to trained, evaluated bundles.
 
-``train_adapter_run`` is what ``adapterkit train`` runs, as a sequence of named steps:
-load the data, build the task and adapted model, write ``config.yaml``, encode, train
-with early stopping, save the bundle, evaluate the best checkpoint on validation and
-test. The run directory::
+``train_jobs`` is what ``adapterkit train`` runs, as a sequence of named steps: load
+every job's data, load the one base they share, add each job's adapter and head, write
+``config.yaml``, encode, train all jobs together (:mod:`adapterkit.train.engine`), then
+save each bundle and evaluate its best checkpoint on validation and test
+(:mod:`adapterkit.train.run_report`). ``train_adapter_run`` is a run of one job, whose
+run directory is its own::
 
     run_dir/config.yaml  metrics.json  report.md  validation_metrics.json
     run_dir/curves.png   tensorboard/  checkpoints/{last,best}/  adapter/
+
+Several jobs each get that layout in ``run_dir/<job>/``, beside the job list
+(``run_dir/config.yaml``) and ``summary.{json,md}``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,36 +26,21 @@ import torch
 from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.data import DataSplits, load_data, sample_examples
 from adapterkit.errors import AdapterkitError
-from adapterkit.generation.evaluate import evaluate_generation
-from adapterkit.methods import AdapterConfig, make_config
-from adapterkit.metrics import format_summary, plot_curves, write_metrics
-from adapterkit.model import AdaptedModel, ParameterReport
+from adapterkit.methods import make_config
+from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, load_base, load_tokenizer
-from adapterkit.tasks import GENERATION_TASKS, Task, make_task
+from adapterkit.tasks import Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.engine import FitResult, fit_jobs
-from adapterkit.train.evaluate import evaluate_features
+from adapterkit.train.engine import fit_jobs
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
 from adapterkit.train.options import JobSpec, RunOptions
 from adapterkit.train.processes import Processes
 from adapterkit.train.run_config import check_resume_matches, write_run_config
+from adapterkit.train.run_report import RunModel, finish_job
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class RunModel:
-    """One job's side of a run: the shared adapted base, the job's adapter, task and config."""
-
-    model: AdaptedModel
-    name: str
-    task: Task
-    adapter_config: AdapterConfig
-    report: ParameterReport
-    full: bool
-    """Full fine-tuning: the base trains too and the bundle holds it."""
 
 
 def train_adapter_run(options: RunOptions, config: TrainConfig, log: Log = print) -> dict[str, Any]:
@@ -120,33 +109,6 @@ def train_jobs(
         metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}
         write_job_table(run_dir, specs, finals, metrics)
     return finals
-
-
-def finish_job(
-    spec: JobSpec,
-    built: RunModel,
-    job: TrainJob,
-    result: FitResult,
-    splits: DataSplits,
-    log: Log,
-) -> dict[str, Any]:
-    """Plot, save the bundle, evaluate on validation and test, write the job's metrics files."""
-    options, job_dir = spec.options, job.out_dir
-    title = f"{options.method} on {data_name(options)}"
-    if result.state.history:
-        plot_curves(result.state.history, job_dir / "curves.png", title=title)
-    bundle_path = built.model.save_adapter(built.name, job_dir / "adapter", include_base=built.full)
-    extra = run_summary(options, built, result, bundle_path, job.lr)
-    final = evaluate_run(job_dir, built, splits, spec.config.eval_batch_size, title, extra, log)
-    log(
-        f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {job_dir / 'report.md'}"
-    )
-    return final
-
-
-def data_name(options: RunOptions) -> str:
-    """How reports name the data: the built-in name, folder or file, else the train file."""
-    return str(options.data or options.train_file)
 
 
 def default_adapter_name(options: RunOptions) -> str:
@@ -262,71 +224,6 @@ def encode_splits(
     for note in getattr(task, "pop_notes", list)():
         log(f"data: validation: {note}")
     return train_features, validation
-
-
-def run_summary(
-    options: RunOptions, built: RunModel, result: FitResult, bundle_path: Path, lr: float
-) -> dict[str, Any]:
-    """What every metrics file of the run records beside the metrics."""
-    return {
-        "method": options.method,
-        "model": options.model,
-        "data": options.data or options.train_file,
-        "trainable_params": built.report.trainable,
-        "trainable_percent": built.report.percent,
-        "bundle_bytes": sum(f.stat().st_size for f in bundle_path.iterdir() if f.is_file()),
-        "train_seconds": round(result.train_seconds, 1),
-        "epochs_run": result.state.epoch,
-        "best_epoch": result.state.best_epoch,
-        "lr": lr,
-    }
-
-
-def evaluate_split(
-    built: RunModel, examples: list[dict[str, Any]], batch_size: int, decode: bool = True
-) -> tuple[dict[str, Any], float | None]:
-    """(metrics, mean loss) of the trained adapter on raw examples of one split.
-
-    Generation tasks score perplexity and, with ``decode``, generate and score the text
-    (ROUGE/BLEU/...); every other task is encoded and scored from its logits.
-    """
-    model, name, task = built.model, built.name, built.task
-    if task.task_type in GENERATION_TASKS:
-        return evaluate_generation(  # type: ignore[arg-type]
-            model, name, task, examples, batch_size=batch_size, generate=decode
-        )
-    features = encode_examples(task, examples)
-    metrics, loss, _ = evaluate_features(
-        model, name, task, features, task.references(examples), batch_size
-    )
-    return metrics, loss
-
-
-def evaluate_run(
-    run_dir: Path,
-    built: RunModel,
-    splits: DataSplits,
-    batch_size: int,
-    title: str,
-    extra: dict[str, Any],
-    log: Log,
-) -> dict[str, Any]:
-    """Evaluate on validation and test, write their metrics files; the last split's metrics."""
-    final: dict[str, Any] = {}
-    for split_name, examples in (("validation", splits.validation), ("test", splits.test)):
-        if not examples:
-            continue
-        reported_last = split_name == "test" or not splits.test
-        # Generation tasks decode only the split reported last (decoding is the slow part).
-        metrics, loss = evaluate_split(built, examples, batch_size, decode=reported_last)
-        metrics = {**metrics, "loss": loss}
-        stem = None if reported_last else "validation"
-        write_metrics(run_dir, metrics, split=split_name, title=title, extra=extra, stem=stem)
-        log(f"{split_name}:\n{format_summary({**metrics, 'split': split_name})}")
-        final = {**metrics, "split": split_name, **extra}
-    if not final:
-        raise AdapterkitError("nothing to evaluate on: the data has no validation or test split")
-    return final
 
 
 def _prefixed(log: Log, name: str) -> Log:
