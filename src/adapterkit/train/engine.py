@@ -35,8 +35,9 @@ from adapterkit.train.job import TrainJob
 from adapterkit.train.optim import autocast_context
 from adapterkit.train.packed import packed_losses
 from adapterkit.train.processes import Processes
+from adapterkit.train.tracking import Trackers
 
-LOG_EVERY = 20  # optimizer steps between TensorBoard updates
+LOG_EVERY = 20  # optimizer steps between reports of the training loss and learning rate
 
 
 @dataclass
@@ -54,6 +55,7 @@ def fit_jobs(
     resume: bool = False,
     log: Callable[[str], None] = print,
     processes: Processes | None = None,
+    trackers: Trackers | None = None,
 ) -> dict[str, FitResult]:
     """Train every job (adapters already trainable) and keep each one's best checkpoint.
 
@@ -65,6 +67,7 @@ def fit_jobs(
     """
     device = next(model.parameters()).device
     processes = processes or Processes(0, 1, device)
+    trackers = trackers or Trackers([])
     single = len(jobs) == 1
     say = log if single else None
     for job in jobs:
@@ -108,12 +111,12 @@ def fit_jobs(
             scaler.update()
         ended = [job for job in live if job.epoch_ended]
         for job, loss in zip(live, step_losses, strict=True):
-            _log_step(job, loss)
+            _log_step(job, loss, trackers)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{step_losses[0]:.3f}", refresh=False)
         for job in ended:
-            end_epoch(model, job, log if single else _prefixed(log, job.name), processes)
+            end_epoch(model, job, log if single else _prefixed(log, job.name), processes, trackers)
         saving = [job for job in live if _save_due(job)]
         if ended or saving:
             # Every live job is checkpointed at the same step, so a resumed run continues
@@ -128,8 +131,6 @@ def fit_jobs(
     seconds = time.perf_counter() - started
     results = {}
     for job in jobs:
-        if job.writer is not None:
-            job.writer.close()
         restore_best(model, job, log if single else _prefixed(log, job.name))
         best = job.best_path if job.best_path.exists() else None
         results[job.name] = FitResult(job.state, seconds, best)
@@ -193,7 +194,11 @@ def _example_rows(features: list[dict[str, Any]]) -> list[tuple[int, int]]:
 
 
 def end_epoch(
-    model: AdaptedModel, job: TrainJob, log: Callable[[str], None], processes: Processes
+    model: AdaptedModel,
+    job: TrainJob,
+    log: Callable[[str], None],
+    processes: Processes,
+    trackers: Trackers,
 ) -> None:
     """Validate, update early stopping, keep the best checkpoint, record the epoch."""
     state, task, config = job.state, job.task, job.config
@@ -224,10 +229,8 @@ def end_epoch(
         )
     else:
         log(f"epoch {state.epoch}: train loss {row['train_loss']:.4f}")
-    if job.writer is not None:
-        for key, value in row.items():
-            if key not in ("epoch", "step") and isinstance(value, int | float):
-                job.writer.add_scalar(key.replace("_", "/", 1), value, state.global_step)
+    epoch_row = {k.replace("_", "/", 1): v for k, v in row.items() if k not in ("epoch", "step")}
+    trackers.metrics(job.name, epoch_row, state.global_step)
     state.history.append(row)
     if state.stopped_early:
         log(f"early stopping: no improvement in {config.patience} evaluations")
@@ -252,11 +255,12 @@ def _save_due(job: TrainJob) -> bool:
     return bool(steps) and job.stepped and job.state.global_step % steps == 0
 
 
-def _log_step(job: TrainJob, loss: float) -> None:
-    if not job.stepped or job.state.global_step % LOG_EVERY or None in (job.writer, job.scheduler):
+def _log_step(job: TrainJob, loss: float, trackers: Trackers) -> None:
+    """The training loss and learning rate every LOG_EVERY optimizer steps."""
+    if not job.stepped or job.state.global_step % LOG_EVERY or job.scheduler is None:
         return
-    job.writer.add_scalar("train/loss", loss, job.state.global_step)
-    job.writer.add_scalar("train/lr", job.scheduler.get_last_lr()[0], job.state.global_step)
+    values = {"train/loss": loss, "train/lr": job.scheduler.get_last_lr()[0]}
+    trackers.metrics(job.name, values, job.state.global_step)
 
 
 def _prefixed(log: Callable[[str], None], name: str) -> Callable[[str], None]:

@@ -9,12 +9,12 @@ state and its checkpoints. Nothing in a job depends on the other jobs of the run
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import Task
@@ -37,7 +37,7 @@ class TrainJob:
     config: TrainConfig
     lr: float
     out_dir: Path
-    """Where ``checkpoints/`` and ``tensorboard/`` go."""
+    """Where ``checkpoints/`` go (and the job's reports: :mod:`adapterkit.train.run_report`)."""
     include_base: bool = False
     """Full fine-tuning: the base trains too and checkpoints hold it."""
 
@@ -46,7 +46,6 @@ class TrainJob:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     params: list[torch.nn.Parameter] = field(default_factory=list)
-    writer: SummaryWriter | None = None
     batches: list[list[int]] = field(default_factory=list)
     running_loss: float = 0.0
     batches_run: int = 0
@@ -69,7 +68,7 @@ class TrainJob:
         """Whether the job has run all its epochs or stopped early."""
         return self.state.epoch >= self.config.epochs or self.state.stopped_early
 
-    def start(self, model: AdaptedModel, resume: bool, log) -> None:
+    def start(self, model: AdaptedModel, resume: bool, log: Callable[[str], None]) -> None:
         """Build the optimizer and schedule over this job's parameters; resume when asked."""
         # The model's parameter order, kept to this job's: checkpoints index optimizer state by it.
         own = {id(p) for p in self.own_parameters(model)}
@@ -91,8 +90,6 @@ class TrainJob:
             )
         elif resume:
             log(f"--resume: no checkpoint in {self.last_path}, starting from scratch")
-        if self.main:
-            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
 
     def own_parameters(self, model: AdaptedModel) -> list[torch.nn.Parameter]:
         """The parameters this job trains: its adapter and head (and the base when full)."""

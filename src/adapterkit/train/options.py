@@ -59,6 +59,11 @@ class RunOptions:
     """auto, cpu, cuda, cuda:1 ..."""
     packing: bool = False
     """causal-lm: concatenate training examples into rows of up to max_length tokens."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Where metrics go besides the run's files: tensorboard, mlflow (pip install
+    'adapterkit[mlflow]'), or none."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (default: a SQLite store in <output>/mlruns)."""
 
 
 @dataclass

@@ -39,6 +39,7 @@ from adapterkit.train.options import JobSpec, RunOptions
 from adapterkit.train.processes import Processes
 from adapterkit.train.run_config import check_resume_matches, write_run_config
 from adapterkit.train.run_report import RunModel, finish_job
+from adapterkit.train.tracking import Trackers, check_report_to
 
 Log = Callable[[str], None]
 
@@ -62,6 +63,7 @@ def train_jobs(
         Each job's final metrics (test split when there is one), by job name.
     """
     check_job_specs(specs)
+    check_report_to(spec_of(specs, "report_to"))
     processes = Processes.start(spec_of(specs, "device"))
     if not processes.main:  # one process speaks for the run
         log = _quiet
@@ -96,7 +98,18 @@ def train_jobs(
         jobs.append(TrainJob(spec.name, task, features, validation, spec.config, lr, job_dir, full))
     if spec_of(specs, "activation_checkpointing"):
         enable_activation_checkpointing(model.base)
-    results = fit_jobs(model, jobs, resume=resume, log=log, processes=processes)
+    trackers = Trackers([])
+    if processes.main:  # one process reports for the run
+        trackers = Trackers.open(
+            spec_of(specs, "report_to"),
+            run_dir,
+            {job.name: job.out_dir for job in jobs},
+            spec_of(specs, "mlflow_uri"),
+            resume,
+        )
+        for spec, job in zip(specs, jobs, strict=True):
+            trackers.params(job.name, job_params(spec, job.lr))
+    results = fit_jobs(model, jobs, resume=resume, log=log, processes=processes, trackers=trackers)
     processes.wait()
     if not processes.main:
         return {}  # the main process holds the same weights and writes the bundles
@@ -105,10 +118,32 @@ def train_jobs(
         finals[spec.name] = finish_job(
             spec, built[spec.name], job, results[spec.name], splits[spec.name], job_log(spec)
         )
+        trackers.metrics(job.name, _split_metrics(finals[spec.name]), job.state.global_step)
+        trackers.files(
+            job.name,
+            [job.out_dir / "adapter", job.out_dir / "report.md", job.out_dir / "metrics.json"],
+        )
+    trackers.close()
     if not single:
         metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}
         write_job_table(run_dir, specs, finals, metrics)
     return finals
+
+
+def job_params(spec: JobSpec, lr: float) -> dict[str, Any]:
+    """A job's options as experiment trackers record them (flat, method options prefixed)."""
+    options = spec.options
+    values: dict[str, Any] = {**spec.config.to_dict(), "lr": lr}
+    values.update({f"method_{k}": v for k, v in options.method_options.items()})
+    for key in ("model", "data", "train_file", "task", "method", "max_length"):
+        values[key] = getattr(options, key)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _split_metrics(final: dict[str, Any]) -> dict[str, Any]:
+    """The final metrics keyed ``<split>/<metric>`` (test, or validation without a test split)."""
+    split = final.get("split", "test")
+    return {f"{split}/{k}": v for k, v in final.items() if k != "split"}
 
 
 def default_adapter_name(options: RunOptions) -> str:
