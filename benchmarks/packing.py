@@ -11,14 +11,19 @@ same tokens, so the ratio of wall times is the speed-up of packing. Each N is me
     python -m benchmarks.packing                 # N = 1, 2, 4, 8; writes docs/packing.{json,md}
     python -m benchmarks.packing --quick         # a smoke run (tiny slice, N = 1, 2)
 
-On the 2-core development machine the default run takes about 6 minutes.
+It also times one job trained by one process (all cores) against the same job on two
+processes (``torchrun --nproc_per_node 2``, one core each), from each run's
+``train_seconds``. On the 2-core development machine the default run takes about 8 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -119,6 +124,44 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def measure_processes(args: argparse.Namespace) -> dict[str, Any]:
+    """Median ``train_seconds`` of one job on one process vs two (gloo), same global batch."""
+    threads = torch.get_num_threads()
+    bin_dir = Path(sys.executable).parent
+    launchers = {
+        "1 process": ([sys.executable], threads),
+        "2 processes": ([str(bin_dir / "torchrun"), "--nproc_per_node", "2"], max(1, threads // 2)),
+    }
+    train = ["train", "--model", "minilm", "--data", "trec", "--max-length", "64", "--epochs", "1"]
+    train += ["--max-train-samples", str(2 * args.examples), "--max-eval-samples", "64"]
+    train += ["--batch-size", str(args.batch_size), "--report-to", "none"]
+    seconds: dict[str, list[float]] = {name: [] for name in launchers}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for name, (launcher, per_process) in launchers.items():
+                out = Path(tmp) / f"{repeat}-{name.replace(' ', '-')}"
+                env = {**os.environ, "OMP_NUM_THREADS": str(per_process), "HF_HUB_OFFLINE": "1"}
+                done = subprocess.run(
+                    [*launcher, "-m", "adapterkit", *train, "--output", str(out)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{name} failed: {done.stderr[-500:]}")
+                seconds[name].append(
+                    json.loads((out / "metrics.json").read_text())["train_seconds"]
+                )
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "examples": 2 * args.examples,
+        "threads_per_process": {name: per for name, (_, per) in launchers.items()},
+        "train_seconds": seconds,
+        "median_s": medians,
+        "speedup": round(medians["1 process"] / medians["2 processes"], 2),
+    }
+
+
 def page(result: dict[str, Any]) -> str:
     """docs/packing.md from the measured result."""
     m, s = result["machine"], result["settings"]
@@ -153,6 +196,19 @@ def page(result: dict[str, Any]) -> str:
         "running each job's head and adapter on its own slice. Packing pays where one job",
         "leaves the device idle, a GPU under a small model; that is not measured here.",
     ]
+    processes = result.get("processes")
+    if processes:
+        one, two = processes["median_s"]["1 process"], processes["median_s"]["2 processes"]
+        lines += [
+            "",
+            "## One process or two",
+            "",
+            f"One job ({processes['examples']} questions, same global batch) on one process "
+            f"with {processes['threads_per_process']['1 process']} threads: {one:.1f} s of "
+            f"training (median); on two processes (torchrun, gloo) with "
+            f"{processes['threads_per_process']['2 processes']} thread each: {two:.1f} s, "
+            f"{processes['speedup']}x.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -168,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--page-only", action="store_true", help="rebuild packing.md from packing.json"
     )
+    parser.add_argument(
+        "--processes-only",
+        action="store_true",
+        help="measure only one process vs two, into the existing packing.json",
+    )
     args = parser.parse_args(argv)
     if args.page_only:
         result = json.loads((args.out / "packing.json").read_text())
@@ -176,8 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv if argv is not None else __import__("sys").argv[1:]
     if args.quick:
         args.jobs, args.examples, args.repeats = [1, 2], 64, 1
+    if args.processes_only:
+        result = json.loads((args.out / "packing.json").read_text())
+        result["processes"] = measure_processes(args)
+        (args.out / "packing.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.out / "packing.md").write_text(page(result))
+        return 0
     result = measure(args)
     if not args.quick:
+        result["processes"] = measure_processes(args)
+        print(json.dumps({k: v for k, v in result["processes"].items() if k != "train_seconds"}))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "packing.json").write_text(json.dumps(result, indent=1) + "\n")
         (args.out / "packing.md").write_text(page(result))
