@@ -131,7 +131,8 @@ def fit_jobs(
     seconds = time.perf_counter() - started
     results = {}
     for job in jobs:
-        restore_best(model, job, log if single else _prefixed(log, job.name))
+        if processes.main:  # the one that wrote the checkpoints, and writes the bundles
+            restore_best(model, job, log if single else _prefixed(log, job.name))
         best = job.best_path if job.best_path.exists() else None
         results[job.name] = FitResult(job.state, seconds, best)
     return results
