@@ -4,6 +4,7 @@ and bad job lists refused in one line with nothing written."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,72 @@ def test_resume_with_another_job_list_is_refused(model_dir, data, tmp_path, caps
     capsys.readouterr()
     assert _train(model_dir, out, "--config", str(other), "--resume") == 2
     assert "was started with jobs ['a', 'b'], not ['a', 'c']" in capsys.readouterr().err
+
+
+def test_kill_9_then_resume_finishes_every_job_as_uninterrupted(model_dir, data, tmp_path) -> None:
+    """A real SIGKILL at whatever moment the run has reached after its first checkpoints."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = _yaml(
+        tmp_path / "multi.yaml",
+        f"epochs: 6\npatience: 9\nlr: 0.005\nsave_steps: 1\nreport_to: [none]\njobs:\n"
+        f"  - name: a\n    train: {data['sentiment']}\n    batch_size: 3\n"
+        f"  - name: b\n    train: {data['ner']}\n    batch_size: 2\n    method: lora\n",
+    )
+    assert _train(model_dir, tmp_path / "straight", "--config", str(config)) == 0
+    resumed = tmp_path / "resumed"
+    argv = [sys.executable, "-m", "adapterkit", "train", "--model", str(model_dir)]
+    argv += ["--config", str(config), "--output", str(resumed)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = resumed / "b" / "checkpoints" / "last" / "trainer_state.json"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (resumed / "a" / "metrics.json").exists()  # killed mid-run
+    assert _train(model_dir, resumed, "--config", str(config), "--resume") == 0
+    for job in ("a", "b"):
+        want = load_file(str(tmp_path / "straight" / job / "adapter" / "adapter_model.safetensors"))
+        got = load_file(str(resumed / job / "adapter" / "adapter_model.safetensors"))
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert not list(resumed.glob("*/checkpoints/last.next"))
+    assert not (resumed / ".last-checkpoints-commit").exists()
+
+
+def test_a_commit_cut_in_two_is_rolled_forward_or_thrown_away(model_dir, data, tmp_path) -> None:
+    from adapterkit.train import last_checkpoints
+
+    config = _yaml(
+        tmp_path / "c.yaml",
+        f"epochs: 1\njobs:\n  - name: a\n    train: {data['sentiment']}\n"
+        f"  - name: b\n    train: {data['sentiment']}\n",
+    )
+    out = tmp_path / "run"
+    assert _train(model_dir, out, "--config", str(config)) == 0
+
+    class Job:  # what recover_last reads of a job
+        def __init__(self, name: str) -> None:
+            self.name, self.main, self.out_dir = name, True, out / name
+            self.last_path = self.out_dir / "checkpoints" / "last"
+
+    jobs = [Job("a"), Job("b")]
+    # Cut before the commit: the new checkpoints are thrown away, the old ones stay.
+    for job in jobs:
+        shutil.copytree(job.last_path, job.last_path.parent / "last.next")
+        (job.last_path.parent / "last.next" / "new").write_text("x")
+    last_checkpoints.recover_last(jobs)
+    assert all(not (j.last_path / "new").exists() for j in jobs)
+    assert not list(out.glob("*/checkpoints/last.next"))
+    # Cut after the commit, one job renamed: the other is rolled forward.
+    shutil.copytree(jobs[1].last_path, jobs[1].last_path.parent / "last.next")
+    (jobs[1].last_path.parent / "last.next" / "new").write_text("x")
+    (out / last_checkpoints.MARKER).write_text('["a", "b"]')
+    last_checkpoints.recover_last(jobs)
+    assert (jobs[1].last_path / "new").exists() and not (out / last_checkpoints.MARKER).exists()

@@ -32,6 +32,7 @@ from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState
 from adapterkit.train.evaluate import evaluate_features, predict_features
 from adapterkit.train.job import TrainJob
+from adapterkit.train.last_checkpoints import recover_last, save_last
 from adapterkit.train.optim import autocast_context
 from adapterkit.train.packed import packed_losses
 from adapterkit.train.processes import Processes
@@ -72,6 +73,10 @@ def fit_jobs(
     say = log if single else None
     for job in jobs:
         job.main = processes.main
+    if resume:
+        recover_last(jobs)  # a commit of last checkpoints that a crash cut in two
+        processes.wait()
+    for job in jobs:
         job.start(model, resume, say or (lambda text, job=job: log(f"[{job.name}] {text}")))
         _check_world(job, processes)
     # One loss scaler for the run (fp16 only; a no-op otherwise), updated once per step.
@@ -119,10 +124,9 @@ def fit_jobs(
             end_epoch(model, job, log if single else _prefixed(log, job.name), processes, trackers)
         saving = [job for job in live if _save_due(job)]
         if ended or saving:
-            # Every live job is checkpointed at the same step, so a resumed run continues
-            # from one consistent moment (the random state is the run's, not a job's).
-            for job in live:
-                job.save(model, job.last_path)
+            # Every live job is checkpointed at the same step, as one commit, so a resumed
+            # run continues from one moment (the random state is the run's, not a job's).
+            save_last(model, live)
         if bar is not None and single and ended:
             bar.close()
             bar = _progress_bar(jobs)
