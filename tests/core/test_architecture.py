@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", ("model", "model_bundles")),
     ("tasks", ("tasks",)),
     ("loops", ("train", "generation", "predict")),
-    ("interfaces", ("serve", "cli", "__main__")),
+    ("interfaces", ("serve", "cli", "search", "__main__")),
 )
 """Bottom first. The package's ``__init__`` (the public API) sits above all of them."""
 

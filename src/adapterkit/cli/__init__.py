@@ -22,6 +22,7 @@ from adapterkit.cli.commands import (
     cmd_generate,
     cmd_info,
     cmd_predict,
+    cmd_search,
     cmd_serve,
     cmd_train,
 )
@@ -43,6 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the README main job: MiniLM + TREC-6, train, evaluate, predict"
     )
     add_train_flags(demo)
+    search = sub.add_parser(
+        "search", help="search hyperparameters: trials trained side by side, test scored once"
+    )
+    add_train_flags(search)
+    s = search.add_argument_group("search")
+    s.add_argument("--space", help="YAML file of option: distribution (default: built-in)")
+    s.add_argument("--trials", type=int, default=24, help="trials to finish (default: 24)")
+    s.add_argument(
+        "--parallel",
+        type=int,
+        help="trials trained together in one run (default: 4 on a GPU, 1 on a CPU)",
+    )
     ev = sub.add_parser("evaluate", help="evaluate a bundle (or a prompted base) on a data split")
     ev.add_argument("bundle", nargs="?", help="bundle directory (e.g. runs/trec/adapter)")
     ev.add_argument(
@@ -106,6 +119,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "fetch": cmd_fetch,
     "serve": cmd_serve,
+    "search": cmd_search,
 }
 
 
@@ -115,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        values = merged_values(args, parser) if args.command in ("train", "demo") else vars(args)
+        trains = args.command in ("train", "demo", "search")
+        values = merged_values(args, parser) if trains else vars(args)
         return COMMANDS[args.command](values)
     except AdapterkitError as exc:
         print(f"adapterkit: error: {exc}", file=sys.stderr)

@@ -173,6 +173,20 @@ def cmd_fetch(values: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_search(values: dict[str, Any]) -> int:
+    """Search hyperparameters for the data (``--space`` or the built-in space)."""
+    import torch
+
+    from adapterkit.search import run_search
+
+    parallel = values.get("parallel")
+    if parallel is None:  # measured: packing gains nothing on a CPU (docs/packing.md)
+        gpu = torch.cuda.is_available() and values.get("device") != "cpu"
+        parallel = 4 if gpu else 1
+    run_search(values, values.get("space"), values["trials"], parallel)
+    return 0
+
+
 def cmd_serve(values: dict[str, Any]) -> int:
     """Serve every bundle in --adapters over HTTP, batching requests across adapters."""
     from adapterkit.serve import ServeSettings, serve

@@ -44,6 +44,8 @@ class TrainerState:
     bad_evals: int = 0
     """Evaluations since the last improvement (for early stopping)."""
     stopped_early: bool = False
+    pruned: bool = False
+    """Stopped by the run's driver (a search pruning the trial), not by patience."""
     history: list[dict[str, Any]] = field(default_factory=list)
     world_size: int = 1
     """Processes the job trained on; a resume must use as many (they split each batch)."""

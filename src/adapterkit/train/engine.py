@@ -228,6 +228,12 @@ def end_epoch(
         else:
             state.bad_evals += 1
             state.stopped_early = state.bad_evals >= config.patience
+        if (
+            job.on_epoch is not None
+            and not state.stopped_early
+            and job.on_epoch(state.epoch, score)
+        ):
+            state.stopped_early = state.pruned = True
         log(
             f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
             f"{task.primary_metric} {score:.4f}{' (best)' if improved else ''}"
@@ -237,7 +243,9 @@ def end_epoch(
     epoch_row = {k.replace("_", "/", 1): v for k, v in row.items() if k not in ("epoch", "step")}
     trackers.metrics(job.name, epoch_row, state.global_step)
     state.history.append(row)
-    if state.stopped_early:
+    if state.pruned:
+        log(f"pruned after epoch {state.epoch}")
+    elif state.stopped_early:
         log(f"early stopping: no improvement in {config.patience} evaluations")
     model.train()
 

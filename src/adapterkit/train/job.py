@@ -54,6 +54,8 @@ class TrainJob:
     """Whether the last batch ended with an optimizer step (not only accumulated)."""
     main: bool = True
     """Whether this process writes checkpoints (the main one of a multi-process run)."""
+    on_epoch: Callable[[int, float], bool] | None = None
+    """Told (epoch, validation score) after each epoch; True stops the job (pruned)."""
 
     @property
     def last_path(self) -> Path:

@@ -8,6 +8,7 @@ another spelling (``None``: no flag, a YAML key only), ``dest``, ``choices``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,3 +78,16 @@ class JobSpec:
     name: str
     options: RunOptions
     config: TrainConfig
+
+
+@dataclass
+class RunHooks:
+    """What a program driving runs (the hyperparameter search) changes about one."""
+
+    hold_out_test: bool = False
+    """Leave the test split out: the run looks at validation only."""
+    nested: bool = False
+    """Every job writes into ``output/<job>/``, even alone; no job list or summary."""
+    on_epoch: Callable[[str, int, float], bool] | None = None
+    """Called with (job, epoch, validation score) after each of a job's epochs; True stops
+    the job there (a pruned search trial)."""

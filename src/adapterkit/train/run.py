@@ -35,7 +35,7 @@ from adapterkit.train.config import TrainConfig
 from adapterkit.train.engine import fit_jobs
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
-from adapterkit.train.options import JobSpec, RunOptions
+from adapterkit.train.options import JobSpec, RunHooks, RunOptions
 from adapterkit.train.processes import Processes
 from adapterkit.train.run_config import check_resume_matches, write_run_config
 from adapterkit.train.run_report import RunModel, finish_job
@@ -52,30 +52,40 @@ def train_adapter_run(options: RunOptions, config: TrainConfig, log: Log = print
 
 
 def train_jobs(
-    specs: list[JobSpec], output: str | Path, resume: bool = False, log: Log = print
+    specs: list[JobSpec],
+    output: str | Path,
+    resume: bool = False,
+    log: Log = print,
+    hooks: RunHooks | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train every job on one frozen base, their rows in the same batches; evaluate and save each.
 
     One job writes its files into ``output`` itself; several write into ``output/<name>/``,
-    with the job list (``jobs.json``) and a summary table (``jobs.md``) beside them.
+    with the job list (``config.yaml``) and a summary table (``summary.md``) beside them.
+    ``hooks`` let a driving program (the search) hold out the test split, nest even one
+    job, and stop jobs after an epoch.
 
     Returns:
         Each job's final metrics (test split when there is one), by job name.
     """
+    hooks = hooks or RunHooks()
     check_job_specs(specs)
     check_report_to(spec_of(specs, "report_to"))
     processes = Processes.start(spec_of(specs, "device"))
     if not processes.main:  # one process speaks for the run
         log = _quiet
     run_dir = Path(output)
-    single = len(specs) == 1
+    single = len(specs) == 1 and not hooks.nested
     job_log = (lambda spec: log) if single else (lambda spec: _prefixed(log, spec.name))
     # All data first: a bad file in any job stops the run before anything is written.
     splits = {spec.name: load_run_data(spec.options, spec.config, job_log(spec)) for spec in specs}
+    if hooks.hold_out_test:
+        for split in splits.values():
+            split.test = None  # never evaluated here: the driver tests its pick once, later
     kind = base_kind_of(specs, splits)
     if processes.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not single:
+        if not single and not hooks.nested:
             record_job_list(run_dir, specs, resume)
     model, tokenizer = load_run_base(specs[0], kind, processes.device)
     jobs, built = [], {}
@@ -95,7 +105,10 @@ def train_jobs(
             task, splits[spec.name], spec.options.packing, job_log(spec)
         )
         full = built[spec.name].full
-        jobs.append(TrainJob(spec.name, task, features, validation, spec.config, lr, job_dir, full))
+        job = TrainJob(spec.name, task, features, validation, spec.config, lr, job_dir, full)
+        if hooks.on_epoch is not None:
+            job.on_epoch = lambda epoch, score, name=spec.name: hooks.on_epoch(name, epoch, score)
+        jobs.append(job)
     if spec_of(specs, "activation_checkpointing"):
         enable_activation_checkpointing(model.base)
     trackers = Trackers([])
@@ -124,7 +137,7 @@ def train_jobs(
             [job.out_dir / "adapter", job.out_dir / "report.md", job.out_dir / "metrics.json"],
         )
     trackers.close()
-    if not single:
+    if not single and not hooks.nested:
         metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}
         write_job_table(run_dir, specs, finals, metrics)
     return finals

@@ -78,6 +78,7 @@ def run_summary(
         "train_seconds": round(result.train_seconds, 1),
         "epochs_run": result.state.epoch,
         "best_epoch": result.state.best_epoch,
+        "pruned": result.state.pruned,
         "lr": lr,
     }
 

@@ -1,0 +1,144 @@
+"""``adapterkit search`` on a tiny model: trials end to end, resume after kill -9, the test
+split scored once at the end, bad spaces refused in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.tiny import save_tiny_bert
+
+from adapterkit.cli import main
+from adapterkit.search.space import DEFAULT_SPACE, parse_space, sample
+
+WORDS = ["good", "bad", "movie", "plot", "fun", "dull"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("m") / "model", WORDS)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    rows = "good fun movie,pos\nbad dull plot,neg\ngood movie,pos\ndull plot,neg\n"
+    for split, copies in (("train", 6), ("validation", 2), ("test", 2)):
+        (folder / f"{split}.csv").write_text("text,label\n" + rows * copies)
+    return folder
+
+
+def _search(model_dir: Path, data: Path, out: Path, *extra: str) -> int:
+    argv = ["search", "--model", str(model_dir), "--data", str(data), "--output", str(out)]
+    return main([*argv, "--epochs", "2", "--batch-size", "4", *extra])
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with (out / "trials.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_search_runs_its_trials_and_scores_the_best_on_test_once(model_dir, data, tmp_path):
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--trials", "5", "--parallel", "2") == 0
+    rows = _rows(out)
+    assert len(rows) == 5 and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
+    assert all(r["method"] in ("pfeiffer", "houlsby", "lora") for r in rows)
+    for row in rows:  # method options only where the method has them
+        assert (row["rank"] != "") == (row["method"] == "lora")
+        assert (row["reduction_factor"] != "") == (row["method"] != "lora")
+    # Trials looked at validation only; the test split was scored once, for the best.
+    for trial in (out / "trials").iterdir():
+        metrics = json.loads((trial / "metrics.json").read_text())
+        assert metrics["split"] == "validation" and not (trial / "validation_metrics.json").exists()
+    best = json.loads((out / "best" / "search_best.json").read_text())
+    assert (out / "best" / "adapter" / "adapter_model.safetensors").is_file()
+    test = json.loads((out / "best" / "metrics.json").read_text())
+    assert test["split"] == "test" and test["trial"] == best["trial"]
+    assert best["retrain"].startswith("adapterkit train --model ")
+    assert "| trial | accuracy |" in (out / "report.md").read_text()
+
+
+def test_resume_after_kill_9_does_not_repeat_finished_trials(model_dir, data, tmp_path):
+    out = tmp_path / "search"
+    argv = [sys.executable, "-m", "adapterkit", "search", "--model", str(model_dir)]
+    argv += ["--data", str(data), "--output", str(out), "--epochs", "3", "--batch-size", "2"]
+    argv += ["--trials", "4", "--parallel", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "trials" / "trial-000" / "metrics.json"
+    second = out / "trials" / "trial-001" / "checkpoints" / "last"
+    deadline = time.monotonic() + 120
+    while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert first.is_file() and not (out / "best").exists()  # killed after one finished trial
+    stamp = first.stat().st_mtime_ns
+    again = ("--epochs", "3", "--batch-size", "2", "--trials", "4", "--parallel", "1")
+    assert _search(model_dir, data, out, *again) == 2  # a search is there: --resume or not
+    assert _search(model_dir, data, out, *again, "--resume") == 0
+    states = [r["state"] for r in _rows(out)]
+    assert states.count("FAIL") == 1  # the trial the kill cut short
+    assert states.count("COMPLETE") + states.count("PRUNED") == 4
+    assert first.stat().st_mtime_ns == stamp  # trial 0 was not run again
+    assert (out / "best" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("lr_typo: {type: uniform, low: 0, high: 1}\n", "unknown option 'lr_typo'"),
+        ("lr: {type: uniform, low: 0.1, high: 0.1}\n", "lr has an empty range [0.1, 0.1]"),
+        ("lr: {type: loguniform, low: 0, high: 0.1}\n", "log-uniform, so low must be > 0"),
+        ("lr: {type: normal, low: 0, high: 1}\n", "lr needs a type"),
+        ("method: {type: categorical, choices: []}\n", "non-empty list of choices"),
+        ("- lr\n", "expected 'option: {type: ..., ...}' pairs"),
+    ],
+)
+def test_bad_spaces_are_one_line(model_dir, data, tmp_path, capsys, space, message) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(space)
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--space", str(path), "--trials", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_zero_trials_and_a_study_of_another_search_are_refused(model_dir, data, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--trials", "0") == 2
+    assert "--trials and --parallel must be >= 1" in capsys.readouterr().err
+    assert _search(model_dir, data, out, "--trials", "1") == 0
+    other = tmp_path / "space.yaml"
+    other.write_text("lr: {type: loguniform, low: 1.0e-4, high: 1.0e-3}\n")
+    capsys.readouterr()
+    assert _search(model_dir, data, out, "--trials", "2", "--space", str(other), "--resume") == 2
+    assert "is a study of another search" in capsys.readouterr().err
+
+
+def test_sampling_leaves_out_options_the_method_does_not_have() -> None:
+    params = parse_space(
+        DEFAULT_SPACE,
+        {k: k for k in DEFAULT_SPACE},
+        {"rank": "r", "reduction_factor": "reduction_factor"},
+    )
+
+    class Trial:  # Optuna's suggest_* contract, with fixed picks
+        def suggest_categorical(self, name, choices):
+            return "lora" if name == "method" else choices[0]
+
+        def suggest_float(self, name, low, high, log=False):
+            return low
+
+    values = sample(Trial(), params, "pfeiffer")
+    assert values["method"] == "lora" and values["rank"] == 4
+    assert "reduction_factor" not in values and values["lr"] == 3e-4
