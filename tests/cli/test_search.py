@@ -64,6 +64,31 @@ def test_a_search_runs_its_trials_and_scores_the_best_on_test_once(model_dir, da
     assert test["split"] == "test" and test["trial"] == best["trial"]
     assert best["retrain"].startswith("adapterkit train --model ")
     assert "| trial | accuracy |" in (out / "report.md").read_text()
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert {"score_by_trial.png", "score_by_parameter.png"} <= plots
+
+
+def test_a_crashed_trial_is_recorded_and_the_search_goes_on(
+    model_dir, data, tmp_path, monkeypatch
+) -> None:
+    from adapterkit.search import study
+
+    real, calls = study.train_jobs, []
+
+    def crash_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)\nmore")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study, "train_jobs", crash_once)
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--trials", "2", "--parallel", "1") == 0
+    rows = _rows(out)
+    assert [r["state"] for r in rows].count("FAIL") == 1
+    failed = next(r for r in rows if r["state"] == "FAIL")
+    assert failed["error"] == "RuntimeError: CUDA out of memory (simulated)"
+    assert sum(r["state"] in ("COMPLETE", "PRUNED") for r in rows) == 2
 
 
 def test_resume_after_kill_9_does_not_repeat_finished_trials(model_dir, data, tmp_path):

@@ -6,7 +6,8 @@ crash left running are marked failed). Each trial is a job in ``<output>/trials/
 its validation score after each epoch feeds Optuna's median pruner, and a pruned trial
 leaves its run at that epoch boundary. Only validation is searched: trials never
 evaluate the test split, which is scored once, for the best trial, at the end
-(``<output>/best/``). ``trials.csv`` and ``report.md`` list every trial.
+(``<output>/best/``). ``trials.csv`` and ``report.md`` list every trial, ``plots/``
+draws them (:mod:`adapterkit.search.plots`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from adapterkit.cli.flags import method_flags, option_keys
 from adapterkit.cli.jobs import job_specs
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes, staged_dir
 from adapterkit.methods import make_config
+from adapterkit.search.plots import plot_search
 from adapterkit.search.space import load_space, parse_space, sample
 from adapterkit.tasks import GENERATION_TASKS, TASK_CLASSES
 from adapterkit.train.options import JobSpec, RunHooks
@@ -55,6 +59,7 @@ def run_search(
     identity["space"] = sorted(f"{p.dest}:{p.kind}:{p.low}:{p.high}:{p.choices}" for p in params)
     study = _open_study(out, bool(values.get("resume")), direction, identity, base.config.seed)
     log(f"search: {trials} trials of {task} on {identity['data']}, {parallel} at a time; {metric}")
+    bar = tqdm(total=trials, initial=_counted(study), desc="trials", unit="trial", leave=False)
 
     def on_epoch(name: str, epoch: int, score: float) -> bool:
         trial = asked[name]
@@ -100,9 +105,12 @@ def run_search(
                 study.tell(trial, float(final[metric]))
                 log(f"search: {name} {metric} {final[metric]:.4f} {_brief(trial)}")
         write_trials(out, study, metric)
+        bar.update(_counted(study) - bar.n)
+    bar.close()
     best = study.best_trial
     record = finish(out, values, best, metric, log)
     write_trials(out, study, metric)
+    plot_search(study, metric, out / "plots")
     return record
 
 
