@@ -1,4 +1,5 @@
-"""Files that are written whole or not at all, hashed, and locked between processes.
+"""Files that are written whole or not at all, hashed, locked between processes, and the
+YAML files users hand in, read with one-line errors.
 
 Every save in adapterkit (bundles, checkpoints, reports, downloaded wheels, extracted
 and converted models) goes through :func:`staged_file` or :func:`staged_dir`: the new
@@ -18,6 +19,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapterkit.errors import AdapterkitError
 
 
 def sha256_file(path: str | Path) -> str:
@@ -111,3 +117,15 @@ def replace_dir(tmp: Path, path: Path) -> None:
     os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def read_user_yaml(path: str | Path, what: str) -> Any:
+    """The content of a user's YAML file (``{}`` when empty), refusing in one line a file
+    that is missing or not YAML; ``what`` names it in the message ("config file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdapterkitError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise AdapterkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

@@ -16,10 +16,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from adapterkit.cli.flags import option_keys
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import read_user_yaml
 
 
 def _flatten(mapping: dict[Any, Any], into: dict[str, Any], section: str | None = None) -> None:
@@ -42,12 +41,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[Any] | None]:
     Raises:
         AdapterkitError: One line when the file is missing, not YAML or not a mapping.
     """
-    if not path.is_file():
-        raise AdapterkitError(f"{path}: config file not found")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise AdapterkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    loaded = read_user_yaml(path, "config file")
     if not isinstance(loaded, dict):
         raise AdapterkitError(f"{path}: expected 'option: value' pairs")
     jobs = loaded.pop("jobs", None)

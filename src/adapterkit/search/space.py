@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import read_user_yaml
 from adapterkit.methods import make_config
 
 KINDS = ("loguniform", "uniform", "int", "categorical")
@@ -71,13 +70,7 @@ def load_space(path: str | Path | None) -> dict[str, dict[str, Any]]:
     """The raw space of a YAML file, or the built-in one when ``path`` is None."""
     if path is None:
         return DEFAULT_SPACE
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterkitError(f"{path}: space file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise AdapterkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_user_yaml(path, "space file")
     if not isinstance(raw, dict) or not raw:
         raise AdapterkitError(f"{path}: expected 'option: {{type: ..., ...}}' pairs")
     return raw
