@@ -150,6 +150,18 @@ def test_zero_trials_and_a_study_of_another_search_are_refused(model_dir, data, 
     assert "is a study of another search" in capsys.readouterr().err
 
 
+def test_search_options_come_from_the_yaml_config_too(model_dir, data, tmp_path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: loguniform, low: 1.0e-3, high: 1.0e-2}\n")
+    config = tmp_path / "search.yaml"
+    config.write_text(f"space: {space}\ntrials: 2\nparallel: 2\nmethod: lora\n")
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--config", str(config)) == 0
+    rows = _rows(out)
+    assert len(rows) == 2 and {r["method"] for r in rows} == {"lora"}
+    assert all(1e-3 <= float(r["lr"]) <= 1e-2 for r in rows)
+
+
 def test_sampling_leaves_out_options_the_method_does_not_have() -> None:
     params = parse_space(
         DEFAULT_SPACE,

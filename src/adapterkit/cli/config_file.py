@@ -7,7 +7,8 @@ the ``config.yaml`` a run writes (sections ``run``, ``train``, ``adapter``) is a
 
 A ``jobs:`` list makes a run of several jobs (multi-task learning, say): each entry is
 a mapping of the same keys (plus ``name``) that overrides the file's shared options for
-that job; flags given on the command line apply to every job.
+that job; flags given on the command line apply to every job. ``adapterkit search``
+also reads its own ``space``, ``trials`` and ``parallel`` from the file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from adapterkit.cli.flags import option_keys
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import read_user_yaml
+
+SEARCH_KEYS = ("space", "trials", "parallel")
 
 
 def _flatten(mapping: dict[Any, Any], into: dict[str, Any], section: str | None = None) -> None:
@@ -89,6 +92,8 @@ def merged_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     path = Path(args.config)
     loaded, jobs = read_config_file(path)
     keys = option_keys()
+    if args.command == "search":  # the search's own options may sit in the file too
+        keys = {**keys, **{key: key for key in SEARCH_KEYS}}
     _checked(path, loaded, keys)
     defaults = vars(parser.parse_args([args.command]))
     given = {dest for dest, value in values.items() if value != defaults.get(dest)}
