@@ -122,20 +122,24 @@ def train_jobs(
         )
         for spec, job in zip(specs, jobs, strict=True):
             trackers.params(job.name, job_params(spec, job.lr))
-    results = fit_jobs(model, jobs, resume=resume, log=log, processes=processes, trackers=trackers)
-    processes.wait()
-    if not processes.main:
-        return {}  # the main process holds the same weights and writes the bundles
-    finals = {}
-    for spec, job in zip(specs, jobs, strict=True):
-        finals[spec.name] = finish_job(
-            spec, built[spec.name], job, results[spec.name], splits[spec.name], job_log(spec)
+    try:
+        results = fit_jobs(
+            model, jobs, resume=resume, log=log, processes=processes, trackers=trackers
         )
-        trackers.metrics(job.name, _split_metrics(finals[spec.name]), job.state.global_step)
-        trackers.files(
-            job.name,
-            [job.out_dir / "adapter", job.out_dir / "report.md", job.out_dir / "metrics.json"],
-        )
+        processes.wait()
+        if not processes.main:
+            return {}  # the main process holds the same weights and writes the bundles
+        finals = {}
+        for spec, job in zip(specs, jobs, strict=True):
+            finals[spec.name] = finish_job(
+                spec, built[spec.name], job, results[spec.name], splits[spec.name], job_log(spec)
+            )
+            trackers.metrics(job.name, _split_metrics(finals[spec.name]), job.state.global_step)
+            files = ("adapter", "report.md", "metrics.json")
+            trackers.files(job.name, [job.out_dir / name for name in files])
+    except BaseException:
+        trackers.close(finished=False)  # tracked runs say they did not finish (Ctrl-C too)
+        raise
     trackers.close()
     if not single and not hooks.nested:
         metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}

@@ -87,9 +87,10 @@ class Trackers:
         for reporter in self.reporters:
             reporter.files(job, paths)
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """End every reporter's runs (``finished=False``: the run failed or was stopped)."""
         for reporter in self.reporters:
-            reporter.close()
+            reporter.close(finished)
 
 
 class TensorBoardReporter:
@@ -112,7 +113,7 @@ class TensorBoardReporter:
     def files(self, job: str, paths: list[Path]) -> None:
         return
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
         for writer in self.writers.values():
             writer.close()
 
@@ -181,6 +182,7 @@ class MlflowReporter:
             elif path.is_file():
                 self.client.log_artifact(self.runs[job], str(path))
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        status = "FINISHED" if finished else "KILLED"
         for run in [*self.runs.values(), self.parent]:
-            self.client.set_terminated(run)
+            self.client.set_terminated(run, status=status)
