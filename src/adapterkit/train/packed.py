@@ -37,11 +37,11 @@ def packed_losses(
         for job, features in zip(jobs, rows, strict=True)
     ]
     counts = [job.task.loss_count(batch) for job, batch in zip(jobs, batches, strict=True)]
-    return _losses(model, jobs, batches, device), counts
+    return _losses(model, jobs, batches), counts
 
 
 def _losses(
-    model: AdaptedModel, jobs: list[TrainJob], batches: list[dict[str, torch.Tensor]], device
+    model: AdaptedModel, jobs: list[TrainJob], batches: list[dict[str, torch.Tensor]]
 ) -> list[torch.Tensor]:
     if not jobs:
         return []
