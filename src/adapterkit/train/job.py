@@ -59,10 +59,12 @@ class TrainJob:
 
     @property
     def last_path(self) -> Path:
+        """The checkpoint a resumed run continues from."""
         return self.out_dir / "checkpoints" / "last"
 
     @property
     def best_path(self) -> Path:
+        """The checkpoint of the best validation score so far."""
         return self.out_dir / "checkpoints" / "best"
 
     @property

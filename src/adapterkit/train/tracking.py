@@ -17,7 +17,7 @@ import importlib.util
 import json
 import numbers
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes
@@ -43,10 +43,26 @@ def check_report_to(names: list[str]) -> list[str]:
     return [name for name in names if name != "none"]
 
 
+class Reporter(Protocol):
+    """One place numbers go (TensorBoard, MLflow): what :class:`Trackers` tells each."""
+
+    def params(self, job: str, values: dict[str, Any]) -> None:
+        """A job's options, once when it starts."""
+
+    def metrics(self, job: str, values: dict[str, float], step: int) -> None:
+        """Numbers of a job at an optimizer step."""
+
+    def files(self, job: str, paths: list[Path]) -> None:
+        """Files or folders a finished job leaves."""
+
+    def close(self, finished: bool = True) -> None:
+        """The end of the run (``finished=False``: it failed or was stopped)."""
+
+
 class Trackers:
     """The reporters of one run, each told about every job's progress."""
 
-    def __init__(self, reporters: list[Any]) -> None:
+    def __init__(self, reporters: list[Reporter]) -> None:
         self.reporters = reporters
 
     @classmethod
@@ -59,7 +75,7 @@ class Trackers:
         resume: bool,
     ) -> Trackers:
         """The reporters ``names`` asks for, for jobs writing into ``jobs[name]``."""
-        reporters: list[Any] = []
+        reporters: list[Reporter] = []
         for name in check_report_to(names):
             if name == "tensorboard":
                 reporters.append(TensorBoardReporter(jobs))
@@ -94,7 +110,7 @@ class Trackers:
 
 
 class TensorBoardReporter:
-    """One event folder per job: ``<job dir>/tensorboard``."""
+    """One event folder per job: ``<job dir>/tensorboard`` (a :class:`Reporter`)."""
 
     def __init__(self, jobs: dict[str, Path]) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -119,7 +135,7 @@ class TensorBoardReporter:
 
 
 class MlflowReporter:
-    """A parent MLflow run for the training run, one nested run per job."""
+    """A parent MLflow run for the training run, one nested run per job (a :class:`Reporter`)."""
 
     def __init__(self, run_dir: Path, jobs: list[str], uri: str | None, resume: bool) -> None:
         try:
