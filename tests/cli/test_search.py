@@ -150,6 +150,15 @@ def test_zero_trials_and_a_study_of_another_search_are_refused(model_dir, data, 
     assert "is a study of another search" in capsys.readouterr().err
 
 
+def test_without_a_validation_split_one_is_carved_and_the_log_says_so(
+    model_dir, data, tmp_path, capsys
+) -> None:
+    argv = ["search", "--model", str(model_dir), "--train", str(data / "train.csv")]
+    argv += ["--output", str(tmp_path / "s"), "--epochs", "1", "--trials", "1"]
+    assert main(argv) == 0
+    assert "search: data: no validation split: carved 10% of train" in capsys.readouterr().out
+
+
 def test_search_options_come_from_the_yaml_config_too(model_dir, data, tmp_path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("lr: {type: loguniform, low: 1.0e-3, high: 1.0e-2}\n")

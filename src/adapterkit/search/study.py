@@ -52,7 +52,7 @@ def run_search(
     out = Path(values["output"])
     fields = {spec.dest: spec.name for spec in method_flags()}
     params = parse_space(load_space(space_file), option_keys(), fields, space_file or "space")
-    task = _task_of(base)
+    task = _task_of(base, log)
     direction = "maximize" if getattr(TASK_CLASSES[task], "greater_is_better", True) else "minimize"
     metric = TASK_CLASSES[task].primary_metric
     identity = {"model": base.options.model, "data": base.options.data or base.options.train_file}
@@ -124,10 +124,11 @@ def _one_job(values: dict[str, Any]) -> list[JobSpec]:
     return specs
 
 
-def _task_of(spec: JobSpec) -> str:
-    """The task the data is for (loaded once here; head tasks only for now)."""
+def _task_of(spec: JobSpec, log: Any) -> str:
+    """The task the data is for (loaded once here, saying what loading did, such as carving
+    a validation split; head tasks only for now)."""
     options = spec.options
-    splits = load_run_data(options, spec.config, log=lambda _: None)
+    splits = load_run_data(options, spec.config, log=lambda text: log(f"search: {text}"))
     if splits.task in GENERATION_TASKS or options.task == "seq2seq":
         raise AdapterkitError("search supports tasks with a head for now, not text generation")
     return splits.task
