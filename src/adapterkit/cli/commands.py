@@ -177,13 +177,14 @@ def cmd_search(values: dict[str, Any]) -> int:
     """Search hyperparameters for the data (``--space`` or the built-in space)."""
     import torch
 
+    from adapterkit.cli.search_request import search_request
     from adapterkit.search import run_search
 
     parallel = values.get("parallel")
     if parallel is None:  # measured: packing gains nothing on a CPU (docs/packing.md)
         gpu = torch.cuda.is_available() and values.get("device") != "cpu"
         parallel = 4 if gpu else 1
-    run_search(values, values.get("space"), values["trials"], parallel)
+    run_search(search_request(values, parallel))
     return 0
 
 

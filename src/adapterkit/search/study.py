@@ -17,18 +17,18 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from adapterkit.cli.flags import method_flags, option_keys
-from adapterkit.cli.jobs import job_specs
+from adapterkit.data import DataSplits
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes, staged_dir
-from adapterkit.methods import make_config
 from adapterkit.search.plots import plot_search
-from adapterkit.search.space import load_space, parse_space, sample
+from adapterkit.search.space import Param, sample
 from adapterkit.tasks import GENERATION_TASKS, TASK_CLASSES
 from adapterkit.train.options import JobSpec, RunHooks
 from adapterkit.train.run import load_run_data, train_jobs
@@ -36,28 +36,39 @@ from adapterkit.train.run import load_run_data, train_jobs
 STUDY = "adapterkit-search"
 
 
-def run_search(
-    values: dict[str, Any],
-    space_file: str | None,
-    trials: int,
-    parallel: int,
-    log: Any = print,
-) -> dict[str, Any]:
-    """Run (or resume) a search over the merged ``train`` values; the best trial's record."""
+@dataclass
+class SearchRequest:
+    """One search, as the command line hands it over."""
+
+    base: JobSpec
+    """The command's own job: model, data and every option the space does not vary."""
+    params: list[Param]
+    """The checked space."""
+    trial_spec: Callable[[str, dict[str, Any]], JobSpec]
+    """A trial's job from its name and sampled values (the base with those values over it)."""
+    retrain: Callable[[dict[str, Any]], str]
+    """The ``adapterkit train`` command that trains a trial's values alone."""
+    output: Path
+    resume: bool = False
+    trials: int = 24
+    parallel: int = 1
+
+
+def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
+    """Run (or resume) a search; the best trial's record."""
     import optuna
 
-    if trials < 1 or parallel < 1:
+    if request.trials < 1 or request.parallel < 1:
         raise AdapterkitError("--trials and --parallel must be >= 1")
-    (base,) = _one_job(values)
-    out = Path(values["output"])
-    fields = {spec.dest: spec.name for spec in method_flags()}
-    params = parse_space(load_space(space_file), option_keys(), fields, space_file or "space")
-    task = _task_of(base, log)
+    base, params, out = request.base, request.params, request.output
+    trials, parallel = request.trials, request.parallel
+    splits = _checked_data(base, log)
+    task = splits.task
     direction = "maximize" if getattr(TASK_CLASSES[task], "greater_is_better", True) else "minimize"
     metric = TASK_CLASSES[task].primary_metric
     identity = {"model": base.options.model, "data": base.options.data or base.options.train_file}
     identity["space"] = sorted(f"{p.dest}:{p.kind}:{p.low}:{p.high}:{p.choices}" for p in params)
-    study = _open_study(out, bool(values.get("resume")), direction, identity, base.config.seed)
+    study = _open_study(out, request.resume, direction, identity, base.config.seed)
     log(f"search: {trials} trials of {task} on {identity['data']}, {parallel} at a time; {metric}")
     bar = tqdm(total=trials, initial=_counted(study), desc="trials", unit="trial", leave=False)
 
@@ -78,7 +89,7 @@ def run_search(
             chosen = sample(trial, params, base.options.method)
             trial.set_user_attr("options", chosen)
             asked[name] = trial
-            specs.append(_trial_spec(values, name, chosen))
+            specs.append(request.trial_spec(name, chosen))
         started = time.perf_counter()
         try:
             finals = train_jobs(
@@ -108,30 +119,19 @@ def run_search(
         bar.update(_counted(study) - bar.n)
     bar.close()
     best = study.best_trial
-    record = finish(out, values, best, metric, log)
+    record = finish(request, splits, best, metric, log)
     write_trials(out, study, metric)
     plot_search(study, metric, out / "plots")
     return record
 
 
-def _one_job(values: dict[str, Any]) -> list[JobSpec]:
-    specs = job_specs(values)
-    if len(specs) != 1:
-        raise AdapterkitError(
-            "search runs one task: drop the jobs list and multi-valued options (the space "
-            "says what varies)"
-        )
-    return specs
-
-
-def _task_of(spec: JobSpec, log: Any) -> str:
-    """The task the data is for (loaded once here, saying what loading did, such as carving
-    a validation split; head tasks only for now)."""
-    options = spec.options
-    splits = load_run_data(options, spec.config, log=lambda text: log(f"search: {text}"))
-    if splits.task in GENERATION_TASKS or options.task == "seq2seq":
+def _checked_data(spec: JobSpec, log: Any) -> DataSplits:
+    """The data, loaded once here (saying what loading did, such as carving a validation
+    split); head tasks only for now. The test split stays unread until :func:`finish`."""
+    splits = load_run_data(spec.options, spec.config, log=lambda text: log(f"search: {text}"))
+    if splits.task in GENERATION_TASKS or spec.options.task == "seq2seq":
         raise AdapterkitError("search supports tasks with a head for now, not text generation")
-    return splits.task
+    return splits
 
 
 def _open_study(
@@ -188,41 +188,16 @@ def _shown(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _trial_spec(values: dict[str, Any], name: str, chosen: dict[str, Any]) -> JobSpec:
-    """The job of one trial: the command's options with the trial's values over them.
-
-    Method options the trial's method does not have (``--rank`` on a bottleneck trial)
-    are left out, not an error.
-    """
-    merged = {**values, **chosen, "adapter_name": name, "report_to": ["none"]}
-    config = make_config(chosen["method"])
-    for spec in method_flags():
-        if merged.get(spec.dest) is not None and not hasattr(config, spec.name):
-            merged[spec.dest] = None
-    (job,) = job_specs(merged)
-    return job
-
-
-def retrain_command(values: dict[str, Any], options: dict[str, Any]) -> str:
-    """The ``adapterkit train`` command that trains the best trial alone."""
-    parts = ["adapterkit train", f"--model {values.get('model')}"]
-    source = values.get("data")
-    parts.append(f"--data {source}" if source else f"--train {values.get('train_file')}")
-    flags = {spec.dest: spec.flag for spec in method_flags()}
-    for dest, value in options.items():
-        flag = flags.get(dest) or "--" + dest.replace("_", "-")
-        parts.append(f"{flag} {value}")
-    return " ".join(parts)
-
-
-def finish(out: Path, values: dict[str, Any], best: Any, metric: str, log: Any) -> dict[str, Any]:
+def finish(
+    request: SearchRequest, splits: DataSplits, best: Any, metric: str, log: Any
+) -> dict[str, Any]:
     """Copy the best trial's bundle to ``best/`` and score it on the test split, once."""
     from adapterkit.metrics import format_summary, write_metrics
     from adapterkit.predict import load_for_inference
     from adapterkit.tasks.base import encode_examples
     from adapterkit.train.evaluate import evaluate_features
 
-    name = f"trial-{best.number:03d}"
+    out, name = request.output, f"trial-{best.number:03d}"
     source = out / "trials" / name / "adapter"
     with staged_dir(out / "best") as tmp:
         shutil.copytree(source, tmp / "adapter")
@@ -230,13 +205,11 @@ def finish(out: Path, values: dict[str, Any], best: Any, metric: str, log: Any) 
         "trial": name,
         "validation": {metric: best.value},
         "options": best.user_attrs.get("options", {}),
-        "retrain": retrain_command(values, best.user_attrs.get("options", {})),
+        "retrain": request.retrain(best.user_attrs.get("options", {})),
     }
-    (spec,) = _one_job(values)
-    options = spec.options
-    splits = load_run_data(options, spec.config, log=lambda _: None)
     if splits.test:
-        model, adapter, task = load_for_inference(out / "best" / "adapter", options.model)
+        bundle = out / "best" / "adapter"
+        model, adapter, task = load_for_inference(bundle, request.base.options.model)
         features = encode_examples(task, splits.test)
         metrics, loss, _ = evaluate_features(
             model, adapter, task, features, task.references(splits.test)

@@ -96,7 +96,7 @@ def fit_jobs(
         local = torch.zeros(2, len(live), dtype=torch.float64)
         for k, loss, count in zip(mine, losses, counts, strict=True):
             local[0, k], local[1, k] = count, loss.item() * count
-        total_counts, total_losses = processes.sum(local.to(device)).cpu()
+        total_counts, total_losses = processes.sum(local)
         objective = sum(
             loss * (count / max(float(total_counts[k]), 1.0)) / live[k].config.grad_accumulation
             for k, loss, count in zip(mine, losses, counts, strict=True)
@@ -184,7 +184,7 @@ def validate(
     by_example = dict(processes.gather(list(zip(mine, merged, strict=True))))
     ordered = [by_example[e] for e in range(len(spans))]
     share = torch.tensor([(loss or 0.0) * len(rows), len(rows) if loss is not None else 0])
-    total, counted = processes.sum(share.double().to(processes.device)).tolist()
+    total, counted = processes.sum(share.double()).tolist()
     return job.task.metrics(references, ordered), (total / counted if counted else None)
 
 

@@ -63,12 +63,13 @@ class Processes:
         return rows[self.rank :: self.world]
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The sum of ``tensor`` over all processes (itself when alone)."""
+        """The sum of ``tensor`` over all processes (itself when alone), on its own device
+        (the collective runs on this process's device: NCCL reduces GPU tensors only)."""
         if self.world == 1:
             return tensor
         from accelerate.utils import reduce
 
-        return reduce(tensor, reduction="sum")
+        return reduce(tensor.to(self.device), reduction="sum").to(tensor.device)
 
     def sum_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """Replace each parameter's gradient by its sum over all processes (one all-reduce)."""

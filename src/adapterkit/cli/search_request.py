@@ -1,0 +1,72 @@
+"""From merged ``search`` values to a :class:`~adapterkit.search.SearchRequest`.
+
+The search drives training runs and sits below the command line, so what needs the
+command line's flags is built here and handed down: the parsed space, how a trial's
+values become its job, and the command that retrains a trial alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from adapterkit.cli.flags import method_flags, option_keys
+from adapterkit.cli.jobs import job_specs
+from adapterkit.errors import AdapterkitError
+from adapterkit.methods import make_config
+from adapterkit.search import SearchRequest, load_space, parse_space
+from adapterkit.train.options import JobSpec
+
+
+def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
+    """The search the values ask for.
+
+    Raises:
+        AdapterkitError: One line for several jobs or a bad space.
+    """
+    specs = job_specs(values)
+    if len(specs) != 1:
+        raise AdapterkitError(
+            "search runs one task: drop the jobs list and multi-valued options (the space "
+            "says what varies)"
+        )
+    fields = {spec.dest: spec.name for spec in method_flags()}
+    space = values.get("space")
+    params = parse_space(load_space(space), option_keys(), fields, space or "space")
+    return SearchRequest(
+        base=specs[0],
+        params=params,
+        trial_spec=lambda name, chosen: trial_spec(values, name, chosen),
+        retrain=lambda chosen: retrain_command(values, chosen),
+        output=Path(values["output"]),
+        resume=bool(values.get("resume")),
+        trials=values["trials"],
+        parallel=parallel,
+    )
+
+
+def trial_spec(values: dict[str, Any], name: str, chosen: dict[str, Any]) -> JobSpec:
+    """The job of one trial: the command's options with the trial's values over them.
+
+    Method options the trial's method does not have (``--rank`` on a bottleneck trial)
+    are left out, not an error.
+    """
+    merged = {**values, **chosen, "adapter_name": name, "report_to": ["none"]}
+    config = make_config(chosen["method"])
+    for spec in method_flags():
+        if merged.get(spec.dest) is not None and not hasattr(config, spec.name):
+            merged[spec.dest] = None
+    (job,) = job_specs(merged)
+    return job
+
+
+def retrain_command(values: dict[str, Any], options: dict[str, Any]) -> str:
+    """The ``adapterkit train`` command that trains a trial's values alone."""
+    parts = ["adapterkit train", f"--model {values.get('model')}"]
+    source = values.get("data")
+    parts.append(f"--data {source}" if source else f"--train {values.get('train_file')}")
+    flags = {spec.dest: spec.flag for spec in method_flags()}
+    for dest, value in options.items():
+        flag = flags.get(dest) or "--" + dest.replace("_", "-")
+        parts.append(f"{flag} {value}")
+    return " ".join(parts)
