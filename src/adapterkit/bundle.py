@@ -2,23 +2,26 @@
 
 Writes go to a temporary directory beside the target and are renamed into place
 (:func:`adapterkit.files.staged_dir`), so a crash never leaves a half-written bundle
-under the final name. Reads check
-the format name and version, that both files exist, and the weights file's size
-and sha256 against the config before parsing it. Only JSON and safetensors are
-read: nothing is ever unpickled.
+under the final name. Reads check the format name and version, every field of the
+config against :class:`BundleRecord` (types and ranges, before anything is built from
+it), that both files exist, and the weights file's size and sha256 against the config
+before parsing it. Only JSON and safetensors are read: nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import pydantic
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from adapterkit.errors import BundleError
+from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.files import sha256_file, staged_dir
 from adapterkit.version import __version__
 
@@ -26,6 +29,90 @@ FORMAT_NAME = "adapterkit-bundle"
 FORMAT_VERSION = 1
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
+ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+"""Adapter names: letters, digits, '_' and '-', starting with a letter or digit. A name is
+also a bundle folder's name on the server, so no '.', '/' or '~'."""
+ADAPTER_NAME = re.compile(ADAPTER_NAME_PATTERN)
+MAX_CONFIG_BYTES = 64 * 2**20
+MAX_LABELS = 100_000
+"""More labels than any real label set has; a bigger head is refused before it is built."""
+
+
+class _Strict(BaseModel):
+    # Strict: "1" is no integer and 1 is no string. Unknown keys are kept (a newer
+    # adapterkit may add some; what this one does not read cannot hurt it).
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class FileRecord(_Strict):
+    """Size and checksum of one file of the bundle."""
+
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class BaseRecord(_Strict):
+    """The base model a bundle was trained on."""
+
+    name_or_path: str = Field(min_length=1, max_length=4096)
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+
+
+class HeadRecord(_Strict):
+    """The task head: its type and constructor arguments (checked by ``heads.build_head``)."""
+
+    type: str
+    config: dict[str, Any]
+
+
+class TaskRecord(_Strict):
+    """What rebuilds the bundle's task: its type, labels and token cap."""
+
+    type: str | None = None
+    labels: list[str] | None = Field(default=None, max_length=MAX_LABELS)
+    max_length: int = Field(default=128, ge=1, le=1_000_000)
+
+
+class BundleRecord(_Strict):
+    """The schema of ``adapter_config.json``: every field a reader relies on, typed."""
+
+    format: Literal["adapterkit-bundle"]
+    format_version: int = Field(ge=1)
+    adapterkit_version: str | None = None
+    name: str | None = Field(default=None, pattern=ADAPTER_NAME_PATTERN)
+    method: str = Field(min_length=1, max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict)
+    targets: list[str] = Field(default_factory=list)
+    base_model: BaseRecord
+    head: HeadRecord | None = None
+    task: TaskRecord = Field(default_factory=TaskRecord)
+    includes_base: bool = False
+    files: dict[str, FileRecord] = Field(default_factory=dict)
+
+
+def check_adapter_name(name: str) -> None:
+    """Refuse a name that :data:`ADAPTER_NAME_PATTERN` does not allow, in one line."""
+    if not isinstance(name, str) or not ADAPTER_NAME.match(name):
+        raise AdapterkitError(
+            f"adapter name {name!r} must be 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def check_record(config: dict[str, Any], where: str | Path) -> BundleRecord:
+    """``config`` checked against :class:`BundleRecord`.
+
+    Raises:
+        BundleError: One line naming the first field that does not fit.
+    """
+    try:
+        return BundleRecord.model_validate(config)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        value = repr(first.get("input"))
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise BundleError(f"{where}: field {field}: {first['msg']} (got {shown})") from None
 
 
 def write_bundle(
@@ -62,28 +149,35 @@ def read_bundle_config(path: str | Path) -> dict[str, Any]:
         raise BundleError(f"{path}: no bundle directory there")
     if not config_path.is_file():
         raise BundleError(f"{path}: not a bundle ({CONFIG_FILE} is missing)")
+    size = config_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise BundleError(
+            f"{config_path}: {size} bytes; a bundle config is at most {MAX_CONFIG_BYTES}"
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{config_path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+    if not isinstance(config, dict):
+        raise BundleError(f"{config_path}: not an adapterkit bundle (not a JSON object)")
+    if config.get("format") != FORMAT_NAME:
         raise BundleError(
             f"{config_path}: not an adapterkit bundle (format is {config.get('format')!r})"
         )
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and version > FORMAT_VERSION:  # other types: check_record
         raise BundleError(
             f"{path}: bundle format version {version} is newer than this adapterkit {__version__} "
             f"reads (up to {FORMAT_VERSION}); upgrade adapterkit"
         )
+    check_record(config, config_path)
     return config
 
 
-def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read a bundle's config and tensors, refusing missing, truncated or altered weights."""
-    path = Path(path)
-    config = read_bundle_config(path)
-    weights = path / WEIGHTS_FILE
+def check_weights_file(path: str | Path, config: dict[str, Any]) -> Path:
+    """The bundle's weights file, refused when missing or when its size or sha256 differ
+    from what the (already checked) config records."""
+    weights = Path(path) / WEIGHTS_FILE
     if not weights.is_file():
         raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
     expected = config.get("files", {}).get(WEIGHTS_FILE, {})
@@ -94,6 +188,14 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         )
     if "sha256" in expected and sha256_file(weights) != expected["sha256"]:
         raise BundleError(f"{weights}: checksum does not match {CONFIG_FILE} (file is corrupt)")
+    return weights
+
+
+def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read a bundle's config and tensors, refusing missing, truncated or altered weights."""
+    path = Path(path)
+    config = read_bundle_config(path)
+    weights = check_weights_file(path, config)
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:

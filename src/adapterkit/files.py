@@ -95,12 +95,37 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    remove_stale_copies(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
     try:
         yield tmp
         replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
+
+
+def remove_stale_copies(path: Path) -> None:
+    """Remove the temporary and set-aside copies of folder ``path`` that a killed process
+    left beside it (each can be as large as a model), keeping those of live processes.
+
+    The copies carry their writer's pid (``.NAME.tmp-PID-*``, ``.NAME.old-PID``); a pid
+    that no process has any more marks a leftover.
+    """
+    for kind in ("tmp", "old"):
+        for copy in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = copy.name.removeprefix(f".{path.name}.{kind}-").split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(copy, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def replace_dir(tmp: Path, path: Path) -> None:
@@ -119,13 +144,69 @@ def replace_dir(tmp: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+MAX_YAML_VALUES = 100_000
+"""Most values a user's YAML file may hold once its aliases are expanded."""
+
+
 def read_user_yaml(path: str | Path, what: str) -> Any:
     """The content of a user's YAML file (``{}`` when empty), refusing in one line a file
-    that is missing or not YAML; ``what`` names it in the message ("config file")."""
+    that is missing, not YAML, or that its aliases blow up ("billion laughs": a few lines
+    whose references expand to 10**9 values, which a reader walking it would never finish);
+    ``what`` names it in the message ("config file")."""
     path = Path(path)
     if not path.is_file():
         raise AdapterkitError(f"{path}: {what} not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AdapterkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if _expanded_size(content, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+        raise AdapterkitError(
+            f"{path}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases?)"
+        )
+    return content
+
+
+def _expanded_size(value: Any, budget: int) -> int:
+    """How many values ``value`` holds as a tree (shared parts counted each time they
+    appear), counting no further than just past ``budget``."""
+    seen, stack = 0, [value]
+    while stack and seen <= budget:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return seen
+
+
+def check_writable_dir(path: str | Path, what: str) -> Path:
+    """Check that folder ``path`` can be created (or exists) and written, leaving nothing.
+
+    Called before a run does any work, so that a bad ``--output`` fails at once rather
+    than after training.
+
+    Raises:
+        AdapterkitError: One line when ``path`` is a file, lies under one, or its nearest
+            existing folder cannot be written ("run folder" names it as ``what``).
+    """
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise AdapterkitError(f"{path}: the {what} is a file, not a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise AdapterkitError(f"{path}: cannot create the {what}: {existing} is a file")
+    # Permission bits do not tell (root passes os.access on a read-only /proc): try it.
+    try:
+        probe = Path(tempfile.mkdtemp(dir=existing, prefix=".adapterkit-probe-"))
+        probe.rmdir()
+        if existing != path:
+            path.mkdir(parents=True)
+            for created in (path, *path.parents):  # leave nothing behind
+                if created == existing:
+                    break
+                created.rmdir()
+    except OSError as exc:
+        raise AdapterkitError(f"{path}: cannot create the {what} ({exc.strerror})") from None
+    return path

@@ -8,14 +8,27 @@ Causal-LM tasks need no head: they reuse the base's own LM head.
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from adapterkit.bundle import MAX_LABELS
+from adapterkit.checked import check_value
 from adapterkit.errors import AdapterkitError
 
 _HEADS: dict[str, type[Head]] = {}
+POOLINGS = ("cls", "mean", "last")
+# What a head's constructor arguments may be, checked before a head is built from a
+# bundle's config: a hidden size of 10**7 would otherwise ask for hundreds of TB.
+ARGUMENT_RULES: dict[str, dict[str, Any]] = {
+    "hidden_size": {"min": 1, "max": 2**16},
+    "num_labels": {"min": 1, "max": MAX_LABELS},
+    "dropout": {"min": 0, "below": 1},
+    "pooling": {"choices": POOLINGS},
+}
 
 
 class Head(nn.Module):
@@ -34,12 +47,35 @@ class Head(nn.Module):
 
 
 def build_head(head_type: str, config: dict[str, Any]) -> Head:
-    """Rebuild a head from its stored type and config."""
+    """Rebuild a head from its stored type and config, each argument checked first."""
+    return _HEADS[head_type](**check_head_config(head_type, config))
+
+
+def check_head_config(head_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A stored head's constructor arguments, checked before anything is allocated.
+
+    Raises:
+        AdapterkitError: Unknown type, unknown or missing arguments, or a value of the
+            wrong type or out of range (one line naming it).
+    """
     if head_type not in _HEADS:
         raise AdapterkitError(
             f"unknown head type '{head_type}'; known: {', '.join(sorted(_HEADS))}"
         )
-    return _HEADS[head_type](**config)
+    cls = _HEADS[head_type]
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self")
+    unknown = sorted(set(config) - set(params))
+    missing = sorted(n for n, p in params.items() if p.default is p.empty and n not in config)
+    if unknown:
+        raise AdapterkitError(f"{head_type} head: unknown argument(s) {', '.join(unknown)}")
+    if missing:
+        raise AdapterkitError(f"{head_type} head: missing argument(s) {', '.join(missing)}")
+    hints = typing.get_type_hints(cls.__init__)
+    return {
+        name: check_value(f"head.config.{name}", hints[name], value, ARGUMENT_RULES.get(name, {}))
+        for name, value in config.items()
+    }
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
@@ -56,7 +92,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
         positions = torch.arange(hidden.shape[1], device=hidden.device)
         last = (attention_mask.long() * positions).argmax(dim=1)  # (B,)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise AdapterkitError(f"unknown pooling '{pooling}'; use cls, mean or last")
+    raise AdapterkitError(f"unknown pooling '{pooling}'; use {', '.join(POOLINGS)}")
 
 
 class ClassificationHead(Head):

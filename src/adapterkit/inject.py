@@ -9,14 +9,21 @@ error listing the candidate layer names so users can pass their own.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
+import regex
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.host import LEAF_TYPES, AdapterHost, layer_features
 from adapterkit.methods.base import AdapterConfig
+
+log = logging.getLogger("adapterkit")
+MAX_PATTERN_CHARS = 1000
+MATCH_SECONDS = 0.1
+"""Time bound of one pattern against one layer name (real ones take microseconds)."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +95,30 @@ ARCH_DEFAULTS: dict[str, ArchDefaults] = {
 
 
 def name_matches(name: str, pattern: str) -> bool:
-    """Exact name, dotted suffix, or full-match regex."""
+    """Exact name, dotted suffix, or full-match regex.
+
+    Patterns come from users and from bundles, so the regex runs with a time bound: a
+    pattern that backtracks catastrophically (``(.*.*)*Z``) would otherwise hold the
+    CLI, or the server's model thread, for minutes.
+
+    Raises:
+        AdapterkitError: The pattern is too long, or too slow to match one layer name.
+    """
     if name == pattern or name.endswith("." + pattern):
         return True
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise AdapterkitError(
+            f"target pattern of {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}"
+        )
     try:
-        return re.fullmatch(pattern, name) is not None
-    except re.error:
-        return False
+        return regex.fullmatch(pattern, name, timeout=MATCH_SECONDS) is not None
+    except regex.error:
+        return False  # not a regex: an exact name or suffix, which did not match
+    except TimeoutError:
+        raise AdapterkitError(
+            f"target pattern {pattern!r} took over {MATCH_SECONDS} s to match one layer name "
+            "(a regex that backtracks without end); give layer names, suffixes or a simpler regex"
+        ) from None
 
 
 def leaf_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -153,12 +177,17 @@ def resolve_targets(model: nn.Module, config: AdapterConfig) -> list[str]:
         return []  # a head-only slot (the head/full baselines)
     else:
         patterns = [p for role in config.roles() for p in default_patterns(model, role)]
-    names = [
+    layers = [
         name
         for name in leaf_layers(model)
-        if any(name_matches(name, p) for p in patterns)
-        and (config.layers is None or layer_index(name) in config.layers)
+        if config.layers is None or layer_index(name) in config.layers
     ]
+    matched = {p: [name for name in layers if name_matches(name, p)] for p in patterns}
+    hit = {name for found in matched.values() for name in found}
+    names = [name for name in layers if name in hit]  # module order
+    idle = [p for p, found in matched.items() if not found]
+    if names and idle:
+        log.warning("target pattern(s) %s match no layer; the others adapt %d", idle, len(names))
     if not names:
         raise AdapterkitError(
             f"target patterns {patterns} match no Linear/Conv1D layer"

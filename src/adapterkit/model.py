@@ -9,7 +9,6 @@ argument; serving code always passes one.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
 from adapterkit.fingerprint import fingerprint_model
 from adapterkit.heads import Head
@@ -26,7 +26,6 @@ from adapterkit.methods import AdapterConfig
 from adapterkit.model_bundles import BundleIO
 from adapterkit.routing import Routing, current_routing, make_routing, use_routing
 
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _UNSET: Any = object()
 AdapterChoice = str | None | Sequence[str | None]
 
@@ -89,15 +88,18 @@ class AdaptedModel(BundleIO, nn.Module):
         task: dict[str, Any] | None = None,
     ) -> list[str]:
         """Inject a new adapter (and optionally its task head); returns the adapted layer names."""
-        if not ADAPTER_NAME.match(name or ""):
-            raise AdapterkitError(f"adapter name '{name}' must be 1-64 letters, digits, '_' or '-'")
+        check_adapter_name(name)
         if name in self.configs:
             raise AdapterkitError(f"an adapter named '{name}' already exists; delete it first")
         if hasattr(nn.ModuleDict(), name):  # e.g. "train", "eval": ModuleDict attributes
             raise AdapterkitError(
                 f"adapter name '{name}' is reserved (a torch Module attribute); pick another"
             )
-        self.targets[name] = inject_adapter(self.base, name, config)
+        try:
+            self.targets[name] = inject_adapter(self.base, name, config)
+        except BaseException:
+            remove_adapter(self.base, name)  # layers wrapped before the failure
+            raise
         self.configs[name] = config
         self.task_info[name] = dict(task or {})
         if head is not None:

@@ -13,16 +13,43 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from adapterkit import bundle
-from adapterkit.errors import BundleError
+from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.fingerprint import describe
-from adapterkit.heads import build_head
-from adapterkit.methods import config_from_dict
+from adapterkit.heads import build_head, check_head_config
+from adapterkit.methods import AdapterConfig, config_from_dict
 
 if TYPE_CHECKING:
     from torch import nn
 
     from adapterkit.heads import Head
-    from adapterkit.methods import AdapterConfig
+
+
+def check_bundle_record(record: dict[str, Any], path: str | Path) -> AdapterConfig:
+    """Check what a bundle's record says beyond its schema, without a base: the method's
+    config (types, ranges), the head's arguments, and that the head has one output per
+    label. Returns the method config.
+
+    Raises:
+        AdapterkitError: One line naming what does not fit.
+    """
+    try:
+        config = config_from_dict(record["method"], record.get("config", {}))
+        head = record.get("head")
+        args = check_head_config(head["type"], head["config"]) if head else {}
+    except AdapterkitError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+    if head:
+        task = record.get("task") or {}
+        # A head added through the library without task info has no labels to check.
+        labels, task_type = task.get("labels"), task.get("type")
+        if "num_labels" in args and labels is None and task_type:
+            raise BundleError(f"{path}: the head has {args['num_labels']} outputs but no labels")
+        if "num_labels" in args and labels is not None and len(labels) != args["num_labels"]:
+            raise BundleError(
+                f"{path}: the head has {args['num_labels']} outputs but the task names "
+                f"{len(labels)} labels"
+            )
+    return config
 
 
 class BundleIO:
@@ -98,20 +125,36 @@ class BundleIO:
         return bundle.write_bundle(path, *self.bundle_contents(name, extra, include_base))
 
     def load_adapter(self, path: str | Path, name: str | None = None) -> str:
-        """Load a bundle written by :meth:`save_adapter`; returns the adapter's name here."""
+        """Load a bundle written by :meth:`save_adapter`; returns the adapter's name here.
+
+        Every field is checked before anything is built, and a load that fails at any
+        point leaves no trace: the model is as it was before the call.
+        """
         record, tensors = bundle.read_bundle(path)
         self.check_bundle_base(record, path)
+        config = check_bundle_record(record, path)
         name = name or record.get("name") or Path(path).name
-        config = config_from_dict(record["method"], record.get("config", {}))
         head_info = record.get("head")
+        if head_info:
+            self.check_head_width(head_info["config"], path)
         head = build_head(head_info["type"], head_info["config"]) if head_info else None
         self.add_adapter(name, config, head=head, task=record.get("task"))
         try:
             self.load_weights(name, tensors, path)
-        except BundleError:
+        except BaseException:
             self.delete_adapter(name)
             raise
         return name
+
+    def check_head_width(self, head_config: dict[str, Any], path: str | Path) -> None:
+        """Refuse a head that reads hidden states of another width than this base's, before
+        it is built (a bundle asking for a width of 10**7 would otherwise allocate TBs)."""
+        hidden = getattr(self.base.config, "hidden_size", None)
+        if hidden is not None and head_config.get("hidden_size", hidden) != hidden:
+            raise BundleError(
+                f"{path}: the head reads hidden states of width {head_config['hidden_size']}, "
+                f"but this base's are {hidden} wide"
+            )
 
     def check_bundle_base(self, record: dict[str, Any], path: str | Path) -> None:
         """Refuse a bundle fingerprinted for another base model, naming both sides."""
@@ -140,6 +183,10 @@ class BundleIO:
             )
         with torch.no_grad():
             for key, param in params.items():
+                if not tensors[key].is_floating_point():
+                    raise BundleError(
+                        f"{path}: tensor {key} holds {tensors[key].dtype} values, not floats"
+                    )
                 if tensors[key].shape != param.shape:
                     raise BundleError(
                         f"{path}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}"

@@ -124,6 +124,8 @@ def load_base(
     auto = getattr(transformers, AUTO_CLASSES[kind])
     path = resolve_model(name)
     try:
+        if kind != "encoder":
+            check_generates(name, transformers.AutoConfig.from_pretrained(path))
         extra = {}
         if attention_dropout is not None:
             config = transformers.AutoConfig.from_pretrained(path)
@@ -142,6 +144,24 @@ def load_base(
     # Keep the alias, not the cache path, as the name bundles record.
     model.config._name_or_path = name
     return model.eval()
+
+
+GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def check_generates(name: str, config: Any) -> None:
+    """Refuse a checkpoint saved without a language-model head for text generation.
+
+    transformers would load an encoder such as MiniLM (``BertModel``) as a causal LM with a
+    freshly initialised head, which then prints random words. A config that names no
+    architecture is let through.
+    """
+    saved = getattr(config, "architectures", None) or []
+    if saved and not any(arch.endswith(GENERATIVE_HEADS) for arch in saved):
+        raise AdapterkitError(
+            f"model '{name}' was saved as {', '.join(saved)}, with no language-model head: it "
+            "cannot generate text; use a decoder (e.g. smollm2) or an encoder-decoder"
+        )
 
 
 def base_kind(name: str, task: str) -> str:
@@ -183,7 +203,27 @@ def context_length(base: nn.Module, tokenizer: Any) -> int:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; anything else as torch spells it."""
+    """``auto`` is CUDA when present, else CPU; anything else as torch spells it.
+
+    Raises:
+        AdapterkitError: The name is no device, or names one this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise AdapterkitError(
+            f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise AdapterkitError(
+                f"device {name!r} is not there: this machine has {count} CUDA device(s)"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise AdapterkitError(f"device {name!r} is not there: MPS is not available")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise AdapterkitError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return device

@@ -19,7 +19,10 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "foundations",
-        ("errors", "version", "files", "padding", "fingerprint", "bundle", "data", "metrics"),
+        (
+            *("errors", "version", "checked", "files", "padding", "fingerprint", "bundle"),
+            *("data", "metrics"),
+        ),
     ),
     ("methods", ("methods",)),
     ("hosts", ("host", "routing", "inject", "checkpointing")),

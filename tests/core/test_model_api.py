@@ -96,7 +96,8 @@ def test_unknown_architecture_lists_candidates() -> None:
     with pytest.raises(AdapterkitError, match=r"no default targets.*blocks\.\*\.fc_in"):
         AdaptedModel(Tiny()).add_adapter("a", make_config("lora"))
     model = AdaptedModel(Tiny())
-    assert model.add_adapter("a", make_config("lora", target_modules=["fc_in"])) == [
+    # rank 4: a rank above the layer's width (4) is refused
+    assert model.add_adapter("a", make_config("lora", r=4, target_modules=["fc_in"])) == [
         "blocks.0.fc_in"
     ]
 

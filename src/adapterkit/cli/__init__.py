@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 
 from adapterkit.cli.commands import (
     cmd_demo,
@@ -31,9 +32,20 @@ from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_fl
 from adapterkit.errors import AdapterkitError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line, as every other adapterkit error.
+
+    argparse prints the whole usage first, which for ``train`` is dozens of lines with the
+    actual complaint at the bottom.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``adapterkit`` parser with one subparser per command."""
-    parser = argparse.ArgumentParser(prog="adapterkit", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="adapterkit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
         "train",

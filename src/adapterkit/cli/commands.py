@@ -113,12 +113,18 @@ def cmd_generate(values: dict[str, Any]) -> int:
 
 
 def cmd_info(values: dict[str, Any]) -> int:
-    """Print a bundle's method, task, labels, base and size as JSON."""
-    from adapterkit.bundle import WEIGHTS_FILE, read_bundle_config
+    """Print a bundle's method, task, labels, base and size as JSON, once every field and
+    the weights file's checksum are checked (what fits a base is known only on loading)."""
+    from adapterkit.bundle import check_weights_file, read_bundle_config
+    from adapterkit.model_bundles import check_bundle_record
+    from adapterkit.tasks import check_task_type
 
     record = read_bundle_config(values["bundle"])
-    weights = Path(values["bundle"]) / WEIGHTS_FILE
+    check_bundle_record(record, values["bundle"])
+    weights = check_weights_file(values["bundle"], record)
     task = record.get("task") or {}
+    if task.get("type"):
+        check_task_type(task["type"])
     labels = task.get("labels") or []
     summary = {
         "name": record.get("name"),
@@ -129,7 +135,7 @@ def cmd_info(values: dict[str, Any]) -> int:
         "labels": labels,
         "head": (record.get("head") or {}).get("type"),
         "adapted_layers": len(record.get("targets", [])),
-        "weights_bytes": weights.stat().st_size if weights.exists() else None,
+        "weights_bytes": weights.stat().st_size,
         "format_version": record.get("format_version"),
         "adapterkit_version": record.get("adapterkit_version"),
     }

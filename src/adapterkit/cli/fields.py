@@ -34,7 +34,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-METADATA_KEYS = frozenset({"flag", "dest", "choices", "aliases"})
+# Besides these, the range keys of adapterkit.checked (checked there, not by argparse).
+METADATA_KEYS = frozenset({"flag", "dest", "choices", "aliases", "min", "max", "above", "below"})
 FLAG_TYPES = (int, float, str, bool)
 
 

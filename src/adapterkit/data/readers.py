@@ -76,6 +76,8 @@ def read_text(path: str | Path) -> str:
         raise DataError(f"{path}: no such file")
     if p.is_dir():
         raise DataError(f"{path}: is a directory, not a data file")
+    if not p.is_file():  # a device such as /dev/zero would be read without end, a pipe block
+        raise DataError(f"{path}: not a regular file (a device or a pipe?)")
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -136,13 +138,25 @@ def _table_records(
 
 def _squad_records(obj: dict[str, Any], name: str) -> list[Record]:
     records: list[Record] = []
-    for i, article in enumerate(obj["data"]):
-        for j, para in enumerate(article.get("paragraphs", [])):
-            for k, qa in enumerate(para.get("qas", [])):
-                where = f"{name}: data[{i}].paragraphs[{j}].qas[{k}]"
+    for i, article in enumerate(_squad_list(obj, "data", name)):
+        where = f"{name}: data[{i}]"
+        for j, para in enumerate(_squad_list(article, "paragraphs", where)):
+            for k, qa in enumerate(_squad_list(para, "qas", f"{where}.paragraphs[{j}]")):
+                if not isinstance(qa, dict):
+                    raise DataError(f"{where}.paragraphs[{j}].qas[{k}]: not a JSON object")
                 rec = {"context": para.get("context"), **qa}
-                records.append((where, rec))
+                records.append((f"{where}.paragraphs[{j}].qas[{k}]", rec))
     return records
+
+
+def _squad_list(parent: Any, key: str, where: str) -> list[Any]:
+    """``parent[key]`` of a SQuAD file, which must be a list inside a JSON object."""
+    if not isinstance(parent, dict):
+        raise DataError(f"{where}: not a JSON object")
+    value = parent.get(key, [])
+    if not isinstance(value, list):
+        raise DataError(f"{where}: '{key}' is not a list")
+    return value
 
 
 def _json_records(text: str, name: str, whole_file: bool) -> tuple[list[Record], list[int]]:

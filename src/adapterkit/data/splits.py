@@ -46,6 +46,28 @@ class DataSplits:
     """Where the data came from, for reports."""
 
 
+def check_trainable(splits: DataSplits) -> None:
+    """Refuse, in one line, data that a run could train on but learn nothing from or not
+    evaluate: fewer than two labels (one class, or tags that are all ``O``: the trivial
+    predictor scores perfectly), or no validation and no test split (one or two rows).
+
+    Called before training, so a run on such data fails before it writes anything.
+    """
+    names = splits.label_names
+    least = 1 if splits.task == MULTI_LABEL_CLASSIFICATION else 2
+    if names is not None and len(names) < least:
+        shown = ", ".join(map(repr, names)) or "none"
+        raise DataError(
+            f"the training data has {len(names)} label(s) ({shown}); {splits.task} needs at "
+            f"least {least}: a model of one label learns nothing"
+        )
+    if not splits.validation and not splits.test:
+        raise DataError(
+            f"{len(splits.train)} training example(s) and no validation or test split: too few "
+            "to carve a validation split from; give more data or a --validation file"
+        )
+
+
 @dataclass
 class SplitOrigin:
     """Where a split's examples came from, so errors can point at a line."""

@@ -9,12 +9,13 @@ adding a method touches only its own folder.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
 
 
@@ -34,10 +35,14 @@ class AdapterConfig:
     """Module names, name suffixes or full-match regexes to adapt; ``None`` uses the
     built-in default for the architecture."""
 
-    layers: list[int] | None = None
+    layers: list[int] | None = field(default=None, metadata={"min": 0})
     """Adapt only these layer (block) indices; ``None`` adapts every layer."""
 
     method: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        """Check every field's type and range (subclasses call this first)."""
+        check_fields(self, where=f"{self.method}: ")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, stored in a bundle's ``adapter_config.json``."""

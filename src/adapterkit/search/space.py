@@ -105,6 +105,11 @@ def parse_space(
             choices = spec.get("choices")
             if not isinstance(choices, list) or not choices:
                 raise AdapterkitError(f"{where}: {name} needs a non-empty list of choices")
+            if dest == "method":
+                for method in choices:  # an unknown one would fail every trial that draws it
+                    if not isinstance(method, str):
+                        raise AdapterkitError(f"{where}: method choice {method!r} is no name")
+                    make_config(method)
             params.append(Param(dest, kind, choices=tuple(choices), field=fields.get(dest)))
             continue
         low, high = spec.get("low"), spec.get("high")

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from adapterkit.data import DataSplits
 from adapterkit.errors import AdapterkitError
-from adapterkit.files import atomic_write_bytes, staged_dir
+from adapterkit.files import atomic_write_bytes, check_writable_dir, staged_dir
 from adapterkit.search.plots import plot_search
 from adapterkit.search.space import Param, sample
 from adapterkit.tasks import GENERATION_TASKS, TASK_CLASSES
@@ -143,6 +143,7 @@ def _open_study(
     path = out / "study.db"
     if path.exists() and not resume:
         raise AdapterkitError(f"{out} holds a search already: pass --resume, or a new --output")
+    check_writable_dir(out, "search folder")
     out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=STUDY,

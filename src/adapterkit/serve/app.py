@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from adapterkit.errors import AdapterkitError
@@ -84,10 +85,25 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
     async def _refused(request: Request, exc: ServeError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
-    @app.exception_handler(Exception)
-    async def _failed(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request to %s failed", request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line naming each bad field, without echoing the input back: FastAPI's own
+        # answer does, and an input such as 1e400 (inf) cannot be written as JSON.
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:5]
+        ]
+        return JSONResponse({"detail": "; ".join(problems)}, 422)
+
+    @app.middleware("http")
+    async def _contained(request: Request, call_next: Any) -> Any:
+        # A middleware rather than an exception handler for Exception: Starlette re-raises
+        # after such a handler answers, and the server then drops the keep-alive connection.
+        try:
+            return await call_next(request)
+        except Exception as exc:
+            log.exception("request to %s failed", request.url.path)
+            return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, 500)
 
     @app.get("/health", response_model=schemas.Health)
     async def health() -> dict:

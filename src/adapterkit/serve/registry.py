@@ -10,23 +10,25 @@ it runs a batch.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapterkit.bundle import CONFIG_FILE, read_bundle_config
+from adapterkit.bundle import ADAPTER_NAME, CONFIG_FILE, read_bundle_config
 from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
 from adapterkit.serve.settings import ServeError, ServeSettings
-from adapterkit.tasks import GENERATION_TASKS, TASK_CLASSES, Task, task_from_info
+from adapterkit.tasks import (
+    GENERATION_TASKS,
+    TASK_CLASSES,
+    Task,
+    check_task_type,
+    task_from_info,
+)
 
 log = logging.getLogger("adapterkit.serve")
-
-# Letters, digits, '_' and '-', starting with a letter or digit: no '.', no '/', no '~'.
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass
@@ -124,7 +126,7 @@ class AdapterRegistry:
 
         Raises:
             ServeError: 400 bad name, 404 no such bundle, 409 already loaded or made
-                for another base, 422 an unreadable bundle.
+                for another base, 422 an unreadable bundle or one carrying base weights.
         """
         path = self.bundle_path(name)
         if name in self.entries:
@@ -135,16 +137,29 @@ class AdapterRegistry:
             record = read_bundle_config(path)
         except BundleError as exc:
             raise ServeError(422, str(exc)) from None
+        if record.get("includes_base"):
+            raise ServeError(
+                422,
+                f"{name}: the bundle carries base weights (a --method full run); all adapters "
+                "here share one base, which no bundle may overwrite",
+            )
         try:
             self.model.check_bundle_base(record, path.name)
         except BundleError as exc:
             raise ServeError(409, str(exc)) from None
         try:
-            self.model.load_adapter(path, name=name)
+            self.model.load_adapter(path, name=name)  # leaves no trace when it fails
         except AdapterkitError as exc:
             raise ServeError(422, f"{name}: {exc}") from None
+        except Exception as exc:  # e.g. out of memory: still this bundle's fault, not the server's
+            log.exception("loading bundle %s failed", name)
+            raise ServeError(422, f"{name}: could not be loaded ({type(exc).__name__})") from None
         self.model.eval()  # a freshly attached head must not run dropout
-        entry = self._entry(name, path)
+        try:
+            entry = self._entry(name, path)
+        except AdapterkitError as exc:  # e.g. a task type this version does not know
+            self.model.delete_adapter(name)
+            raise ServeError(422, f"{name}: {exc}") from None
         self.entries[name] = entry
         return entry
 
@@ -153,6 +168,8 @@ class AdapterRegistry:
         task_type = info.get("type") or None
         has_head = name in self.model.heads
         task = None
+        if task_type is not None:
+            check_task_type(task_type)
         if has_head and task_type in TASK_CLASSES:
             task = task_from_info(info, self.tokenizer)
         # A head-less bundle generates text (bundles from before tasks were recorded say nothing).

@@ -37,11 +37,16 @@ def make_task(
     task_type: str, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
 ) -> Task:
     """Build the task object for ``task_type``."""
+    check_task_type(task_type)
+    return TASK_CLASSES[task_type](tokenizer, label_names, max_length)
+
+
+def check_task_type(task_type: str) -> None:
+    """Refuse a task name no registered task has, listing the known ones."""
     if task_type not in TASK_CLASSES:
         raise AdapterkitError(
             f"unknown task '{task_type}'; known: {', '.join(sorted(TASK_CLASSES))}"
         )
-    return TASK_CLASSES[task_type](tokenizer, label_names, max_length)
 
 
 def task_from_info(info: dict[str, Any], tokenizer: Any) -> Task:
@@ -55,6 +60,7 @@ __all__ = [
     "GENERATION_TASKS",
     "TASK_CLASSES",
     "Task",
+    "check_task_type",
     "head_forward",
     "make_task",
     "model_inputs",

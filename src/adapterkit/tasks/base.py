@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from adapterkit.errors import DataError
 from adapterkit.heads import Head
 from adapterkit.model import AdaptedModel
 from adapterkit.padding import mask_rows, pad_rows, pad_token_id
@@ -114,6 +115,16 @@ class Task(ABC):
         self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]
     ) -> dict:
         """One example's logits → a JSON-ready answer (labels with scores, entities, spans)."""
+
+
+def check_input_fields(raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """Refuse an input object with fields the task does not read (a typo would be
+    silently ignored otherwise)."""
+    unknown = sorted(str(key) for key in set(raw) - set(allowed))
+    if unknown:
+        raise DataError(
+            f"an input has unknown field(s) {', '.join(unknown)}; use {', '.join(allowed)}"
+        )
 
 
 def encode_examples(task: Task, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from adapterkit.errors import DataError
 from adapterkit.heads import ClassificationHead, Head
 from adapterkit.metrics import classification_metrics, multilabel_metrics
-from adapterkit.tasks.base import Task
+from adapterkit.tasks.base import Task, check_input_fields
 
 MULTI_LABEL_THRESHOLD = 0.5
 
@@ -73,7 +73,11 @@ class SequenceClassificationTask(Task):
         if isinstance(raw, str):
             return {"text": raw, "text_pair": None}
         if isinstance(raw, dict) and isinstance(raw.get("text"), str):
-            return {"text": raw["text"], "text_pair": raw.get("text_pair")}
+            check_input_fields(raw, ("text", "text_pair"))
+            pair = raw.get("text_pair")
+            if pair is not None and not isinstance(pair, str):
+                raise DataError(f"'text_pair' must be a string, got {type(pair).__name__}")
+            return {"text": raw["text"], "text_pair": pair}
         raise DataError(
             "each input must be a string or an object with 'text' (and optional 'text_pair')"
         )

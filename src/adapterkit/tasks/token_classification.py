@@ -18,7 +18,7 @@ from adapterkit.errors import DataError
 from adapterkit.heads import Head, TokenClassificationHead
 from adapterkit.metrics import ner_metrics
 from adapterkit.padding import pad_rows
-from adapterkit.tasks.base import Task
+from adapterkit.tasks.base import Task, check_input_fields
 
 IGNORE_INDEX = -100
 NO_WORD = -1  # word id of special and padding positions
@@ -201,6 +201,7 @@ class TokenClassificationTask(Task):
         joined by single spaces.
         """
         if isinstance(raw, dict):
+            check_input_fields(raw, ("text", "tokens"))
             raw = raw.get("text", raw.get("tokens"))
         if isinstance(raw, str):
             matches = list(_WORD.finditer(raw))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
 
 # Learning rates a user gets when passing none, chosen on validation splits only
@@ -41,36 +42,36 @@ class TrainConfig:
     file; the docstring under a field is that flag's help (see :mod:`adapterkit.cli.fields`).
     """
 
-    epochs: int = 5
+    epochs: int = field(default=5, metadata={"min": 1})
     """Passes over the training data."""
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"min": 1})
     """Examples per optimizer step (before gradient accumulation)."""
-    eval_batch_size: int = 64
+    eval_batch_size: int = field(default=64, metadata={"min": 1})
     """Examples per evaluation forward."""
-    lr: float | None = None
+    lr: float | None = field(default=None, metadata={"above": 0})
     """Peak learning rate; default per method (DEFAULT_LEARNING_RATES): 3e-3 bottleneck
     adapters, 1e-3 LoRA and head, 5e-5 full."""
     optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS})
     """adamw or sgd (momentum 0.9)."""
-    weight_decay: float = 0.01
+    weight_decay: float = field(default=0.01, metadata={"min": 0})
     """Decoupled weight decay (not applied to biases and norms)."""
     scheduler: str = field(default="linear", metadata={"choices": SCHEDULERS})
     """linear, cosine or constant, after warmup."""
-    warmup_ratio: float = 0.06
+    warmup_ratio: float = field(default=0.06, metadata={"min": 0, "below": 1})
     """Share of all steps spent warming the learning rate up from 0."""
-    grad_accumulation: int = 1
+    grad_accumulation: int = field(default=1, metadata={"min": 1})
     """Batches whose gradients are summed before each optimizer step."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = field(default=1.0, metadata={"min": 0})
     """Gradient clipping norm (0 disables)."""
-    patience: int = 2
+    patience: int = field(default=2, metadata={"min": 1})
     """Stop after this many evaluations without improvement of the validation metric."""
-    seed: int = field(default=0, metadata={"aliases": ("--seeds",)})
+    seed: int = field(default=0, metadata={"aliases": ("--seeds",), "min": 0, "max": 2**32 - 1})
     """Seed for initialisation, shuffling and dropout."""
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
     """auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32, bf16 or fp16 (CUDA)."""
-    save_steps: int = 0
+    save_steps: int = field(default=0, metadata={"min": 0})
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
-    attention_dropout: float | None = None
+    attention_dropout: float | None = field(default=None, metadata={"min": 0, "below": 1})
     """Attention-probability dropout of the base while training; None keeps the model's
     own (0.1 in BERT-style models). At 0, PyTorch's attention takes its fused kernel, which
     keeps no attention probabilities: faster and less memory (docs/benchmarks.md,
@@ -86,24 +87,7 @@ class TrainConfig:
     test F1 fell 0.2-1.5 points per method with it (docs/results.md)."""
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.grad_accumulation >= 1, "grad_accumulation must be >= 1"),
-            (self.lr is None or self.lr > 0, "lr must be > 0"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
-            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
-            (self.patience >= 1, "patience must be >= 1"),
-            (
-                self.attention_dropout is None or 0.0 <= self.attention_dropout < 1.0,
-                "attention_dropout must be in [0, 1)",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise AdapterkitError(message)
+        check_fields(self)
 
     def learning_rate(self, method: str) -> float:
         """The given lr, or the method's default."""

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
+from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes
-from adapterkit.model import ADAPTER_NAME
 from adapterkit.train.options import JobSpec
 
 # Options that shape the one base every job shares: they must be the same in every job.
@@ -32,11 +32,8 @@ def check_job_specs(specs: list[JobSpec]) -> None:
     if not specs:
         raise AdapterkitError("a run needs at least one job")
     names = [spec.name for spec in specs]
-    bad = [name for name in names if not ADAPTER_NAME.match(name or "")]
-    if bad:
-        raise AdapterkitError(
-            f"job name(s) {', '.join(map(repr, bad))}: use 1-64 letters, digits, '_' or '-'"
-        )
+    for name in names:
+        check_adapter_name(name)
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise AdapterkitError(f"job name(s) {', '.join(twice)} given twice; name each job once")

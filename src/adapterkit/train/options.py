@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapterkit.bundle import check_adapter_name
+from adapterkit.checked import check_fields
 from adapterkit.train.config import TrainConfig
 
 
@@ -44,11 +46,11 @@ class RunOptions:
     # Filled from the method-config fields' own flags and keys, so it is no flag itself.
     method_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": None})
     """Fields of the method's config that were given (the rest keep the method's defaults)."""
-    max_length: int = 128
+    max_length: int = field(default=128, metadata={"min": 1})
     """Token cap per example."""
-    max_train_samples: int | None = None
+    max_train_samples: int | None = field(default=None, metadata={"min": 1})
     """Train on a seeded sample of this many examples."""
-    max_eval_samples: int | None = None
+    max_eval_samples: int | None = field(default=None, metadata={"min": 1})
     """Evaluate on a seeded sample of this many examples per split."""
     output: str = "runs/latest"
     """Run directory."""
@@ -65,6 +67,11 @@ class RunOptions:
     'adapterkit[mlflow]'), or none."""
     mlflow_uri: str | None = None
     """MLflow tracking URI (default: a SQLite store in <output>/mlruns)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.adapter_name is not None:
+            check_adapter_name(self.adapter_name)
 
 
 @dataclass

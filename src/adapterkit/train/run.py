@@ -24,11 +24,12 @@ from typing import Any
 import torch
 
 from adapterkit.checkpointing import enable_activation_checkpointing
-from adapterkit.data import DataSplits, load_data, sample_examples
+from adapterkit.data import DataSplits, check_trainable, load_data, sample_examples
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import check_writable_dir
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
-from adapterkit.models import base_kind, load_base, load_tokenizer
+from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import TrainConfig
@@ -74,6 +75,8 @@ def train_jobs(
     processes = Processes.start(spec_of(specs, "device"))
     if not processes.main:  # one process speaks for the run
         log = _quiet
+    if processes.main:
+        check_writable_dir(output, "run folder")
     run_dir = Path(output)
     single = len(specs) == 1 and not hooks.nested
     job_log = (lambda spec: log) if single else (lambda spec: _prefixed(log, spec.name))
@@ -195,6 +198,7 @@ def load_run_data(options: RunOptions, config: TrainConfig, log: Log) -> DataSpl
         splits.notes.append(
             f"max_eval_samples: evaluating on at most {options.max_eval_samples} examples per split"
         )
+    check_trainable(splits)
     for note in splits.notes:
         log(f"data: {note}")
     log(
@@ -237,7 +241,12 @@ def add_job_adapter(
     options = spec.options
     kind = base_kind(options.model, splits.task)
     task_type = "seq2seq" if kind == "seq2seq" else splits.task
-    task = make_task(task_type, tokenizer, splits.label_names, options.max_length)
+    max_length = options.max_length
+    limit = context_length(model.base, tokenizer)
+    if max_length > limit:  # longer rows would index past the position embeddings
+        log(f"max_length {max_length} lowered to {options.model}'s context of {limit} tokens")
+        max_length = limit
+    task = make_task(task_type, tokenizer, splits.label_names, max_length)
     adapter_config = make_config(options.method, **options.method_options)
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)

@@ -10,6 +10,7 @@ from adapterkit.methods.base import AdapterConfig, AdapterModule
 
 PLACEMENTS = ("houlsby", "pfeiffer", "parallel")
 NON_LINEARITIES = ("relu", "gelu", "swish", "silu", "tanh")
+MAX_WIDTH_RATIO = 4
 
 
 @dataclass
@@ -20,22 +21,23 @@ class BottleneckConfig(AdapterConfig):
     """
 
     # Set by the presets (houlsby, pfeiffer, parallel), so no flag; still a YAML key.
-    placement: str = field(default="pfeiffer", metadata={"flag": None})
+    placement: str = field(default="pfeiffer", metadata={"flag": None, "choices": PLACEMENTS})
     """``houlsby``: after the attention output projection and after the FFN output;
     ``pfeiffer``: after the FFN output only; ``parallel``: beside the FFN, reading the
     FFN block input and adding to its output (He et al. 2021)."""
 
-    reduction_factor: float = 16.0
+    reduction_factor: float = field(default=16.0, metadata={"above": 0})
     """Bottleneck size = hidden size / reduction_factor (ignored when bottleneck_size is set)."""
 
-    bottleneck_size: int | None = None
+    bottleneck_size: int | None = field(default=None, metadata={"min": 1})
     """Explicit bottleneck width."""
 
-    non_linearity: str = "relu"
+    non_linearity: str = field(default="relu", metadata={"choices": NON_LINEARITIES})
     """One of relu, gelu, swish (= silu), tanh."""
 
     dropout: float = field(
-        default=0.0, metadata={"flag": "--adapter-dropout", "dest": "adapter_dropout"}
+        default=0.0,
+        metadata={"flag": "--adapter-dropout", "dest": "adapter_dropout", "min": 0, "below": 1},
     )
     """Dropout on the adapter's output before it is added back."""
 
@@ -45,22 +47,6 @@ class BottleneckConfig(AdapterConfig):
     """Multiplier of the adapter's output (He et al. use 4.0 for parallel adapters)."""
 
     method: ClassVar[str] = "bottleneck"
-
-    def __post_init__(self) -> None:
-        if self.placement not in PLACEMENTS:
-            raise AdapterkitError(
-                f"placement must be one of {', '.join(PLACEMENTS)}, got '{self.placement}'"
-            )
-        if self.non_linearity not in NON_LINEARITIES:
-            raise AdapterkitError(
-                f"non_linearity must be one of {', '.join(NON_LINEARITIES)}, got '{self.non_linearity}'"
-            )
-        if self.bottleneck_size is None and self.reduction_factor <= 0:
-            raise AdapterkitError("reduction_factor must be > 0")
-        if self.bottleneck_size is not None and self.bottleneck_size < 1:
-            raise AdapterkitError("bottleneck_size must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise AdapterkitError("dropout must be in [0, 1)")
 
     def roles(self) -> list[str]:
         return {
@@ -86,10 +72,18 @@ class BottleneckConfig(AdapterConfig):
             raise AdapterkitError(
                 "a parallel adapter needs the FFN block input, but no tap was found"
             )
+        width = self.width(out_features)
+        if width > MAX_WIDTH_RATIO * out_features:
+            # Refused before any weight is allocated: a typo such as 10**8 would
+            # otherwise ask for gigabytes per layer.
+            raise AdapterkitError(
+                f"bottleneck width {width} is over {MAX_WIDTH_RATIO}x the layer's width "
+                f"{out_features}; a bottleneck adapter is meant to be narrower than its layer"
+            )
         return BottleneckAdapter(
             source_features=source,
             out_features=out_features,
-            width=self.width(out_features),
+            width=width,
             non_linearity=self.non_linearity,
             dropout=self.dropout,
             scaling=self.scaling,

@@ -14,14 +14,15 @@ from adapterkit.methods.base import AdapterConfig, AdapterModule
 class LoraConfig(AdapterConfig):
     """A low-rank update ``ΔW = (alpha / r) · B A`` added to frozen linear layers."""
 
-    r: int = field(default=8, metadata={"flag": "--rank", "dest": "rank"})
+    r: int = field(default=8, metadata={"flag": "--rank", "dest": "rank", "min": 1})
     """Rank of the update."""
 
     alpha: float = 16.0
     """Scale numerator: the update is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)."""
 
     dropout: float = field(
-        default=0.0, metadata={"flag": "--adapter-dropout", "dest": "adapter_dropout"}
+        default=0.0,
+        metadata={"flag": "--adapter-dropout", "dest": "adapter_dropout", "min": 0, "below": 1},
     )
     """Dropout on the layer input of the low-rank path."""
 
@@ -29,12 +30,6 @@ class LoraConfig(AdapterConfig):
     """Rank-stabilised scaling alpha / sqrt(r) (Kalajdzievski 2023)."""
 
     method: ClassVar[str] = "lora"
-
-    def __post_init__(self) -> None:
-        if self.r < 1:
-            raise AdapterkitError(f"LoRA rank r must be >= 1, got {self.r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise AdapterkitError("dropout must be in [0, 1)")
 
     @property
     def scaling(self) -> float:
@@ -47,4 +42,12 @@ class LoraConfig(AdapterConfig):
     def build(self, in_features: int, out_features: int, tap_features: int | None) -> AdapterModule:
         from adapterkit.methods.lora.layer import LoraAdapter
 
+        if self.r > max(in_features, out_features):
+            # B A has rank at most min(in, out), so a rank above the layer's width only
+            # costs memory; refused before allocation (a typo such as 10**6 would ask
+            # for gigabytes).
+            raise AdapterkitError(
+                f"LoRA rank r={self.r} is above the layer's width "
+                f"({in_features} in, {out_features} out); use a smaller rank"
+            )
         return LoraAdapter(in_features, out_features, self.r, self.scaling, self.dropout)
