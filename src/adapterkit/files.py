@@ -58,7 +58,8 @@ def staged_file(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_copies(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
     os.close(fd)
     tmp = Path(name)
     try:
@@ -105,8 +106,9 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
 
 
 def remove_stale_copies(path: Path) -> None:
-    """Remove the temporary and set-aside copies of folder ``path`` that a killed process
-    left beside it (each can be as large as a model), keeping those of live processes.
+    """Remove the temporary and set-aside copies of ``path`` (a file or a folder) that a
+    killed process left beside it (a bundle's can be as large as a model), keeping those
+    of live processes.
 
     The copies carry their writer's pid (``.NAME.tmp-PID-*``, ``.NAME.old-PID``); a pid
     that no process has any more marks a leftover.
@@ -115,7 +117,10 @@ def remove_stale_copies(path: Path) -> None:
         for copy in path.parent.glob(f".{path.name}.{kind}-*"):
             pid = copy.name.removeprefix(f".{path.name}.{kind}-").split("-")[0]
             if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(copy, ignore_errors=True)
+                if copy.is_dir():
+                    shutil.rmtree(copy, ignore_errors=True)
+                else:
+                    copy.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -131,8 +131,16 @@ def load_base(
             config = transformers.AutoConfig.from_pretrained(path)
             set_attention_dropout(config, attention_dropout, name)
             extra["config"] = config
-        model = auto.from_pretrained(path, **extra)
+        # Safetensors only: a pytorch_model.bin is a pickle, and loading one runs code.
+        model = auto.from_pretrained(path, use_safetensors=True, **extra)
     except (OSError, ValueError) as exc:
+        folder = Path(path)
+        if folder.is_dir() and any(folder.glob("*.bin")) and not any(folder.glob("*.safetensors")):
+            raise AdapterkitError(
+                f"model '{name}' has only pickled weights (*.bin), which adapterkit does not "
+                "load (unpickling can run code); save it as safetensors "
+                "(model.save_pretrained(dir, safe_serialization=True))"
+            ) from None
         raise _explain(name, exc) from None
     if kind == "encoder" and getattr(model.config, "is_encoder_decoder", False):
         # AutoModel loads a T5-style model whole, and its forward then wants decoder inputs.

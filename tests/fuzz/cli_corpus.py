@@ -329,6 +329,22 @@ case(
     "config-of-nothing",
     _model(lambda t: (_write(t / "config.json", '{"model_type": "nope"}'), str(t))[1]),
 )
+
+
+def _pickled(env: Any, tmp: Path) -> list[str]:
+    """A model folder whose weights are a pickle (pytorch_model.bin), never loaded."""
+    folder = tmp / "pickled"
+    folder.mkdir()
+    for item in env.model.iterdir():
+        if item.suffix != ".safetensors":
+            shutil.copy(item, folder / item.name)
+    _write(folder / "pytorch_model.bin", b"not a pickle either")
+    argv = train(env, tmp)
+    argv[argv.index("--model") + 1] = str(folder)
+    return argv
+
+
+case("model", "pickled-weights", _pickled)
 case("model", "hub-id-offline", _model(lambda t: "no-such-org/no-such-model"))
 case("model", "empty", _model(lambda t: ""))
 case("model", "generate-on-encoder", lambda e, t: ["generate", "--model", str(e.model), "hello"])
@@ -503,6 +519,33 @@ case(
         "x",
     ],
 )
+
+
+# --- Evaluation and decoding flags ----------------------------------------------------------------
+def _evaluate(*extra: str) -> Build:
+    return lambda env, tmp: ["evaluate", str(env.bundle), "--data", str(env.train), *extra]
+
+
+for flag, value in [
+    ("--max-eval-samples", "0"),
+    ("--max-eval-samples", "-2"),
+    ("--shots", "-1"),
+    ("--split", "dev"),
+    ("--max-new-tokens", "0"),
+    ("--temperature", "-1"),
+    ("--temperature", "nan"),
+    ("--top-p", "0"),
+    ("--top-p", "1.5"),
+    ("--batch-size", "0"),
+    ("--max-length", "0"),
+]:
+    case("evaluate option", f"{flag}={value}", _evaluate(flag, value))
+for flag, value in [("--max-new-tokens", "-3"), ("--top-p", "inf"), ("--seed", "-1")]:
+    case(
+        "evaluate option",
+        f"generate{flag}={value}",
+        lambda e, t, f=flag, v=value: ["generate", "--model", str(e.model), "hi", f, v],
+    )
 
 
 # --- Search requests --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from tests.tiny import tiny_model
 
 from adapterkit.bundle import CONFIG_FILE
 from adapterkit.errors import AdapterkitError
-from adapterkit.files import staged_dir
+from adapterkit.files import atomic_write_bytes, staged_dir
 from adapterkit.host import AdapterHost
 from adapterkit.inject import name_matches
 from adapterkit.methods import make_config
@@ -124,3 +124,7 @@ def test_stale_bundle_copies_are_cleaned(tmp_path: Path) -> None:
         (tmp / "f").write_text("x")
     assert not stale.exists() and live.exists()
     assert (tmp_path / "adapter" / "f").read_text() == "x"
+    stale_file = tmp_path / f".metrics.json.tmp-{pid}-abc"  # a file's staged copy too
+    stale_file.write_text("{")
+    atomic_write_bytes(tmp_path / "metrics.json", b"{}")
+    assert not stale_file.exists()

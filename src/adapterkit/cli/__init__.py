@@ -28,7 +28,7 @@ from adapterkit.cli.commands import (
     cmd_train,
 )
 from adapterkit.cli.config_file import merged_values
-from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags
+from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags, at_least
 from adapterkit.errors import AdapterkitError
 
 
@@ -73,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--method", choices=["none"], help="none: the base model alone, prompted (no bundle)"
     )
-    ev.add_argument("--shots", type=int, help="with --method none: k demonstrations per prompt")
-    ev.add_argument("--max-eval-samples", type=int, help="evaluate on a seeded sample of this many")
+    ev.add_argument(
+        "--shots", type=at_least(0), help="with --method none: k demonstrations per prompt"
+    )
+    ev.add_argument(
+        "--max-eval-samples", type=at_least(1), help="evaluate on a seeded sample of this many"
+    )
     ev.add_argument("--data", required=True, help="built-in data set, folder or file")
     ev.add_argument("--split", default="test", choices=["train", "validation", "test"])
     ev.add_argument("--model", help="base model (default: the one recorded in the bundle)")

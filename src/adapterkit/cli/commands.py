@@ -34,9 +34,15 @@ def cmd_train(values: dict[str, Any]) -> int:
 
 
 def _generative(values: dict[str, Any]) -> bool:
-    """Whether this evaluate/predict call is about text generation (no task head)."""
-    from adapterkit.generation.commands import bundle_task_type
+    """Whether this evaluate/predict call is about text generation (no task head).
+
+    The decoding flags are checked here whatever the answer, so a bad value is refused
+    even where a task head leaves them unused.
+    """
+    from adapterkit.generation.commands import bundle_task_type, decode_options
     from adapterkit.tasks import GENERATION_TASKS
+
+    decode_options(values)
 
     if values.get("method") == "none":
         if values.get("bundle"):
@@ -57,7 +63,7 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
         from adapterkit.generation.commands import evaluate_command
 
         return evaluate_command(values)
-    from adapterkit.data import load_data
+    from adapterkit.data import load_data, sample_examples
     from adapterkit.metrics import format_summary, write_metrics
     from adapterkit.predict import load_for_inference
     from adapterkit.tasks.base import encode_examples
@@ -74,6 +80,8 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     examples = getattr(splits, values["split"]) or []
     if not examples:
         raise AdapterkitError(f"the data has no '{values['split']}' split")
+    if values.get("max_eval_samples"):
+        examples = sample_examples(examples, values["max_eval_samples"], 0)
     features = encode_examples(task, examples)  # an unseen label raises a DataError naming it
     metrics, loss, _ = evaluate_features(model, name, task, features, task.references(examples))
     metrics = {**metrics, "loss": loss}

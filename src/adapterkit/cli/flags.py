@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from adapterkit.cli.fields import FieldFlag, add_flags, dataclass_defaults, dataclass_flags
@@ -125,6 +126,22 @@ def train_config(values: dict[str, Any]) -> TrainConfig:
     )
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer no smaller than ``minimum`` (for flags that no
+    dataclass field defines, so :mod:`adapterkit.checked` does not see them)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def add_decode_flags(p: argparse.ArgumentParser) -> None:
     """Decoding flags of ``evaluate``, ``predict`` and ``generate`` (generation bundles)."""
     d = p.add_argument_group("decoding")
@@ -134,7 +151,7 @@ def add_decode_flags(p: argparse.ArgumentParser) -> None:
     d.add_argument("--stop", action="append", help="stop string (repeatable)")
     d.add_argument("--seed", type=int, help="sampling seed (default 0)")
     d.add_argument("--batch-size", type=int, help="prompts per generate call (default 16)")
-    d.add_argument("--max-length", type=int, help="prompt token cap (default: the model's)")
+    d.add_argument("--max-length", type=at_least(1), help="prompt token cap (default: the model's)")
 
 
 def add_serve_flags(p: argparse.ArgumentParser) -> None:

@@ -11,13 +11,14 @@ printing one prompt's tokens as they come.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
+from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
 from adapterkit.generation.batch import (
     GenerateRequest,
@@ -36,29 +37,21 @@ from adapterkit.padding import pad_token_id
 class DecodeOptions:
     """How to decode."""
 
-    max_new_tokens: int = 128
+    max_new_tokens: int = field(default=128, metadata={"min": 1})
     """Most tokens generated per prompt."""
-    temperature: float = 0.0
+    temperature: float = field(default=0.0, metadata={"min": 0})
     """0 is greedy decoding (argmax); above 0 samples from the softened distribution."""
-    top_p: float = 1.0
+    top_p: float = field(default=1.0, metadata={"above": 0, "max": 1})
     """Nucleus sampling: keep the smallest token set whose probability reaches top_p."""
     stop: tuple[str, ...] = ()
     """Text that ends a generation (not included in the output)."""
-    batch_size: int = 16
+    batch_size: int = field(default=16, metadata={"min": 1})
     """Prompts per ``generate`` call."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**32 - 1})
     """Seed of the sampler (sampling only)."""
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
-            (self.temperature >= 0, "temperature must be >= 0"),
-            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise AdapterkitError(message)
+        check_fields(self)
         self.stop = tuple(s for s in self.stop if s)
 
     @property
