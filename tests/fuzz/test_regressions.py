@@ -128,3 +128,14 @@ def test_stale_bundle_copies_are_cleaned(tmp_path: Path) -> None:
     stale_file.write_text("{")
     atomic_write_bytes(tmp_path / "metrics.json", b"{}")
     assert not stale_file.exists()
+
+
+@pytest.mark.real
+def test_real_encoder_is_refused_for_generation(capsys: pytest.CaptureFixture[str]) -> None:
+    """MiniLM was loaded as a causal LM with a fresh head and printed random words."""
+    from adapterkit.cli import main
+
+    assert main(["generate", "--model", "minilm", "hello there"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adapterkit: error:") and "no language-model head" in err
+    assert len(err.splitlines()) == 1
