@@ -1,4 +1,9 @@
-"""Training curves as one PNG: losses on the left, evaluation metrics on the right."""
+"""Training curves as one PNG: losses on the left, evaluation metrics on the right.
+
+A run's plot draws the training loss every few steps, the validation loss per epoch,
+the primary metric (with precision and recall when the task has them) on an axis of
+its own, and a line at the best epoch: the picture a user checks before shipping.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from adapterkit.files import atomic_write_bytes
 
 # Logged numbers that are bookkeeping, not quality: never drawn as metrics.
 _NOT_METRICS = {"epoch", "step", "learning_rate", "lr", "grad_norm"}
-_NOT_METRIC_PARTS = ("runtime", "per_second", "flos", "seconds")
+# Counts (support: ~150 examples) would squash every metric in [0, 1] onto the bottom line.
+_NOT_METRIC_PARTS = ("runtime", "per_second", "flos", "seconds", "support", "samples", "count")
+_BESIDE_PRIMARY = ("eval_precision", "eval_recall")
 _MARKER_MAX_POINTS = 50  # beyond this, markers hide the line
 
 
@@ -65,7 +72,7 @@ def _draw(
             marker = "o" if len(xs) <= _MARKER_MAX_POINTS else None
             ax.plot(xs, ys, marker=marker, markersize=3, label=key)
             drawn = True
-    if drawn:
+    if drawn or ax.lines:  # lines drawn before (the logged-step loss) count too
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     else:
@@ -73,20 +80,35 @@ def _draw(
     ax.set_xlabel(x_key or "log row")
 
 
-def plot_curves(history: Sequence[Mapping[str, Any]], out_path: Path, *, title: str = "") -> Path:
+def plot_curves(
+    history: Sequence[Mapping[str, Any]],
+    out_path: Path,
+    *,
+    title: str = "",
+    primary: str | None = None,
+    step_losses: Sequence[Sequence[float]] | None = None,
+    best_epoch: int | None = None,
+) -> Path:
     """Draw loss curves and evaluation metrics of a training run into one PNG.
 
     Keys vary between runs, so they are sorted by name: every numeric key ending in
     ``loss`` goes to the left panel; the other numeric keys (``eval_accuracy``,
     ``eval_f1``, ...) go to the right, except bookkeeping such as ``epoch``,
-    ``learning_rate``, ``grad_norm`` and runtimes. The x axis is ``step`` when the
-    rows have it, else ``epoch``, else the row number. Non-finite values are skipped.
+    ``learning_rate``, ``grad_norm``, runtimes and counts (``eval_support``). The x axis
+    is ``step`` when the rows have it, else ``epoch``, else the row number. Non-finite
+    values are skipped.
 
     Args:
         history: Logged rows, e.g. ``{"epoch": 1.0, "step": 120, "train_loss": 0.8,
             "eval_loss": 0.6, "eval_accuracy": 0.91}``.
         out_path: Where to write the PNG; parent folders are created.
         title: Optional figure title (e.g. the run name).
+        primary: The metric that picks the best epoch (``eval_f1``): the right panel then
+            draws it alone, with precision and recall beside it when logged, on a 0-1
+            axis when its values lie there.
+        step_losses: ``[step, training loss]`` pairs logged every few steps, drawn as the
+            training loss instead of one point per epoch.
+        best_epoch: The epoch whose checkpoint was kept: a dashed line marks it.
 
     Returns:
         ``out_path``.
@@ -103,14 +125,34 @@ def plot_curves(history: Sequence[Mapping[str, Any]], out_path: Path, *, title: 
 
     x_key = next((k for k in ("step", "epoch") if any(_is_value(r.get(k)) for r in history)), None)
     losses, metrics = _split_keys(history)
+    if primary is not None and primary in metrics:
+        metrics = [primary, *(k for k in _BESIDE_PRIMARY if k in metrics and k != primary)]
 
     fig = Figure(figsize=(11, 4), layout="constrained")
     FigureCanvasAgg(fig)
     loss_ax, metric_ax = fig.subplots(1, 2)
+    if step_losses and x_key == "step":
+        steps, values = zip(*step_losses, strict=True)
+        loss_ax.plot(steps, values, linewidth=1, alpha=0.7, label="train loss (logged steps)")
+        losses = [k for k in losses if k != "train_loss"]  # the per-epoch mean, now redundant
     _draw(loss_ax, history, losses, x_key)
     loss_ax.set_title("loss")
     _draw(metric_ax, history, metrics, x_key)
-    metric_ax.set_title("evaluation metrics")
+    values = [v for key in metrics for v in _series(history, key, x_key)[1]]
+    if values and min(values) >= 0.0 and max(values) <= 1.0:
+        metric_ax.set_ylim(-0.02, 1.02)
+    metric_ax.set_title("validation" if primary else "evaluation metrics")
+    best_x = next(
+        (row.get(x_key or "epoch") for row in history if row.get("epoch") == best_epoch), None
+    )
+    if best_epoch is not None and _is_value(best_x):
+        for ax in (loss_ax, metric_ax):
+            ax.axvline(float(best_x), color="grey", linestyle="--", linewidth=1)
+        metric_ax.annotate(
+            f"best: epoch {best_epoch}", (float(best_x), 1.0), xycoords=("data", "axes fraction"),
+            xytext=(-3, -12), textcoords="offset points", fontsize="small", color="grey",
+            ha="right",
+        )  # fmt: skip
     if title:
         fig.suptitle(title)
 

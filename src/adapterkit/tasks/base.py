@@ -44,6 +44,12 @@ class Task(ABC):
         self.max_length = max_length
 
     # Bundle round trip ---------------------------------------------------------------------
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """The primary metric of the trivial predictor on ``references``: a run that scores
+        no better has learned nothing (early stopping waits until it does). The default,
+        for F1-like metrics, is the score of predicting nothing: 0. None: no such floor."""
+        return 0.0
+
     def task_info(self) -> dict[str, Any]:
         """What a bundle stores to rebuild this task: type, labels, max_length."""
         return {"type": self.task_type, "labels": self.label_names, "max_length": self.max_length}

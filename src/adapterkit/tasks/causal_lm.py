@@ -50,6 +50,11 @@ class CausalLMTask(Task):
     task_type = "causal-lm"
     primary_metric = "perplexity"
     greater_is_better = False
+
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """Perplexity has no trivial predictor's score to wait for."""
+        return None
+
     """The trainer keeps the checkpoint with the lowest validation perplexity."""
 
     def __init__(

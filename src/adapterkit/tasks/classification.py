@@ -5,6 +5,7 @@ Relation extraction is this task on entity-marked text (see ``relation_extractio
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import torch
@@ -69,6 +70,13 @@ class SequenceClassificationTask(Task):
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
         return classification_metrics(references, predictions, self.label_names)
 
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """Accuracy of always answering the most frequent label."""
+        if not references:
+            return None
+        majority = Counter(references).most_common(1)[0][0]
+        return float(self.metrics(references, [majority] * len(references))[self.primary_metric])
+
     def parse_input(self, raw: Any) -> dict[str, Any]:
         if isinstance(raw, str):
             return {"text": raw, "text_pair": None}
@@ -129,6 +137,10 @@ class MultiLabelClassificationTask(SequenceClassificationTask):
 
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
         return multilabel_metrics(references, predictions, self.label_names)
+
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """Micro-F1 of predicting no label: 0."""
+        return 0.0
 
     def format_prediction(
         self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]

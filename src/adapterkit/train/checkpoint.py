@@ -40,6 +40,8 @@ class TrainerState:
     global_step: int = 0
     """Optimizer steps taken."""
     best_metric: float | None = None
+    best_loss: float | None = None
+    """Validation loss at the best epoch (breaks ties of the metric)."""
     best_epoch: int | None = None
     bad_evals: int = 0
     """Evaluations since the last improvement (for early stopping)."""
@@ -47,6 +49,9 @@ class TrainerState:
     pruned: bool = False
     """Stopped by the run's driver (a search pruning the trial), not by patience."""
     history: list[dict[str, Any]] = field(default_factory=list)
+    """One row per epoch: training loss and validation metrics."""
+    step_losses: list[list[float]] = field(default_factory=list)
+    """[optimizer step, training loss] every LOG_EVERY steps, for the curves plot."""
     world_size: int = 1
     """Processes the job trained on; a resume must use as many (they split each batch)."""
 

@@ -30,6 +30,7 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState
+from adapterkit.train.early_stopping import judge
 from adapterkit.train.evaluate import evaluate_features, predict_features
 from adapterkit.train.job import TrainJob
 from adapterkit.train.last_checkpoints import recover_last, save_last
@@ -219,13 +220,21 @@ def end_epoch(
         row["eval_loss"] = eval_loss
         row.update({f"eval_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
         score = float(metrics[task.primary_metric])
-        # Perplexity-like metrics improve downwards (the task says so).
-        sign = 1.0 if getattr(task, "greater_is_better", True) else -1.0
-        improved = state.best_metric is None or sign * score > sign * state.best_metric
+        verdict = judge(
+            score,
+            eval_loss,
+            state.best_metric,
+            state.best_loss,
+            job.floor,
+            # Perplexity-like metrics improve downwards (the task says so).
+            getattr(task, "greater_is_better", True),
+        )
+        improved = verdict.improved
         if improved:
-            state.best_metric, state.best_epoch, state.bad_evals = score, state.epoch, 0
+            state.best_metric, state.best_loss = score, eval_loss
+            state.best_epoch, state.bad_evals = state.epoch, 0
             job.save(model, job.best_path)
-        else:
+        elif verdict.counts:
             state.bad_evals += 1
             state.stopped_early = state.bad_evals >= config.patience
         if (
@@ -238,6 +247,11 @@ def end_epoch(
             f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
             f"{task.primary_metric} {score:.4f}{' (best)' if improved else ''}"
         )
+        if verdict.at_floor:
+            log(
+                f"  no better than the trivial predictor's {job.floor:.4f} yet: early stopping "
+                "waits until the model learns"
+            )
     else:
         log(f"epoch {state.epoch}: train loss {row['train_loss']:.4f}")
     epoch_row = {k.replace("_", "/", 1): v for k, v in row.items() if k not in ("epoch", "step")}
@@ -272,6 +286,7 @@ def _log_step(job: TrainJob, loss: float, trackers: Trackers) -> None:
     """The training loss and learning rate every LOG_EVERY optimizer steps."""
     if not job.stepped or job.state.global_step % LOG_EVERY or job.scheduler is None:
         return
+    job.state.step_losses.append([job.state.global_step, loss])
     values = {"train/loss": loss, "train/lr": job.scheduler.get_last_lr()[0]}
     trackers.metrics(job.name, values, job.state.global_step)
 

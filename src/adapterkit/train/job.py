@@ -8,6 +8,7 @@ state and its checkpoints. Nothing in a job depends on the other jobs of the run
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ class TrainJob:
     """Whether this process writes checkpoints (the main one of a multi-process run)."""
     on_epoch: Callable[[int, float], bool] | None = None
     """Told (epoch, validation score) after each epoch; True stops the job (pruned)."""
+
+    @functools.cached_property
+    def floor(self) -> float | None:
+        """The trivial predictor's validation score (see :mod:`adapterkit.train.early_stopping`)."""
+        return None if self.validation is None else self.task.trivial_score(self.validation[1])
 
     @property
     def last_path(self) -> Path:

@@ -49,7 +49,15 @@ def finish_job(
     options, job_dir = spec.options, job.out_dir
     title = f"{options.method} on {data_name(options)}"
     if result.state.history:
-        plot_curves(result.state.history, job_dir / "curves.png", title=title)
+        state = result.state
+        plot_curves(
+            state.history,
+            job_dir / "curves.png",
+            title=title,
+            primary=f"eval_{built.task.primary_metric}",
+            step_losses=state.step_losses,
+            best_epoch=state.best_epoch,
+        )
     bundle_path = built.model.save_adapter(built.name, job_dir / "adapter", include_base=built.full)
     extra = run_summary(options, built, result, bundle_path, job.lr)
     final = evaluate_run(job_dir, built, splits, spec.config.eval_batch_size, title, extra, log)

@@ -1,0 +1,78 @@
+"""Early stopping waits for a run to learn, and breaks ties of the metric by the loss."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from tests.tiny import save_tiny_bert
+
+from adapterkit.cli import main
+from adapterkit.train.early_stopping import judge
+
+WORDS = ["good", "bad", "movie", "plot", "actor", "fun", "dull", "paris", "john"]
+
+
+def test_first_evaluation_is_the_best() -> None:
+    verdict = judge(0.4, 1.0, None, None, floor=0.0)
+    assert verdict.improved and not verdict.counts and not verdict.at_floor
+
+
+def test_a_worse_score_counts_once_the_floor_is_left() -> None:
+    verdict = judge(0.3, 1.0, best=0.4, best_loss=0.9, floor=0.0)
+    assert not verdict.improved and verdict.counts
+
+
+def test_at_the_floor_nothing_counts() -> None:
+    """0 F1 at every epoch: the model has not started learning, patience must not run out."""
+    verdict = judge(0.0, 0.5, best=0.0, best_loss=0.5, floor=0.0)
+    assert not verdict.improved and not verdict.counts and verdict.at_floor
+    majority = judge(0.6, 0.7, best=0.6, best_loss=0.7, floor=0.6)  # majority-class accuracy
+    assert majority.at_floor and not majority.counts
+
+
+def test_ties_go_to_a_clearly_lower_loss() -> None:
+    assert judge(0.8, 0.40, best=0.8, best_loss=0.50, floor=0.0).improved
+    assert not judge(0.8, 0.49999, best=0.8, best_loss=0.5, floor=0.0).improved  # noise
+    assert judge(0.8, 0.40, best=0.8, best_loss=0.50, floor=0.0).counts is False
+
+
+def test_lower_is_better_and_no_floor() -> None:
+    """Perplexity: lower is better, and there is no trivial predictor to wait for."""
+    assert judge(9.0, None, best=10.0, best_loss=None, floor=None, greater_is_better=False).improved
+    worse = judge(11.0, None, best=10.0, best_loss=None, floor=None, greater_is_better=False)
+    assert worse.counts and not worse.at_floor
+
+
+def _rare_entities(path: Path) -> Path:
+    """Sentences of 8 words, a third of them with one PER entity: ~4 % of tokens."""
+    generator = random.Random(0)
+    plain = [w for w in WORDS if w != "john"]
+    sentences = []
+    for number in range(120):
+        words = [generator.choice(plain) for _ in range(8)]
+        if number % 3 == 0:
+            words[generator.randrange(8)] = "john"
+        sentences.append("\n".join(f"{w} {'B-PER' if w == 'john' else 'O'}" for w in words))
+    path.write_text("\n\n".join(sentences) + "\n")
+    return path
+
+
+def test_a_run_stuck_at_zero_f1_is_not_stopped(tmp_path: Path) -> None:
+    """The reported case on a tiny model: LoRA predicts only 'O' (F1 0.0) for its first
+    three epochs. Early stopping with patience 2 used to end the run there and ship a model
+    that finds no entity; waiting, it learns the entity in the next epoch."""
+    model = save_tiny_bert(tmp_path / "bert", WORDS)
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(model), "--train", str(_rare_entities(tmp_path / "t.conll"))]
+    argv += ["--output", str(out), "--method", "lora", "--lr", "3e-3", "--batch-size", "8"]
+    assert main([*argv, "--epochs", "6", "--patience", "2", "--report-to", "none"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())  # no test split: validation
+    history = [
+        row["eval_f1"] for row in json.loads((out / "checkpoints" / "last" / "trainer_state.json")
+                                             .read_text())["trainer"]["history"]
+    ]  # fmt: skip
+    assert history[:3] == [0.0, 0.0, 0.0]  # the stuck start that used to stop the run
+    assert len(history) > 3 and metrics["f1"] > 0.5
