@@ -6,7 +6,6 @@ import json
 import random
 from pathlib import Path
 
-import pytest
 from tests.tiny import save_tiny_bert
 
 from adapterkit.cli import main
