@@ -64,7 +64,10 @@ class TrainConfig:
     max_grad_norm: float = field(default=1.0, metadata={"min": 0})
     """Gradient clipping norm (0 disables)."""
     patience: int = field(default=2, metadata={"min": 1})
-    """Stop after this many evaluations without improvement of the validation metric."""
+    """Stop after this many evaluations without improvement of the validation metric. They
+    count only once the model beats the trivial predictor (0 F1, majority-class accuracy),
+    and an equal score with a lower validation loss is an improvement (see
+    adapterkit.train.early_stopping)."""
     seed: int = field(default=0, metadata={"aliases": ("--seeds",), "min": 0, "max": 2**32 - 1})
     """Seed for initialisation, shuffling and dropout."""
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
