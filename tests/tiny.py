@@ -169,3 +169,10 @@ def save_tiny_bert(directory, words: list[str], seed: int = 0):
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+FINISHED = (0, 3)
+"""Exit codes of a ``train`` run that finished: 0, or 3 (``EXIT_LEARNED_NOTHING``) when its
+model is no better than the trivial predictor, as a tiny model trained for a step or two
+is. Tests of options, resume and tracking accept both: learning is not what they check
+(tests/train/test_early_stopping.py checks when 3 is right)."""

@@ -75,3 +75,19 @@ def test_a_run_stuck_at_zero_f1_is_not_stopped(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert history[:3] == [0.0, 0.0, 0.0]  # the stuck start that used to stop the run
     assert len(history) > 3 and metrics["f1"] > 0.5
+
+
+def test_a_run_that_learned_nothing_says_so_and_exits_3(tmp_path: Path, capsys) -> None:
+    """Stopped (by its budget) while still predicting only 'O': the log, the report and the
+    exit code say it, and the bundle is still written for inspection."""
+    model = save_tiny_bert(tmp_path / "bert", WORDS)
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(model), "--train", str(_rare_entities(tmp_path / "t.conll"))]
+    argv += ["--output", str(out), "--method", "lora", "--lr", "3e-3", "--batch-size", "8"]
+    assert main([*argv, "--epochs", "2", "--report-to", "none"]) == 3
+    captured = capsys.readouterr()
+    assert "WARNING: t learned nothing: its best validation f1 0.0000" in captured.out  # the log
+    assert captured.err.strip().splitlines()[-1].startswith("adapterkit: warning: t learned")
+    assert json.loads((out / "metrics.json").read_text())["learned_nothing"] is True
+    assert (out / "report.md").read_text().splitlines()[2].startswith("**Warning: t learned")
+    assert (out / "adapter" / "adapter_config.json").is_file()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.tiny import save_tiny_bert
+from tests.tiny import FINISHED, save_tiny_bert
 
 from adapterkit.cli import main
 from adapterkit.train.batches import epoch_batches
@@ -34,7 +34,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("m") / "model", WORDS)
 
 
-def _run(model_dir: Path, out: Path, train: Path, *extra: str) -> dict:
+def _run(model_dir: Path, out: Path, train: Path, *extra: str, exit_codes=FINISHED) -> dict:
     code = main(
         [
             "train",
@@ -49,7 +49,7 @@ def _run(model_dir: Path, out: Path, train: Path, *extra: str) -> dict:
             *extra,
         ]
     )
-    assert code == 0
+    assert code in exit_codes
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -69,11 +69,16 @@ def test_early_stopping_waits_at_the_majority_class(model_dir: Path, tmp_path: P
         "1e-9",
         "--patience",
         "1",
+        exit_codes=(3,),  # EXIT_LEARNED_NOTHING
     )
     # With a learning rate of 1e-9 the validation accuracy never beats always answering the
     # majority class: the model has learned nothing, so patience does not run out (the stop
     # rule itself: tests/train/test_early_stopping.py). Loss changes of 1e-9 break no tie.
     assert metrics["epochs_run"] == 6 and metrics["best_epoch"] == 1
+    # ... and the run says so: in its metrics and at the top of its report.
+    assert metrics["learned_nothing"] is True
+    report = (tmp_path / "run" / "report.md").read_text().splitlines()
+    assert report[2].startswith("**Warning: t learned nothing")  # t.csv: adapter "t"
 
 
 @pytest.mark.parametrize("method", ["full", "head", "parallel", "houlsby"])

@@ -7,11 +7,16 @@ function returns the exit code and raises :class:`AdapterkitError` for bad input
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from adapterkit.cli.inputs import read_inputs
 from adapterkit.errors import AdapterkitError
+
+EXIT_LEARNED_NOTHING = 3
+"""``train`` finished, but a job's model is no better than the trivial predictor on validation
+(its bundle and report are written, and say so)."""
 
 DEMO_QUESTIONS = [
     "Who wrote Hamlet?",
@@ -29,7 +34,15 @@ def cmd_train(values: dict[str, Any]) -> int:
     from adapterkit.train.run import train_jobs
 
     specs = job_specs(values)
-    train_jobs(specs, values["output"], bool(values.get("resume")))
+    finals = train_jobs(specs, values["output"], bool(values.get("resume")))
+    nothing = [name for name, final in finals.items() if final.get("learned_nothing")]
+    if nothing:
+        print(
+            f"adapterkit: warning: {', '.join(nothing)} learned nothing (see the WARNING above); "
+            f"exit code {EXIT_LEARNED_NOTHING}",
+            file=sys.stderr,
+        )
+        return EXIT_LEARNED_NOTHING
     return 0
 
 

@@ -152,12 +152,16 @@ def render_report(
         sample generations.
     """
     lines = [f"# {title}", ""]
+    details = dict(details or {})
+    warning = details.pop("warning", None)
+    if warning:  # the first thing a reader sees
+        lines += [f"**Warning: {warning}.**", ""]
     if "support" in metrics and _is_number(metrics["support"]):
         lines += [f"{_fmt(metrics['support'])} examples evaluated.", ""]
     headline = headline_metrics(metrics)
     if headline:
         lines += _table(["metric", "value"], [[k, v] for k, v in headline.items()])
-    run = dict(details or {}) | {k: v for k, v in metrics.items() if isinstance(v, str | bool)}
+    run = details | {k: v for k, v in metrics.items() if isinstance(v, str | bool)}
     if run:
         lines += ["## Run", "", *_table(["key", "value"], [[k, v] for k, v in run.items()], "---")]
     lines += _per_label_section(metrics) + _confusion_section(metrics) + _samples_section(metrics)

@@ -44,6 +44,9 @@ class Task(ABC):
         self.max_length = max_length
 
     # Bundle round trip ---------------------------------------------------------------------
+    trivial_predictor: ClassVar[str] = "predicting nothing"
+    """What the trivial predictor of :meth:`trivial_score` does, for messages."""
+
     def trivial_score(self, references: list[Any]) -> float | None:
         """The primary metric of the trivial predictor on ``references``: a run that scores
         no better has learned nothing (early stopping waits until it does). The default,

@@ -70,12 +70,17 @@ class SequenceClassificationTask(Task):
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
         return classification_metrics(references, predictions, self.label_names)
 
+    trivial_predictor = "always answering the most frequent label"
+
     def trivial_score(self, references: list[Any]) -> float | None:
-        """Accuracy of always answering the most frequent label."""
+        """Accuracy of always answering the most frequent label (None when that is perfect:
+        a validation split of one label cannot tell a model that learned from one that
+        did not)."""
         if not references:
             return None
         majority = Counter(references).most_common(1)[0][0]
-        return float(self.metrics(references, [majority] * len(references))[self.primary_metric])
+        score = self.metrics(references, [majority] * len(references))[self.primary_metric]
+        return None if score >= 1.0 else float(score)
 
     def parse_input(self, raw: Any) -> dict[str, Any]:
         if isinstance(raw, str):
@@ -137,6 +142,8 @@ class MultiLabelClassificationTask(SequenceClassificationTask):
 
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
         return multilabel_metrics(references, predictions, self.label_names)
+
+    trivial_predictor = "predicting no label"
 
     def trivial_score(self, references: list[Any]) -> float | None:
         """Micro-F1 of predicting no label: 0."""

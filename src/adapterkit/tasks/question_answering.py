@@ -92,6 +92,7 @@ class QuestionAnsweringTask(Task):
     """
 
     task_type = "question-answering"
+    trivial_predictor = "answering nothing"
 
     def __init__(
         self, tokenizer: Any, label_names: list[str] | None = None, max_length: int = 128

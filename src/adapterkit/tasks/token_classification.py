@@ -76,6 +76,7 @@ class TokenClassificationTask(Task):
     """
 
     task_type = "token-classification"
+    trivial_predictor = "tagging every word 'O'"
 
     def __init__(
         self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128

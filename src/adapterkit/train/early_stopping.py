@@ -32,6 +32,15 @@ class Verdict:
     """The best score so far is no better than the trivial predictor's."""
 
 
+def learned_nothing(
+    best: float | None, floor: float | None, greater_is_better: bool = True
+) -> bool:
+    """Whether a run's best validation score is no better than the trivial predictor's."""
+    if best is None or floor is None:
+        return False
+    return (best if greater_is_better else -best) <= (floor if greater_is_better else -floor)
+
+
 def judge(
     score: float,
     loss: float | None,
@@ -58,6 +67,5 @@ def judge(
         and loss < best_loss * (1.0 - LOSS_TOLERANCE)
     )
     improved = best is None or sign * score > sign * best or tied_but_fits_better
-    top = score if improved else best
-    at_floor = floor is not None and top is not None and sign * top <= sign * floor
+    at_floor = learned_nothing(score if improved else best, floor, greater_is_better)
     return Verdict(improved=improved, counts=not improved and not at_floor, at_floor=at_floor)

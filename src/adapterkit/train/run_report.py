@@ -16,6 +16,7 @@ from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.model import AdaptedModel, ParameterReport
 from adapterkit.tasks import GENERATION_TASKS, Task
 from adapterkit.tasks.base import encode_examples
+from adapterkit.train.early_stopping import learned_nothing
 from adapterkit.train.engine import FitResult
 from adapterkit.train.evaluate import evaluate_features
 from adapterkit.train.job import TrainJob
@@ -60,6 +61,10 @@ def finish_job(
         )
     bundle_path = built.model.save_adapter(built.name, job_dir / "adapter", include_base=built.full)
     extra = run_summary(options, built, result, bundle_path, job.lr)
+    warning = nothing_learned(job)
+    if warning:
+        log(f"WARNING: {warning}")
+        extra |= {"learned_nothing": True, "warning": warning}
     final = evaluate_run(job_dir, built, splits, spec.config.eval_batch_size, title, extra, log)
     log(
         f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {job_dir / 'report.md'}"
@@ -70,6 +75,21 @@ def finish_job(
 def data_name(options: RunOptions) -> str:
     """How reports name the data: the built-in name, folder or file, else the train file."""
     return str(options.data or options.train_file)
+
+
+def nothing_learned(job: TrainJob) -> str | None:
+    """The warning for a job whose best validation score is no better than the trivial
+    predictor's (None when it learned something, or had no validation split)."""
+    state, task = job.state, job.task
+    greater = getattr(task, "greater_is_better", True)
+    if job.validation is None or not learned_nothing(state.best_metric, job.floor, greater):
+        return None
+    return (
+        f"{job.name} learned nothing: its best validation {task.primary_metric} "
+        f"{state.best_metric:.4f} is no better than {task.trivial_predictor} "
+        f"({job.floor:.4f}). The bundle is kept for inspection; do not ship it (more epochs, "
+        "another --lr or --method may help)"
+    )
 
 
 def run_summary(
