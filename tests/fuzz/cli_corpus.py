@@ -573,6 +573,11 @@ BAD_SPACES = {
     "categorical-bogus-method": "method: {type: categorical, choices: [bogus]}\n",
     "not-a-mapping": "- lr\n",
     "value-not-a-mapping": "lr: 5\n",
+    "rank-from-zero": "method: {type: categorical, choices: [lora]}\nrank: {type: int, low: 0, high: 8}\n",
+    "dropout-above-one": "adapter_dropout: {type: uniform, low: 0.0, high: 1.5}\n",
+    "lr-choice-negative": "lr: {type: categorical, choices: [0.001, -1]}\n",
+    "epochs-choice-zero": "epochs: {type: categorical, choices: [1, 0]}\n",
+    "reduction-choice-word": "reduction_factor: {type: categorical, choices: [8, big]}\n",
 }
 for name, text in BAD_SPACES.items():
     case("search", f"space-{name}", _search(space=text))

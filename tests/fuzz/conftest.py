@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.tiny import save_tiny_bert
+from tests.tiny import FINISHED, save_tiny_bert
 
 from adapterkit.cli import main
 
@@ -38,5 +38,5 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     argv = ["train", "--model", str(model), "--train", str(train), "--output", str(root / "run")]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = main([*argv, "--epochs", "1", "--report-to", "none"])
-    assert code == 0
+    assert code in FINISHED
     return Env(root, model, train, root / "run" / "adapter")

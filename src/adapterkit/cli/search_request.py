@@ -14,7 +14,7 @@ from adapterkit.cli.flags import method_flags, option_keys
 from adapterkit.cli.jobs import job_specs
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
-from adapterkit.search import SearchRequest, load_space, parse_space
+from adapterkit.search import Param, SearchRequest, load_space, parse_space
 from adapterkit.train.options import JobSpec
 
 
@@ -33,6 +33,7 @@ def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
     fields = {spec.dest: spec.name for spec in method_flags()}
     space = values.get("space")
     params = parse_space(load_space(space), option_keys(), fields, space or "space")
+    check_space_values(values, params, space or "space")
     return SearchRequest(
         base=specs[0],
         params=params,
@@ -43,6 +44,42 @@ def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
         trials=values["trials"],
         parallel=parallel,
     )
+
+
+def check_space_values(values: dict[str, Any], params: list[Param], where: str) -> None:
+    """Refuse, before any trial, a value the space can draw that no trial could train with
+    (``rank`` from 0, a dropout of 1.5, a negative lr): each choice, and each end of each
+    range, goes through the same checks as a trial's options, for every method it applies to.
+
+    Raises:
+        AdapterkitError: One line naming the option, the value and what is wrong with it.
+    """
+    by_dest = {param.dest: param for param in params}
+    methods = list(by_dest["method"].choices) if "method" in by_dest else [values["method"]]
+    for param in params:
+        if param.kind == "categorical":
+            drawn = list(param.choices)
+        else:
+            drawn = (
+                [int(param.low), int(param.high)]
+                if param.kind == "int"
+                else [param.low, param.high]
+            )
+        for value in drawn:
+            for method in methods:
+                if param.dest == "method":
+                    chosen = {"method": value}
+                elif param.applies_to(method):
+                    chosen = {"method": method, param.dest: value}
+                else:
+                    continue
+                try:
+                    options = trial_spec(values, "space-check", chosen).options
+                    make_config(options.method, **options.method_options)
+                except AdapterkitError as exc:
+                    raise AdapterkitError(
+                        f"{where}: {param.dest} = {value!r} cannot be trained ({exc})"
+                    ) from None
 
 
 def trial_spec(values: dict[str, Any], name: str, chosen: dict[str, Any]) -> JobSpec:
