@@ -91,3 +91,15 @@ def test_a_run_that_learned_nothing_says_so_and_exits_3(tmp_path: Path, capsys) 
     assert json.loads((out / "metrics.json").read_text())["learned_nothing"] is True
     assert (out / "report.md").read_text().splitlines()[2].startswith("**Warning: t learned")
     assert (out / "adapter" / "adapter_config.json").is_file()
+
+
+def test_patience_ends_no_job_in_its_first_steps() -> None:
+    """min(200, half the run): a 60-step-an-epoch small set is not stopped on its first
+    noisy evaluations, and a short run can still stop in its second half."""
+    from adapterkit.train.job import TrainJob
+
+    job = TrainJob("a", None, [], None, None, 1e-3, Path("."))  # type: ignore[arg-type]
+    job.total_steps = 300  # 5 epochs of 60 steps
+    assert job.patience_from_step == 150
+    job.total_steps = 5_000
+    assert job.patience_from_step == 200

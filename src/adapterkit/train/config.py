@@ -66,8 +66,8 @@ class TrainConfig:
     patience: int = field(default=2, metadata={"min": 1})
     """Stop after this many evaluations without improvement of the validation metric. They
     count only once the model beats the trivial predictor (0 F1, majority-class accuracy),
-    and an equal score with a lower validation loss is an improvement (see
-    adapterkit.train.early_stopping)."""
+    an equal score with a lower validation loss is an improvement, and no job stops before
+    min(200, half its steps) optimizer steps (see adapterkit.train.early_stopping)."""
     seed: int = field(default=0, metadata={"aliases": ("--seeds",), "min": 0, "max": 2**32 - 1})
     """Seed for initialisation, shuffling and dropout."""
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})

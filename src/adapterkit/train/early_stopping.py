@@ -7,6 +7,9 @@ Two rules beyond "stop after ``patience`` evaluations without a better score":
   do not count against patience. A LoRA on a small NER set sat at 0.0 F1 for its first
   epochs and was stopped there, shipping a model that found no entity; given more steps
   it learned.
+- **No stop in the first steps.** Patience ends a job only from
+  ``min(MIN_STEPS_BEFORE_STOPPING, half its steps)`` on: a few noisy evaluations at the
+  start of a small data set's run (60 steps an epoch) say little.
 - **Ties go to the validation loss.** An equal score with a clearly lower validation loss
   (by more than :data:`LOSS_TOLERANCE`, relative) is an improvement: while the metric sits
   still, at the floor or at a plateau, the checkpoint kept is the one that fits better.
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIN_STEPS_BEFORE_STOPPING = 200
+"""Optimizer steps before early stopping may end a job (or half its steps, if fewer)."""
 LOSS_TOLERANCE = 1e-3
 """Relative drop of the validation loss that breaks a tie of scores."""
 

@@ -30,7 +30,7 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState
-from adapterkit.train.early_stopping import judge
+from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING, judge
 from adapterkit.train.evaluate import evaluate_features, predict_features
 from adapterkit.train.job import TrainJob
 from adapterkit.train.last_checkpoints import recover_last, save_last
@@ -236,7 +236,8 @@ def end_epoch(
             job.save(model, job.best_path)
         elif verdict.counts:
             state.bad_evals += 1
-            state.stopped_early = state.bad_evals >= config.patience
+            out_of_patience = state.bad_evals >= config.patience
+            state.stopped_early = out_of_patience and state.global_step >= job.patience_from_step
         if (
             job.on_epoch is not None
             and not state.stopped_early
@@ -247,6 +248,11 @@ def end_epoch(
             f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
             f"{task.primary_metric} {score:.4f}{' (best)' if improved else ''}"
         )
+        if verdict.counts and state.bad_evals >= config.patience and not state.stopped_early:
+            log(
+                f"  out of patience, but early stopping waits for step {job.patience_from_step} "
+                f"(min({MIN_STEPS_BEFORE_STOPPING}, half the run))"
+            )
         if verdict.at_floor:
             log(
                 f"  no better than the trivial predictor's {job.floor:.4f} yet: early stopping "

@@ -22,6 +22,7 @@ from adapterkit.tasks.base import Task
 from adapterkit.train.batches import epoch_batches
 from adapterkit.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from adapterkit.train.config import TrainConfig
+from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING
 from adapterkit.train.optim import make_optimizer, make_scheduler
 
 
@@ -51,6 +52,8 @@ class TrainJob:
     running_loss: float = 0.0
     batches_run: int = 0
     """Batches run in this process in the current epoch (a resumed epoch starts midway)."""
+    total_steps: int = 0
+    """Optimizer steps of the whole budget (set by :meth:`start`)."""
     stepped: bool = False
     """Whether the last batch ended with an optimizer step (not only accumulated)."""
     main: bool = True
@@ -62,6 +65,12 @@ class TrainJob:
     def floor(self) -> float | None:
         """The trivial predictor's validation score (see :mod:`adapterkit.train.early_stopping`)."""
         return None if self.validation is None else self.task.trivial_score(self.validation[1])
+
+    @property
+    def patience_from_step(self) -> int:
+        """Early stopping may end the job only from this step on (see
+        :mod:`adapterkit.train.early_stopping`)."""
+        return min(MIN_STEPS_BEFORE_STOPPING, self.total_steps // 2)
 
     @property
     def last_path(self) -> Path:
@@ -87,9 +96,8 @@ class TrainJob:
         self.optimizer = make_optimizer(named, self.config, self.lr)
         batches_per_epoch = math.ceil(len(self.train_features) / self.config.batch_size)
         steps_per_epoch = math.ceil(batches_per_epoch / self.config.grad_accumulation)
-        self.scheduler = make_scheduler(
-            self.optimizer, self.config, steps_per_epoch * self.config.epochs
-        )
+        self.total_steps = steps_per_epoch * self.config.epochs
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.total_steps)
         if resume and self.last_path.exists():
             self.state = load_checkpoint(
                 self.last_path, model, self.name, self.optimizer, self.scheduler
