@@ -312,13 +312,13 @@ def _progress_bar(jobs: list[TrainJob]) -> tqdm | None:
         return tqdm(
             total=total,
             initial=job.state.batches_done,
-            desc=f"epoch {job.state.epoch + 1}/{job.config.epochs}",
+            desc=f"epoch {job.state.epoch + 1}/{job.epochs}",
             unit="batch",
             mininterval=2.0,
             leave=False,
         )
     longest = max(
-        (job.config.epochs - job.state.epoch) * -(-len(job.train_features) // job.config.batch_size)
+        (job.epochs - job.state.epoch) * -(-len(job.train_features) // job.config.batch_size)
         for job in live
     )
     return tqdm(total=longest, desc=f"{len(live)} jobs", unit="step", mininterval=2.0, leave=False)

@@ -67,6 +67,11 @@ class TrainJob:
         return None if self.validation is None else self.task.trivial_score(self.validation[1])
 
     @property
+    def epochs(self) -> int:
+        """The job's epochs (its config's, or those its budget decides for its data)."""
+        return self.config.epochs_for(len(self.train_features))
+
+    @property
     def patience_from_step(self) -> int:
         """Early stopping may end the job only from this step on (see
         :mod:`adapterkit.train.early_stopping`)."""
@@ -85,7 +90,7 @@ class TrainJob:
     @property
     def done(self) -> bool:
         """Whether the job has run all its epochs or stopped early."""
-        return self.state.epoch >= self.config.epochs or self.state.stopped_early
+        return self.state.epoch >= self.epochs or self.state.stopped_early
 
     def start(self, model: AdaptedModel, resume: bool, log: Callable[[str], None]) -> None:
         """Build the optimizer and schedule over this job's parameters; resume when asked."""
@@ -94,9 +99,7 @@ class TrainJob:
         named = [(n, p) for n, p in model.named_parameters() if id(p) in own]
         self.params = [p for _, p in named]
         self.optimizer = make_optimizer(named, self.config, self.lr)
-        batches_per_epoch = math.ceil(len(self.train_features) / self.config.batch_size)
-        steps_per_epoch = math.ceil(batches_per_epoch / self.config.grad_accumulation)
-        self.total_steps = steps_per_epoch * self.config.epochs
+        self.total_steps = self.config.steps_per_epoch(len(self.train_features)) * self.epochs
         self.scheduler = make_scheduler(self.optimizer, self.config, self.total_steps)
         if resume and self.last_path.exists():
             self.state = load_checkpoint(

@@ -16,6 +16,7 @@ Several jobs each get that layout in ``run_dir/<job>/``, beside the job list
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
 from adapterkit.tasks.base import encode_examples
-from adapterkit.train.config import TrainConfig
+from adapterkit.train.config import DEFAULT_EPOCHS, TrainConfig
 from adapterkit.train.engine import fit_jobs
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
@@ -95,20 +96,19 @@ def train_jobs(
     for spec in specs:
         job_dir = run_dir if single else run_dir / spec.name
         built[spec.name] = add_job_adapter(model, tokenizer, spec, splits[spec.name], job_log(spec))
-        lr = spec.config.learning_rate(spec.options.method)
-        if resume:
-            check_resume_matches(job_dir / "config.yaml", {**spec.config.to_dict(), "lr": lr})
-        if processes.main:
-            job_dir.mkdir(parents=True, exist_ok=True)
-            write_run_config(
-                job_dir, spec.options, spec.config, built[spec.name].adapter_config, lr
-            )
         task = built[spec.name].task
         features, validation = encode_splits(
             task, splits[spec.name], spec.options.packing, job_log(spec)
         )
+        config = budgeted(spec.config, len(features), job_log(spec))
+        lr = config.learning_rate(spec.options.method)
+        if resume:
+            check_resume_matches(job_dir / "config.yaml", {**config.to_dict(), "lr": lr})
+        if processes.main:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(job_dir, spec.options, config, built[spec.name].adapter_config, lr)
         full = built[spec.name].full
-        job = TrainJob(spec.name, task, features, validation, spec.config, lr, job_dir, full)
+        job = TrainJob(spec.name, task, features, validation, config, lr, job_dir, full)
         if hooks.on_epoch is not None:
             job.on_epoch = lambda epoch, score, name=spec.name: hooks.on_epoch(name, epoch, score)
         jobs.append(job)
@@ -124,7 +124,7 @@ def train_jobs(
             resume,
         )
         for spec, job in zip(specs, jobs, strict=True):
-            trackers.params(job.name, job_params(spec, job.lr))
+            trackers.params(job.name, job_params(spec, job.config, job.lr))
     try:
         results = fit_jobs(
             model, jobs, resume=resume, log=log, processes=processes, trackers=trackers
@@ -150,10 +150,23 @@ def train_jobs(
     return finals
 
 
-def job_params(spec: JobSpec, lr: float) -> dict[str, Any]:
+def budgeted(config: TrainConfig, rows: int, log: Log) -> TrainConfig:
+    """``config`` with its epochs decided for ``rows`` training rows (see
+    :meth:`TrainConfig.epochs_for`); the log says when a small data set gets more."""
+    epochs = config.epochs_for(rows)
+    if config.epochs is None and epochs > DEFAULT_EPOCHS:
+        log(
+            f"small data: {config.steps_per_epoch(rows)} optimizer step(s) an epoch, so {epochs} epochs rather "
+            f"than {DEFAULT_EPOCHS}, for at least {config.min_steps} steps (--min-steps; "
+            "--epochs sets them)"
+        )
+    return dataclasses.replace(config, epochs=epochs)
+
+
+def job_params(spec: JobSpec, config: TrainConfig, lr: float) -> dict[str, Any]:
     """A job's options as experiment trackers record them (flat, method options prefixed)."""
     options = spec.options
-    values: dict[str, Any] = {**spec.config.to_dict(), "lr": lr}
+    values: dict[str, Any] = {**config.to_dict(), "lr": lr}
     values.update({f"method_{k}": v for k, v in options.method_options.items()})
     for key in ("model", "data", "train_file", "task", "method", "max_length"):
         values[key] = getattr(options, key)
