@@ -142,7 +142,9 @@ def test_every_flag_field_has_a_docstring_and_it_is_the_help() -> None:
         doc = field_docs(cls).get(f.name)
         assert doc, f"{cls.__name__}.{f.name} has no docstring"
         assert doc.replace("%", "%%") in actions[_flag(f)].help, f.name
-    assert actions["--epochs"].help == "Passes over the training data. (default: 5)"
+    assert actions["--patience"].help.endswith(
+        "(see adapterkit.train.early_stopping). (default: 2)"
+    )
     assert actions["--rank"].help == "lora: Rank of the update. (default: 8)"
     both = actions["--adapter-dropout"].help  # one flag for two methods' field
     assert both.startswith("bottleneck: Dropout on the adapter's output") and "lora: " in both

@@ -103,3 +103,30 @@ def test_patience_ends_no_job_in_its_first_steps() -> None:
     assert job.patience_from_step == 150
     job.total_steps = 5_000
     assert job.patience_from_step == 200
+
+
+def test_small_data_gets_enough_steps() -> None:
+    """Epochs not given: 5, or as many as reach min_steps optimizer steps (at most 100)."""
+    from adapterkit.train.config import TrainConfig
+
+    config = TrainConfig()
+    assert config.epochs_for(10_000) == 5  # 313 steps an epoch
+    assert config.epochs_for(380) == 25  # 12 steps an epoch: 300 steps take 25 epochs
+    assert config.epochs_for(3) == 100  # capped
+    assert TrainConfig(epochs=2).epochs_for(380) == 2  # given: kept
+    assert TrainConfig(min_steps=0).epochs_for(380) == 5
+    assert TrainConfig(grad_accumulation=2).epochs_for(380) == 50  # 6 steps an epoch
+
+
+def test_the_budget_is_logged_and_recorded(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    model = save_tiny_bert(tmp_path / "bert", WORDS)
+    train = tmp_path / "t.csv"
+    train.write_text("text,label\n" + "good fun movie,pos\nbad dull plot,neg\n" * 9)
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(model), "--train", str(train), "--output", str(out)]
+    assert main([*argv, "--batch-size", "8", "--min-steps", "20", "--report-to", "none"]) in (0, 3)
+    # 16 training rows (2 carved for validation): 2 steps an epoch, 10 epochs for 20 steps.
+    assert "2 optimizer step(s) an epoch, so 10 epochs rather than 5" in capsys.readouterr().out
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 10
