@@ -538,8 +538,9 @@ for flag, value in [
     ("--top-p", "1.5"),
     ("--batch-size", "0"),
     ("--max-length", "0"),
+    ("--output", "/proc/adapterkit-eval"),
 ]:
-    case("evaluate option", f"{flag}={value}", _evaluate(flag, value))
+    case("evaluate option", f"{flag}={value[:12]}", _evaluate(flag, value))
 for flag, value in [("--max-new-tokens", "-3"), ("--top-p", "inf"), ("--seed", "-1")]:
     case(
         "evaluate option",

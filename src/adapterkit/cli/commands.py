@@ -49,13 +49,16 @@ def cmd_train(values: dict[str, Any]) -> int:
 def _generative(values: dict[str, Any]) -> bool:
     """Whether this evaluate/predict call is about text generation (no task head).
 
-    The decoding flags are checked here whatever the answer, so a bad value is refused
-    even where a task head leaves them unused.
+    The decoding flags (and ``--output``) are checked here whatever the answer, so a bad
+    value is refused even where a task head leaves it unused.
     """
+    from adapterkit.files import check_writable_dir
     from adapterkit.generation.commands import bundle_task_type, decode_options
     from adapterkit.tasks import GENERATION_TASKS
 
     decode_options(values)
+    if values.get("output"):  # evaluate --output: refused before the model loads
+        check_writable_dir(values["output"], "output folder")
 
     if values.get("method") == "none":
         if values.get("bundle"):
