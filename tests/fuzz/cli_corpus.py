@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
-
-from adapterkit.bundle import CONFIG_FILE, WEIGHTS_FILE
-from adapterkit.files import sha256_file
+from tests.fuzz.bundle_mutations import (
+    BACKTRACKING,
+    BUNDLE_MUTATIONS,
+    config_not_json,
+    config_of_a_list,
+    missing_bundle,
+    mutated,
+    set_field,
+    weights_missing,
+)
 
 Build = Callable[[Any, Path], list[str]]  # (Env, a fresh folder) -> argv
 
@@ -128,9 +134,6 @@ for method, pairs in BAD_METHOD_FLAGS.items():
 case("option", "lists-of-different-sizes", lambda e, t: train(e, t, "--seeds", "0", "0"))
 
 # --- Target patterns: pathological or matching nothing ----------------------------------------
-# The first backtracks exponentially on a layer name (about 2**38 ways to cut
-# "encoder.layer.0.attention.output.dense" before failing at its last letter).
-BACKTRACKING = r"([\w.]|[\w.][\w.])+[0-9]"
 for pattern in [BACKTRACKING, "(.*.*)*Z", "(a+)+$", "[", "no_such_layer", "(?P<x", "x" * 2000]:
     case(
         "target pattern",
@@ -351,112 +354,6 @@ case("model", "generate-on-encoder", lambda e, t: ["generate", "--model", str(e.
 
 
 # --- Bundles with a bad field, for info, predict and evaluate -----------------------------------
-def _mutated(mutate: Callable[[dict[str, Any], Path], None]) -> Callable[[Any, Path], Path]:
-    """A copy of the good bundle whose config ``mutate`` changed in place."""
-
-    def make(env: Any, tmp: Path) -> Path:
-        folder = tmp / "bundle"
-        shutil.copytree(env.bundle, folder)
-        config = json.loads((folder / CONFIG_FILE).read_text())
-        mutate(config, folder)
-        (folder / CONFIG_FILE).write_text(json.dumps(config))
-        return folder
-
-    return make
-
-
-def _set(path: str | tuple[str, ...], value: Any) -> Callable[[dict[str, Any], Path], None]:
-    """Set the field at a dotted ``path`` (a tuple when a key holds a dot)."""
-
-    def mutate(config: dict[str, Any], folder: Path) -> None:
-        *parents, last = path.split(".") if isinstance(path, str) else path
-        target = config
-        for key in parents:
-            target = target[key]
-        target[last] = value
-
-    return mutate
-
-
-def _drop(path: str) -> Callable[[dict[str, Any], Path], None]:
-    def mutate(config: dict[str, Any], folder: Path) -> None:
-        *parents, last = path.split(".")
-        target = config
-        for key in parents:
-            target = target[key]
-        del target[last]
-
-    return mutate
-
-
-def _weights(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., None]:
-    """Rewrite the weights file (and its recorded size and checksum, so only the content is off)."""
-
-    def mutate(config: dict[str, Any], folder: Path) -> None:
-        weights = folder / WEIGHTS_FILE
-        save_file(change(load_file(str(weights))), str(weights))
-        record = config["files"][WEIGHTS_FILE]
-        record["bytes"], record["sha256"] = weights.stat().st_size, sha256_file(weights)
-
-    return mutate
-
-
-def _raw(text: bytes) -> Callable[[dict[str, Any], Path], None]:
-    def mutate(config: dict[str, Any], folder: Path) -> None:
-        (folder / WEIGHTS_FILE).write_bytes(text)
-
-    return mutate
-
-
-BUNDLE_MUTATIONS: dict[str, Callable[[dict[str, Any], Path], None]] = {
-    "format": _set("format", "other"),
-    "format-version-new": _set("format_version", 99),
-    "format-version-string": _set("format_version", "1"),
-    "name-int": _set("name", 5),
-    "method-int": _set("method", 5),
-    "method-unknown": _set("method", "bogus"),
-    "config-list": _set("config", []),
-    "config-string": _set("config", "x"),
-    "config-unknown-field": _set("config.bogus", 1),
-    "config-reduction-negative": _set("config.reduction_factor", -1),
-    "config-reduction-string": _set("config.reduction_factor", "big"),
-    "config-width-huge": _set("config.bottleneck_size", 10**9),
-    "config-targets-regex": _set("config.target_modules", [BACKTRACKING]),
-    "config-targets-int": _set("config.target_modules", 5),
-    "config-layers-strings": _set("config.layers", ["a"]),
-    "config-placement": _set("config.placement", "sideways"),
-    "targets-int": _set("targets", 5),
-    "base-model-list": _set("base_model", []),
-    "base-model-path-int": _set("base_model.name_or_path", 5),
-    "base-fingerprint-string": _set("base_model.fingerprint", "x"),
-    "head-list": _set("head", []),
-    "head-type-int": _set("head.type", 5),
-    "head-type-unknown": _set("head.type", "bogus"),
-    "head-config-missing": _drop("head.config"),
-    "head-config-list": _set("head.config", [1]),
-    "head-hidden-huge": _set("head.config.hidden_size", 10**7),
-    "head-labels-huge": _set("head.config.num_labels", 10**9),
-    "head-labels-negative": _set("head.config.num_labels", -1),
-    "head-pooling": _set("head.config.pooling", "max"),
-    "head-dropout": _set("head.config.dropout", 2.0),
-    "head-unknown-arg": _set("head.config.bogus", 1),
-    "task-list": _set("task", []),
-    "task-type-int": _set("task.type", 5),
-    "task-type-unknown": _set("task.type", "bogus"),
-    "task-labels-ints": _set("task.labels", [1, 2]),
-    "task-labels-short": _set("task.labels", ["pos"]),
-    "task-labels-null": _set("task.labels", None),
-    "task-max-length": _set("task.max_length", -1),
-    "includes-base-string": _set("includes_base", "yes"),
-    "files-list": _set("files", []),
-    "files-bytes-string": _set(("files", WEIGHTS_FILE, "bytes"), "x"),
-    "weights-truncated": _raw(b"\x00" * 10),
-    "weights-extra-tensor": _weights(lambda t: {**t, "adapter.extra": t[next(iter(t))].clone()}),
-    "weights-shape": _weights(lambda t: {k: v[..., :1].contiguous() for k, v in t.items()}),
-    "weights-dtype-int": _weights(lambda t: {k: v.long() for k, v in t.items()}),
-}
-
-
 BUILD_TIME = {"config-width-huge", "config-targets-regex"}
 
 
@@ -477,36 +374,14 @@ for name, mutate in BUNDLE_MUTATIONS.items():
     # adapter is built, which `info` does not do: it checks fields and the file's checksum.
     needs_base = name in BUILD_TIME or (name.startswith("weights-") and name != "weights-truncated")
     for command in ("predict", "evaluate") if needs_base else ("info", "predict", "evaluate"):
-        case(f"bundle ({command})", name, _bundle_case(command, _mutated(mutate)))
-
-
-def _no_config(env: Any, tmp: Path) -> Path:
-    return _mutated(lambda c, f: None)(env, tmp).parent / "missing"
-
-
-def _not_json(env: Any, tmp: Path) -> Path:
-    folder = _mutated(lambda c, f: None)(env, tmp)
-    (folder / CONFIG_FILE).write_text("{not json")
-    return folder
-
-
-def _json_list(env: Any, tmp: Path) -> Path:
-    folder = _mutated(lambda c, f: None)(env, tmp)
-    (folder / CONFIG_FILE).write_text("[1, 2]")
-    return folder
-
-
-def _no_weights(env: Any, tmp: Path) -> Path:
-    folder = _mutated(lambda c, f: None)(env, tmp)
-    (folder / WEIGHTS_FILE).unlink()
-    return folder
+        case(f"bundle ({command})", name, _bundle_case(command, mutated(mutate)))
 
 
 for name, make in {
-    "no-bundle": _no_config,
-    "config-not-json": _not_json,
-    "config-json-list": _json_list,
-    "weights-missing": _no_weights,
+    "no-bundle": missing_bundle,
+    "config-not-json": config_not_json,
+    "config-json-list": config_of_a_list,
+    "weights-missing": weights_missing,
 }.items():
     for command in ("info", "predict", "evaluate"):
         case(f"bundle ({command})", name, _bundle_case(command, make))
@@ -515,7 +390,7 @@ case(
     "base-model-path-elsewhere",
     lambda e, t: [
         "predict",
-        str(_mutated(_set("base_model.name_or_path", "/nonexistent"))(e, t)),
+        str(mutated(set_field("base_model.name_or_path", "/nonexistent"))(e, t)),
         "x",
     ],
 )

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fuzz.cli_corpus import BUNDLE_MUTATIONS
+from tests.fuzz.bundle_mutations import BUNDLE_MUTATIONS
 
 
 @dataclass(frozen=True)

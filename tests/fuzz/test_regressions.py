@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.fuzz.cli_corpus import BACKTRACKING, BUNDLE_MUTATIONS
+from tests.fuzz.bundle_mutations import BACKTRACKING, BUNDLE_MUTATIONS
 from tests.serve.conftest import Served, encoder_bundles  # noqa: F401
 from tests.tiny import tiny_model
 
