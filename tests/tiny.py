@@ -119,7 +119,8 @@ def main_output(outputs) -> torch.Tensor:
 
 
 ARCHS = ["bert", "roberta", "distilbert", "gpt2", "llama", "t5"]
-METHODS = ["houlsby", "pfeiffer", "parallel", "lora"]
+METHODS = ["houlsby", "pfeiffer", "parallel", "lora", "ia3", "dora"]
+BOTTLENECKS = ["houlsby", "pfeiffer", "parallel"]
 
 
 def tiny_tokenizer(words: list[str]):

@@ -14,7 +14,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.base import AdapterModule, BaseWeights
 from adapterkit.routing import Routing, current_routing
 
 LEAF_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, Conv1D)
@@ -61,55 +61,87 @@ class AdapterHost(nn.Module):
         """(in_features, out_features) of the wrapped layer."""
         return layer_features(self.base_layer)
 
+    def base_weights(self) -> BaseWeights:
+        """The frozen weight as (out, in) (a view: Conv1D stores (in, out)) and its bias."""
+        weight = self.base_layer.weight
+        return BaseWeights(weight.T if isinstance(self.base_layer, Conv1D) else weight, self.bias)
+
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        out = self.base_layer(x, *args, **kwargs)
         routing = current_routing()
-        if routing is None:  # called outside AdaptedModel: plain layer (plus any merged LoRA)
-            return out
+        if routing is None:  # called outside AdaptedModel: plain layer (plus any merged adapter)
+            return self.base_layer(x, *args, **kwargs)
         if routing.disabled:
             self._check_merged_ok(None)
-            return out
+            return self.base_layer(x, *args, **kwargs)
         if self.tap_key is not None:
             routing.block_inputs[self.tap_key] = x  # (B, T, C_in), read later in this call
         if routing.groups is None:
-            return self._forward_single(routing, x, out)
-        return self._forward_mixed(routing, x, out)
+            return self._forward_single(routing, x, args, kwargs)
+        return self._forward_mixed(routing, x, args, kwargs)
 
-    def _forward_single(self, routing: Routing, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def _run(
+        self,
+        module: AdapterModule,
+        x: torch.Tensor,
+        out: torch.Tensor,
+        block_input: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if module.reads_base:
+            return module(x, out, block_input, base=self.base_weights())
+        return module(x, out, block_input)
+
+    def _forward_single(
+        self, routing: Routing, x: torch.Tensor, args: tuple, kwargs: dict
+    ) -> torch.Tensor:
         name = routing.single
         self._check_merged_ok(name)
         if name is None or name == self.merged or name not in self.adapters:
-            return out
-        return self.adapters[name](x, out, self._block_input(routing, name, None))
+            return self.base_layer(x, *args, **kwargs)
+        module = self.adapters[name]
+        seen = module.adapt_input(x) if module.adapts_input else x
+        out = self.base_layer(seen, *args, **kwargs)
+        return self._run(module, seen, out, self._block_input(routing, name, None))
 
-    def _forward_mixed(self, routing: Routing, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def _forward_mixed(
+        self, routing: Routing, x: torch.Tensor, args: tuple, kwargs: dict
+    ) -> torch.Tensor:
         if self.merged is not None:
             raise AdapterkitError(
-                f"LoRA '{self.merged}' is merged into the base weights; unmerge it before mixed batches"
+                f"adapter '{self.merged}' is merged into the base weights; unmerge it before "
+                "mixed batches"
             )
         if x.shape[0] != routing.batch_size:
             raise AdapterkitError(
                 f"per-row routing got {routing.batch_size} names but a layer saw batch {x.shape[0]}; "
                 "this model reshapes the batch dimension, so route one adapter per call"
             )
+        present = [name for name in routing.groups if name in self.adapters]
+        x = self._adapt_rows(routing, present, x)
+        out = self.base_layer(x, *args, **kwargs)
         runs = routing.runs
         if runs is not None and routing.batch_size >= SLICE_ROWS_FROM * len(runs):
             return self._forward_runs(routing, runs, x, out)
-        present = [name for name in routing.groups if name in self.adapters]
         if len(present) >= BATCH_ROWS_FROM:
             batched = self._forward_rows(routing, present, x, out)
             if batched is not None:
                 return batched
         result = out
-        for name, rows in routing.groups.items():
-            if name not in self.adapters:
-                continue
-            rows = rows.to(out.device)
-            adapted = self.adapters[name](
-                x[rows], out[rows], self._block_input(routing, name, rows)
+        for name in present:
+            rows = routing.groups[name].to(out.device)
+            adapted = self._run(
+                self.adapters[name], x[rows], out[rows], self._block_input(routing, name, rows)
             )
             result = result.index_copy(0, rows, adapted)
         return result
+
+    def _adapt_rows(self, routing: Routing, present: list[str], x: torch.Tensor) -> torch.Tensor:
+        """The layer input with each input-adapting adapter's rows replaced by its adaptation."""
+        for name in present:
+            module = self.adapters[name]
+            if module.adapts_input:
+                rows = routing.groups[name].to(x.device)
+                x = x.index_copy(0, rows, module.adapt_input(x[rows]))
+        return x
 
     def _forward_runs(
         self,
@@ -126,7 +158,7 @@ class AdapterHost(nn.Module):
                 continue
             block = self._block_input(routing, name, None)
             block = None if block is None else block[start:end]
-            pieces.append(self.adapters[name](x[start:end], out[start:end], block))
+            pieces.append(self._run(self.adapters[name], x[start:end], out[start:end], block))
         return torch.cat(pieces)
 
     def _forward_rows(
@@ -142,6 +174,8 @@ class AdapterHost(nn.Module):
         for position, name in enumerate(present):
             slot[routing.groups[name].to(out.device)] = position
         block_input = self._block_input(routing, present[0], None)
+        if kind.reads_base:
+            return kind.forward_rows(modules, slot, x, out, block_input, base=self.base_weights())
         return kind.forward_rows(modules, slot, x, out, block_input)
 
     def _block_input(
@@ -160,13 +194,13 @@ class AdapterHost(nn.Module):
         if self.merged is not None and requested != self.merged:
             wanted = "the base alone" if requested is None else f"'{requested}'"
             raise AdapterkitError(
-                f"LoRA '{self.merged}' is merged into the base weights, so this layer cannot run "
+                f"adapter '{self.merged}' is merged into the base weights, so this layer cannot run "
                 f"{wanted}; unmerge it first"
             )
 
     # Merging ---------------------------------------------------------------------------
     def merge(self, name: str) -> None:
-        """Add a mergeable adapter's update into the frozen weight."""
+        """Fold a mergeable adapter into the frozen weight (and bias)."""
         adapter: AdapterModule = self.adapters[name]
         if not adapter.mergeable:
             raise AdapterkitError(f"adapter '{name}' ({type(adapter).__name__}) cannot be merged")
@@ -174,20 +208,25 @@ class AdapterHost(nn.Module):
             raise AdapterkitError(
                 f"'{self.merged}' is already merged into this layer; unmerge it first"
             )
-        self._add_to_weight(adapter.delta_weight(), sign=1.0)
+        self._write(adapter.merged_weights(self._base_double()))
         self.merged = name
 
     def unmerge(self) -> None:
-        """Subtract the merged adapter's update from the frozen weight again."""
+        """Take the merged adapter out of the frozen weight again."""
         if self.merged is None:
             return
-        self._add_to_weight(self.adapters[self.merged].delta_weight(), sign=-1.0)
+        self._write(self.adapters[self.merged].unmerged_weights(self._base_double()))
         self.merged = None
 
+    def _base_double(self) -> BaseWeights:
+        # Merging works in float64 so that merge followed by unmerge returns the weight
+        # to within 1 ulp of its dtype.
+        weight, bias = self.base_weights()
+        return BaseWeights(weight.double(), None if bias is None else bias.double())
+
     @torch.no_grad()
-    def _add_to_weight(self, delta: torch.Tensor, sign: float) -> None:
-        weight = self.base_layer.weight
-        if isinstance(self.base_layer, Conv1D):
-            delta = delta.T  # Conv1D stores (in, out)
-        # Accumulate in float64 so merge followed by unmerge returns the weight to within 1 ulp.
-        weight.copy_((weight.double() + sign * delta.double()).to(weight.dtype))
+    def _write(self, new: BaseWeights) -> None:
+        weight, bias = self.base_weights()
+        weight.copy_(new.weight.to(weight.dtype))  # a view: writes Conv1D's (in, out) storage
+        if bias is not None and new.bias is not None:
+            bias.copy_(new.bias.to(bias.dtype))

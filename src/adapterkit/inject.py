@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import regex
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.host import LEAF_TYPES, AdapterHost, layer_features
-from adapterkit.methods.base import AdapterConfig
+from adapterkit.methods.base import AdapterConfig, LayerSpec
 
 log = logging.getLogger("adapterkit")
 MAX_PATTERN_CHARS = 1000
@@ -36,6 +36,9 @@ class ArchDefaults:
     """FFN down-projection (Houlsby's second, Pfeiffer's only adapter)."""
     ffn_in: str
     """A layer whose input is the FFN block input (tapped for parallel adapters)."""
+    attn_kv: str
+    """Attention key and value projections (IA3 rescales their outputs; GPT-2's fused
+    c_attn holds the query too)."""
     lora: str
     """LoRA targets: every linear layer inside the blocks but the key projection
     (attention query/value/output and the FFN). Adapting every layer, as QLoRA (Dettmers
@@ -51,18 +54,21 @@ _BERT = ArchDefaults(
     attn_out=r"(.*\.)?attention\.output\.dense",
     ffn_out=r"(.*\.)?layer\.\d+\.output\.dense",
     ffn_in=r"(.*\.)?layer\.\d+\.intermediate\.dense",
+    attn_kv=r"(.*\.)?attention\.self\.(key|value)",
     lora=r"(.*\.)?(attention\.self\.(query|value)|attention\.output\.dense|layer\.\d+\.(intermediate|output)\.dense)",
 )
 _LLAMA = ArchDefaults(
     attn_out=r"(.*\.)?self_attn\.o_proj",
     ffn_out=r"(.*\.)?mlp\.down_proj",
     ffn_in=r"(.*\.)?mlp\.up_proj",
+    attn_kv=r"(.*\.)?self_attn\.(k_proj|v_proj)",
     lora=r"(.*\.)?(self_attn\.(q_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))",
 )
 _BART = ArchDefaults(
     attn_out=r"(.*\.)?self_attn\.out_proj",
     ffn_out=r"(.*\.)?layers\.\d+\.fc2",
     ffn_in=r"(.*\.)?layers\.\d+\.fc1",
+    attn_kv=r"(.*\.)?(self_attn|encoder_attn)\.(k_proj|v_proj)",
     lora=r"(.*\.)?((self_attn|encoder_attn)\.(q_proj|v_proj|out_proj)|layers\.\d+\.(fc1|fc2))",
 )
 
@@ -72,12 +78,14 @@ ARCH_DEFAULTS: dict[str, ArchDefaults] = {
         attn_out=r"(.*\.)?attention\.out_lin",
         ffn_out=r"(.*\.)?ffn\.lin2",
         ffn_in=r"(.*\.)?ffn\.lin1",
+        attn_kv=r"(.*\.)?attention\.(k_lin|v_lin)",
         lora=r"(.*\.)?(attention\.(q_lin|v_lin|out_lin)|ffn\.(lin1|lin2))",
     ),
     "gpt2": ArchDefaults(
         attn_out=r"(.*\.)?attn\.c_proj",
         ffn_out=r"(.*\.)?mlp\.c_proj",
         ffn_in=r"(.*\.)?mlp\.c_fc",
+        attn_kv=r"(.*\.)?attn\.c_attn",
         lora=r"(.*\.)?(attn\.(c_attn|c_proj)|mlp\.(c_fc|c_proj))",
     ),
     **dict.fromkeys(["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "smollm3"], _LLAMA),
@@ -87,6 +95,7 @@ ARCH_DEFAULTS: dict[str, ArchDefaults] = {
             attn_out=r"(.*\.)?SelfAttention\.o",
             ffn_out=r"(.*\.)?DenseReluDense\.wo",
             ffn_in=r"(.*\.)?DenseReluDense\.wi(_0)?",
+            attn_kv=r"(.*\.)?(SelfAttention|EncDecAttention)\.(k|v)",
             lora=r"(.*\.)?((SelfAttention|EncDecAttention)\.(q|v|o)|DenseReluDense\.(wi|wi_0|wi_1|wo))",
         ),
     ),
@@ -167,6 +176,16 @@ def default_patterns(model: nn.Module, role: str) -> list[str]:
             + ", ".join(candidate_names(model))
         )
     return [getattr(ARCH_DEFAULTS[arch], role)]
+
+
+def layer_roles(model: nn.Module, name: str) -> frozenset[str]:
+    """The default roles whose built-in pattern matches layer ``name`` on ``model``'s architecture."""
+    defaults = ARCH_DEFAULTS.get(model_type(model))
+    if defaults is None:
+        return frozenset()
+    return frozenset(
+        role.name for role in fields(defaults) if name_matches(name, getattr(defaults, role.name))
+    )
 
 
 def resolve_targets(model: nn.Module, config: AdapterConfig) -> list[str]:
@@ -263,7 +282,10 @@ def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -
             host.reads_block[adapter_name] = tap.tap_key
             tap_features = tap.features()[0]
         in_features, out_features = host.features()
-        module = config.build(in_features, out_features, tap_features)
+        spec = LayerSpec(
+            target, in_features, out_features, tap_features, layer_roles(model, target)
+        )
+        module = config.build_layer(spec, host.base_weights())
         weight = host.base_layer.weight
         module.train(host.training)
         host.adapters[adapter_name] = module.to(device=weight.device, dtype=weight.dtype)

@@ -215,9 +215,17 @@ class AdaptedModel(BundleIO, nn.Module):
         return [m for m in self.base.modules() if isinstance(m, AdapterHost) and name in m.adapters]
 
     def merge_adapter(self, name: str) -> None:
-        """Fold a LoRA's update into the frozen weights (for single-adapter deployment)."""
-        for host in self._hosts_of(name):
-            host.merge(name)
+        """Fold a mergeable adapter (LoRA, DoRA, IA3) into the frozen weights, for
+        single-adapter deployment. All layers or none: a layer that refuses undoes the rest."""
+        done: list[AdapterHost] = []
+        try:
+            for host in self._hosts_of(name):
+                host.merge(name)
+                done.append(host)
+        except AdapterkitError:
+            for host in done:
+                host.unmerge()
+            raise
 
     def unmerge_adapter(self, name: str) -> None:
         """Undo :meth:`merge_adapter`."""

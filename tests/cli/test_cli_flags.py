@@ -121,15 +121,17 @@ def test_every_option_field_is_set_by_its_flag_and_by_its_yaml_key(
     cls: type, f: dataclasses.Field, tmp_path: Path
 ) -> None:
     words, value = _sample(cls, f)
-    from_flag = _built(cls, _values(["train", _flag(f), *words]))
+    # A method's option is given with that method: another one refuses it.
+    method = ["--method", cls.method] if cls not in (TrainConfig, RunOptions) else []
+    from_flag = _built(cls, _values(["train", *method, _flag(f), *words]))
     assert from_flag[f.name] == value
     config = tmp_path / "c.yaml"
     config.write_text(f"{f.name}: {value!r}\n".replace("'", '"'))
-    from_yaml = _built(cls, _values(["train", "--config", str(config)]))
+    from_yaml = _built(cls, _values(["train", *method, "--config", str(config)]))
     assert from_yaml[f.name] == value
     # Not given at all: the dataclass default; a method option is left out of
     # method_options, so the method (or its preset) decides.
-    unset = _built(cls, _values(["train"]))
+    unset = _built(cls, _values(["train", *method]))
     if cls in (TrainConfig, RunOptions):
         assert unset[f.name] == dataclass_defaults(cls)[f.name]
     else:
@@ -145,22 +147,24 @@ def test_every_flag_field_has_a_docstring_and_it_is_the_help() -> None:
     assert actions["--patience"].help.endswith(
         "(see adapterkit.train.early_stopping). (default: 2)"
     )
-    assert actions["--rank"].help == "lora: Rank of the update. (default: 8)"
+    assert actions["--rank"].help == "lora, dora: Rank of the update. (default: 8)"
     both = actions["--adapter-dropout"].help  # one flag for two methods' field
-    assert both.startswith("bottleneck: Dropout on the adapter's output") and "lora: " in both
+    assert both.startswith("bottleneck: Dropout on the adapter's output") and "lora, dora: " in both
 
 
 def test_yaml_aliases_sections_and_dashes(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(
-        "rank: 4\nadapter_dropout: 0.25\nadapter-scaling: 2\n"
+        "method: lora\nrank: 4\nadapter_dropout: 0.25\n"
         "train:\n  batch-size: 7\n  group_by_length: true\nrun:\n  method_options:\n    alpha: 3\n"
     )
     values = _values(["train", "--config", str(config)])
-    assert cli_flags.method_options(values) == {"r": 4, "dropout": 0.25, "scaling": 2, "alpha": 3}
+    assert cli_flags.method_options(values) == {"r": 4, "dropout": 0.25, "alpha": 3}
     assert cli_flags.train_config(values).batch_size == 7
     assert cli_flags.train_config(values).group_by_length is True
-    config.write_text("r: 5\ndropout: 0.1\nadapter_name: y\ngroup_by_length: true\n")
+    config.write_text("adapter-scaling: 2\n")  # the default method, pfeiffer, has it
+    assert cli_flags.method_options(_values(["train", "--config", str(config)])) == {"scaling": 2}
+    config.write_text("method: lora\nr: 5\ndropout: 0.1\nadapter_name: y\ngroup_by_length: true\n")
     values = _values(["train", "--config", str(config), "--no-group-by-length"])
     assert cli_flags.method_options(values) == {"r": 5, "dropout": 0.1}
     assert cli_flags.run_options(values).adapter_name == "y"

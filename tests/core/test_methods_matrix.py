@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.tiny import ARCHS, METHODS, main_output, tiny_inputs, tiny_model
+from tests.tiny import ARCHS, BOTTLENECKS, METHODS, main_output, tiny_inputs, tiny_model
 
 from adapterkit.heads import ClassificationHead
 from adapterkit.methods import make_config
@@ -14,7 +14,7 @@ from adapterkit.model import AdaptedModel
 def tiny_config(method: str):
     """The method's config, with a bottleneck wide enough for hidden 32 (the default rf 16 gives
     width 2, where a ReLU can be dead on every unit of a random tiny model)."""
-    return make_config(method, reduction_factor=4) if method != "lora" else make_config(method)
+    return make_config(method, reduction_factor=4) if method in BOTTLENECKS else make_config(method)
 
 
 def _randomise_adapter(model: AdaptedModel, name: str) -> None:
@@ -92,9 +92,13 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     arch: str, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from adapterkit.methods.bottleneck.layer import BottleneckAdapter
+    from adapterkit.methods.dora.layer import DoraAdapter
+    from adapterkit.methods.ia3.layer import Ia3Adapter
     from adapterkit.methods.lora.layer import LoraAdapter
 
-    module_class = LoraAdapter if method == "lora" else BottleneckAdapter
+    module_class = {"lora": LoraAdapter, "ia3": Ia3Adapter, "dora": DoraAdapter}.get(
+        method, BottleneckAdapter
+    )
     model = AdaptedModel(tiny_model(arch))
     names = ["A", "B", "C", "D"]
     for name in names:
@@ -103,8 +107,8 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     calls = []
     original = module_class.forward_rows.__func__
 
-    def spy(cls, *args):
-        calls.append(result := original(cls, *args))
+    def spy(cls, *args, **kwargs):
+        calls.append(result := original(cls, *args, **kwargs))
         return result
 
     monkeypatch.setattr(module_class, "forward_rows", classmethod(spy))

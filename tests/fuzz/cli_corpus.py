@@ -119,7 +119,16 @@ BAD_METHOD_FLAGS: dict[str, list[tuple[str, str]]] = {
         ("--adapter-dropout", "-0.1"),
         ("--adapter-scaling", "nan"),
         ("--adapter-scaling", "inf"),
+        ("--rank", "4"),
     ],
+    "ia3": [("--rank", "4"), ("--reduction-factor", "4"), ("--adapter-dropout", "0.1")],
+    "dora": [
+        ("--rank", "0"),
+        ("--rank", "1000000"),
+        ("--alpha", "nan"),
+        ("--reduction-factor", "2"),
+    ],
+    "full": [("--rank", "4")],
 }
 for flag, values in BAD_TRAIN_FLAGS.items():
     for value in values:

@@ -157,7 +157,9 @@ def compare(make_model, specs, method: str, tmp_path: Path) -> None:
             )
 
 
-@pytest.mark.parametrize("method", ["houlsby", "pfeiffer", "parallel", "lora", "head"])
+@pytest.mark.parametrize(
+    "method", ["houlsby", "pfeiffer", "parallel", "lora", "ia3", "dora", "head"]
+)
 def test_head_tasks_packed_equal_alone(method: str, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     tokenizer = build_tokenizer()

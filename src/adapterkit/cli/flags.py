@@ -18,7 +18,7 @@ from typing import Any
 
 from adapterkit.cli.fields import FieldFlag, add_flags, dataclass_defaults, dataclass_flags
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods import AdapterConfig, registered_configs
+from adapterkit.methods import AdapterConfig, known_methods, make_config, registered_configs
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
 
@@ -48,18 +48,19 @@ def method_flags() -> tuple[FieldFlag, ...]:
     """
     shared = [f.name for f in dataclasses.fields(AdapterConfig)]
     merged: dict[str, FieldFlag] = {}
+    helps: dict[str, dict[str, list[str]]] = {}  # field -> help text -> methods that say it
     for cls in registered_configs():
         for spec in dataclass_flags(cls):
             if spec.name in shared:
                 continue
-            spec = dataclasses.replace(spec, help=f"{cls.method}: {spec.help}")
-            if spec.name not in merged:
-                merged[spec.name] = spec
-                continue
-            seen = merged[spec.name]
+            seen = merged.setdefault(spec.name, spec)
             if dataclasses.replace(seen, help="") != dataclasses.replace(spec, help=""):
                 raise TypeError(f"{cls.__name__}.{spec.name}: flag differs from other methods'")
-            merged[spec.name] = dataclasses.replace(seen, help=f"{seen.help}; {spec.help}")
+            helps.setdefault(spec.name, {}).setdefault(spec.help, []).append(cls.method)
+    for name, texts in helps.items():
+        # A field that DoRA inherits from LoRA reads "lora, dora: ...", not the text twice.
+        text = "; ".join(f"{', '.join(methods)}: {help}" for help, methods in texts.items())
+        merged[name] = dataclasses.replace(merged[name], help=text)
     return (*merged.values(), *dataclass_flags(AdapterConfig))
 
 
@@ -106,10 +107,27 @@ def one_value(spec: FieldFlag, value: Any) -> Any:
 
 
 def method_options(values: dict[str, Any]) -> dict[str, Any]:
-    """The method-config fields given (as flags or YAML keys), by field name, for ``make_config``."""
+    """The method-config fields given (as flags or YAML keys), by field name, for ``make_config``.
+
+    Raises:
+        AdapterkitError: An option the chosen method does not have (``--rank`` with ia3).
+    """
     given = {spec.name: one_value(spec, values.get(spec.dest)) for spec in method_flags()}
     # An empty list (target_modules: [] in YAML) means "not given", as before: the default.
-    return {name: value for name, value in given.items() if value is not None and value != []}
+    given = {name: value for name, value in given.items() if value is not None and value != []}
+    method = values.get("method")
+    if isinstance(method, str) and method in known_methods():
+        has = {f.name for f in dataclasses.fields(make_config(method))}
+        specs = {spec.name: spec for spec in method_flags()}
+        stray = [specs[name].flag or name for name in given if name not in has]
+        if stray:
+            own = sorted(specs[name].flag or name for name in has if name in specs)
+            raise AdapterkitError(
+                f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
+                f"method '{method}' "
+                f"(its options: {', '.join(own)})"
+            )
+    return given
 
 
 def run_options(values: dict[str, Any]) -> RunOptions:

@@ -63,6 +63,8 @@ def config_from_dict(method: str, values: dict[str, Any]) -> AdapterConfig:
 
 # Registration happens on import of each method package.
 from adapterkit.methods import bottleneck as _bottleneck  # noqa: E402, F401
+from adapterkit.methods import dora as _dora  # noqa: E402, F401
+from adapterkit.methods import ia3 as _ia3  # noqa: E402, F401
 from adapterkit.methods import lora as _lora  # noqa: E402, F401
 from adapterkit.methods.base_only import NoAdapterConfig  # noqa: E402
 

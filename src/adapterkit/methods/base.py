@@ -3,20 +3,51 @@
 A method module is called by an :class:`~adapterkit.inject.AdapterHost` with the
 input of the wrapped layer, that layer's output, and (for methods that read the
 block input, such as parallel adapters) the tapped input of the block. It returns
-the new output. Keeping that one signature lets the host stay method-agnostic:
-adding a method touches only its own folder.
+the new output. Two optional hooks cover the methods that need more, still without
+the host knowing any method by name:
+
+- ``adapts_input``: the module rescales the layer's *input* before the frozen layer
+  runs (IA3 on the FFN down-projection), through :meth:`AdapterModule.adapt_input`;
+- ``reads_base``: the module reads the frozen weight itself (DoRA's column norms), given
+  as :class:`BaseWeights` in the ``base`` keyword.
+
+Keeping that one signature lets the host stay method-agnostic: adding a method touches
+only its own folder.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
+
+
+class BaseWeights(NamedTuple):
+    """A frozen layer's weight as (out, in), whatever its storage (GPT-2's Conv1D keeps
+    (in, out)), and its bias (out,) or None."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """What a method's build step knows of one target layer."""
+
+    name: str
+    """Dotted module name of the layer."""
+    in_features: int
+    out_features: int
+    tap_features: int | None
+    """Width of the tapped FFN block input (methods that read it), else None."""
+    roles: frozenset[str] = frozenset()
+    """The default target roles (``inject.ArchDefaults`` fields) whose built-in pattern
+    matches this layer on its architecture; empty on an architecture without defaults."""
 
 
 @dataclass
@@ -71,16 +102,49 @@ class AdapterConfig:
         """Create the module for one wrapped layer."""
         raise NotImplementedError
 
+    def build_layer(self, spec: LayerSpec, base: BaseWeights) -> AdapterModule:
+        """Create the module for the layer ``spec`` over the frozen ``base``.
+
+        The injector calls this; the default builds from the widths alone. Methods whose
+        module depends on the layer's role or initialises from the frozen weight override it.
+        """
+        return self.build(spec.in_features, spec.out_features, spec.tap_features)
+
 
 class AdapterModule(nn.Module):
     """Base class of the per-layer adapter modules."""
 
     mergeable: ClassVar[bool] = False
+    reads_base: ClassVar[bool] = False
+    """When set, the host passes the frozen layer's :class:`BaseWeights` as ``base=`` to
+    :meth:`forward` and :meth:`forward_rows`."""
+    adapts_input: bool = False
+    """When set (per instance), the host runs the frozen layer on :meth:`adapt_input` of its
+    input for this adapter's rows."""
 
     def forward(
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    def adapt_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The input the frozen layer sees for this adapter's rows (modules with ``adapts_input``)."""
+        raise NotImplementedError
+
+    def delta_weight(self) -> torch.Tensor:
+        """An additive update of the frozen (out, in) weight (additive mergeable methods)."""
+        raise NotImplementedError
+
+    def merged_weights(self, base: BaseWeights) -> BaseWeights:
+        """The frozen weights with this adapter folded in (called in float64).
+
+        The default adds :meth:`delta_weight`; methods that scale override it.
+        """
+        return BaseWeights(base.weight + self.delta_weight().to(base.weight.dtype), base.bias)
+
+    def unmerged_weights(self, base: BaseWeights) -> BaseWeights:
+        """Undo :meth:`merged_weights` on weights it produced (called in float64)."""
+        return BaseWeights(base.weight - self.delta_weight().to(base.weight.dtype), base.bias)
 
     @classmethod
     def forward_rows(

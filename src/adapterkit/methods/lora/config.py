@@ -42,12 +42,16 @@ class LoraConfig(AdapterConfig):
     def build(self, in_features: int, out_features: int, tap_features: int | None) -> AdapterModule:
         from adapterkit.methods.lora.layer import LoraAdapter
 
+        self.check_rank(in_features, out_features)
+        return LoraAdapter(in_features, out_features, self.r, self.scaling, self.dropout)
+
+    def check_rank(self, in_features: int, out_features: int) -> None:
+        """Refuse a rank above the layer's width."""
         if self.r > max(in_features, out_features):
             # B A has rank at most min(in, out), so a rank above the layer's width only
             # costs memory; refused before allocation (a typo such as 10**6 would ask
             # for gigabytes).
             raise AdapterkitError(
-                f"LoRA rank r={self.r} is above the layer's width "
+                f"{self.method} rank r={self.r} is above the layer's width "
                 f"({in_features} in, {out_features} out); use a smaller rank"
             )
-        return LoraAdapter(in_features, out_features, self.r, self.scaling, self.dropout)

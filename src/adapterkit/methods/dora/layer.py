@@ -1,0 +1,117 @@
+"""The DoRA module.
+
+For a frozen layer ``y = W x + b`` (W: (out, in)) and a LoRA update ``ΔW = s · B A``::
+
+    y' = (m / ‖W + ΔW‖) ⊙ (W x + ΔW x) + b          m, ‖·‖: (out,), one per output row
+
+computed from the frozen layer's output as ``y + (g - 1) ⊙ (y - b) + g ⊙ ΔW x`` with
+``g = m / ‖W + ΔW‖``, so the frozen product ``W x`` is not run twice. As in the paper
+(§4.3) and peft, the norm is a constant for the backward pass: its graph would cost an
+(out, in) matrix per layer of activation memory for no measured gain. LoRA's dropout
+applies to the low-rank path only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.methods.base import AdapterModule, BaseWeights, gather_per_row
+from adapterkit.methods.lora.layer import LoraAdapter
+
+MIN_MERGE_MAGNITUDE = 1e-6
+"""Below this a row's magnitude would erase the row on merge, beyond unmerging."""
+
+
+class DoraAdapter(LoraAdapter):
+    """A LoRA direction update with a learned length per output row."""
+
+    reads_base = True
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        r: int,
+        scaling: float,
+        dropout: float,
+        weight: torch.Tensor,
+    ) -> None:
+        super().__init__(in_features, out_features, r, scaling, dropout)
+        # B starts at zero, so ‖W + ΔW‖ = ‖W‖ and g = 1: the fresh adapter is the identity.
+        self.magnitude = nn.Parameter(weight.detach().to(torch.float32).norm(dim=1))
+        self._merged_gain: torch.Tensor | None = None
+
+    def row_gain(self, weight: torch.Tensor) -> torch.Tensor:
+        """``g = m / ‖W + ΔW‖`` per output row (out,), the norm detached."""
+        directed = weight.to(self.lora_A.weight.dtype) + self.delta_weight()
+        return self.magnitude / directed.norm(dim=1).detach()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        *,
+        base: BaseWeights,
+    ) -> torch.Tensor:
+        dtype = self.lora_A.weight.dtype
+        gain = self.row_gain(base.weight)
+        low_rank = self.scaling * self.lora_B(self.lora_A(self.dropout(x.to(dtype))))
+        plain = _without_bias(base_out.to(dtype), base.bias)
+        return base_out + ((gain - 1) * plain + gain * low_rank).to(base_out.dtype)
+
+    @classmethod
+    def forward_rows(
+        cls,
+        modules: list[AdapterModule],
+        slot: torch.Tensor,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        *,
+        base: BaseWeights,
+    ) -> torch.Tensor | None:
+        """Each row with its own A, B and gain, in two batched matmuls (as LoRA's rows)."""
+        first = modules[0]
+        same = all(
+            isinstance(m, DoraAdapter)
+            and m.lora_A.weight.shape == first.lora_A.weight.shape
+            and m.lora_A.weight.dtype == first.lora_A.weight.dtype
+            and (not m.training or m.dropout.p == 0.0)
+            for m in modules
+        )
+        if not same:
+            return None
+        dtype = first.lora_A.weight.dtype
+        a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
+        b = gather_per_row([m.lora_B.weight * m.scaling for m in modules], slot)  # (B, out, r)
+        # Rows without an adapter gather zeros: no shift and no low-rank term.
+        shift = gather_per_row([m.row_gain(base.weight) - 1 for m in modules], slot)  # (B, out)
+        shift = shift.unsqueeze(1)
+        low_rank = torch.bmm(torch.bmm(x.to(dtype), a.transpose(1, 2)), b.transpose(1, 2))
+        plain = _without_bias(base_out.to(dtype), base.bias)
+        return base_out + (shift * plain + (shift + 1) * low_rank).to(base_out.dtype)
+
+    def merged_weights(self, base: BaseWeights) -> BaseWeights:
+        if self.magnitude.detach().abs().min().item() < MIN_MERGE_MAGNITUDE:
+            raise AdapterkitError(
+                f"a DoRA magnitude is below {MIN_MERGE_MAGNITUDE}; merging would erase its row "
+                "for good, so this adapter cannot be merged"
+            )
+        directed = base.weight + self.delta_weight().detach().to(base.weight.dtype)
+        gain = self.magnitude.detach().to(base.weight.dtype) / directed.norm(dim=1)
+        self._merged_gain = gain  # unmerging needs the norm of the weight before the merge
+        return BaseWeights(gain.unsqueeze(1) * directed, base.bias)
+
+    def unmerged_weights(self, base: BaseWeights) -> BaseWeights:
+        if self._merged_gain is None:
+            raise AdapterkitError("this DoRA adapter is not merged")
+        gain, self._merged_gain = self._merged_gain, None
+        delta = self.delta_weight().detach().to(base.weight.dtype)
+        return BaseWeights(base.weight / gain.unsqueeze(1) - delta, base.bias)
+
+
+def _without_bias(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return out if bias is None else out - bias.to(out.dtype)
