@@ -30,8 +30,12 @@ def test_minilm_bundles_served_like_in_process(tmp_path: Path) -> None:
     )
     add_random_adapter(model, "topic", "pfeiffer", topic, 1, adapters)
     add_random_adapter(model, "ner", "lora", ner, 2, adapters)
+    add_random_adapter(model, "topic-ia3", "ia3", topic, 3, adapters)
+    add_random_adapter(model, "ner-dora", "dora", ner, 4, adapters)
     want_topic = predict_raw(model, "topic", topic, TEXTS)
     want_ner = predict_raw(model, "ner", ner, NER_TEXTS)
+    want_ia3 = predict_raw(model, "topic-ia3", topic, TEXTS)
+    want_dora = predict_raw(model, "ner-dora", ner, NER_TEXTS)
     args = ["--model", "minilm", "--adapters", str(adapters)]
     with (
         running_server(args, tmp_path / "server.log", threads=None) as url,
@@ -41,5 +45,9 @@ def test_minilm_bundles_served_like_in_process(tmp_path: Path) -> None:
         assert close(got.json()["predictions"], want_topic, 1e-3), got.text
         got = client.post("/v1/predict", json={"adapter": "ner", "inputs": NER_TEXTS})
         assert close(got.json()["predictions"], want_ner, 1e-3), got.text
+        got = client.post("/v1/predict", json={"adapter": "topic-ia3", "inputs": TEXTS})
+        assert close(got.json()["predictions"], want_ia3, 1e-3), got.text
+        got = client.post("/v1/predict", json={"adapter": "ner-dora", "inputs": NER_TEXTS})
+        assert close(got.json()["predictions"], want_dora, 1e-3), got.text
         names = {row["name"] for row in client.get("/v1/adapters").json()["adapters"]}
-        assert names == {"topic", "ner"}
+        assert names == {"topic", "ner", "topic-ia3", "ner-dora"}
