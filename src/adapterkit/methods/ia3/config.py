@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from adapterkit.methods.base import AdapterConfig, AdapterModule, BaseWeights, LayerSpec
@@ -20,6 +20,11 @@ class Ia3Config(AdapterConfig):
     into the frozen weight (merge/unmerge).
     """
 
+    input_scaled: list[str] | None = field(default=None, metadata={"flag": None})
+    """Layer names (or dotted name suffixes) whose input is scaled; ``None``: the layers the
+    architecture's defaults call FFN down-projections. An import from PEFT sets it from
+    PEFT's ``feedforward_modules``."""
+
     method: ClassVar[str] = "ia3"
 
     def roles(self) -> list[str]:
@@ -33,6 +38,12 @@ class Ia3Config(AdapterConfig):
     def build_layer(self, spec: LayerSpec, base: BaseWeights) -> AdapterModule:
         from adapterkit.methods.ia3.layer import Ia3Adapter
 
-        if "ffn_out" in spec.roles:
+        if self.scales_input_of(spec):
             return Ia3Adapter(spec.in_features, scales_input=True)
         return Ia3Adapter(spec.out_features, scales_input=False)
+
+    def scales_input_of(self, spec: LayerSpec) -> bool:
+        """Whether the layer ``spec`` gets its input scaled (else its output)."""
+        if self.input_scaled is None:
+            return "ffn_out" in spec.roles
+        return any(spec.name == n or spec.name.endswith("." + n) for n in self.input_scaled)

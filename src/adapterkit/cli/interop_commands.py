@@ -1,0 +1,38 @@
+"""``adapterkit export`` and ``adapterkit import``: bundles to and from other tools' formats."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from adapterkit.errors import AdapterkitError
+
+FORMATS = ("peft",)
+
+
+def cmd_export(values: dict[str, Any]) -> int:
+    """Write a bundle in another format (``--format peft``: a PEFT adapter folder)."""
+    from adapterkit.files import check_writable_dir
+    from adapterkit.interop.peft_export import export_peft
+
+    if values["format"] not in FORMATS:
+        raise AdapterkitError(
+            f"unknown export format '{values['format']}'; use {', '.join(FORMATS)}"
+        )
+    check_writable_dir(values["out"], "--out")
+    out = export_peft(values["bundle"], values["out"])
+    print(json.dumps({"exported": str(out), "format": values["format"]}))
+    return 0
+
+
+def cmd_import(values: dict[str, Any]) -> int:
+    """Write a PEFT adapter folder as an adapterkit bundle."""
+    from adapterkit.files import check_writable_dir
+    from adapterkit.interop.peft_import import import_peft
+
+    check_writable_dir(values["out"], "--out")
+    out = import_peft(
+        values["folder"], values["out"], values["model"], values["labels"], values["name"]
+    )
+    print(json.dumps({"bundle": str(out)}))
+    return 0

@@ -1,0 +1,127 @@
+"""``adapterkit export BUNDLE --format peft --out DIR``: a bundle as a PEFT adapter folder.
+
+The folder loads with ``PeftModel.from_pretrained`` on the transformers model PEFT
+expects for the task (``AutoModelForTokenClassification`` for a tagger, with
+``num_labels`` set), and gives the same outputs as the bundle in adapterkit. Methods PEFT
+has no type for (bottleneck adapters) are refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoConfig
+
+from adapterkit.bundle import read_bundle
+from adapterkit.errors import AdapterkitError
+from adapterkit.files import staged_dir
+from adapterkit.inject import layer_roles, name_matches
+from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES, peft_target
+from adapterkit.model_bundles import check_bundle_record
+from adapterkit.models import resolve_model
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
+    """Write the bundle at ``bundle_path`` as a PEFT folder at ``out`` (atomically).
+
+    Raises:
+        AdapterkitError: A method or head PEFT cannot hold, or a bundle that fails its
+            checks (one line).
+    """
+    record, tensors = read_bundle(bundle_path)
+    config = check_bundle_record(record, bundle_path)
+    method = record["method"]
+    if method not in PEFT_TYPES:
+        raise AdapterkitError(
+            f"{bundle_path}: PEFT has no adapter type for method '{method}'; exportable: "
+            + ", ".join(sorted(PEFT_TYPES))
+        )
+    if record.get("includes_base"):
+        raise AdapterkitError(
+            f"{bundle_path}: a full fine-tuning bundle is a model, not an adapter"
+        )
+    base_path = resolve_model(record["base_model"]["name_or_path"])
+    base_config = AutoConfig.from_pretrained(base_path)
+    task = (record.get("task") or {}).get("type")
+    target = peft_target(task, record.get("head"), base_config)
+    input_scaled = _input_scaled(record, config, base_config.model_type)
+    weights: dict[str, torch.Tensor] = {}
+    for key, tensor in tensors.items():
+        theirs = peft_key(key, target.layer_prefix, target.head_map, bundle_path)
+        if theirs.endswith(".ia3_l"):  # PEFT keeps IA3 vectors as (1, in) or (out, 1)
+            layer = key.removeprefix("adapter.").removesuffix(".scale")
+            tensor = tensor.reshape(1, -1) if layer in input_scaled else tensor.reshape(-1, 1)
+        weights[theirs] = tensor
+    peft_config = _peft_config(record, config.to_dict(), target, base_path, input_scaled)
+    # GPT-2 stores its layers as Conv1D, (in, out): PEFT wants to be told.
+    peft_config["fan_in_fan_out"] = base_config.model_type == "gpt2"
+    with staged_dir(out) as tmp:
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(peft_config, indent=2) + "\n")
+    return Path(out)
+
+
+def peft_key(key: str, layer_prefix: str, head_map: dict[str, str], where: str | Path) -> str:
+    """A bundle tensor's key in PEFT's file (``adapter.<layer>.<param>`` or ``head.<param>``)."""
+    kind, _, rest = key.partition(".")
+    if kind == "adapter":
+        for ours, theirs in ADAPTER_PARAMS.items():
+            if rest.endswith("." + ours):
+                return f"{KEY_PREFIX}{layer_prefix}{rest.removesuffix(ours)}{theirs}"
+    if kind == "head":
+        module, _, param = rest.rpartition(".")
+        if module in head_map:
+            return f"{KEY_PREFIX}{head_map[module]}.{param}"
+    raise AdapterkitError(f"{where}: tensor '{key}' has no place in a PEFT adapter")
+
+
+def _input_scaled(record: dict[str, Any], config: Any, arch: str) -> list[str]:
+    """The IA3 layers whose input is scaled (PEFT's ``feedforward_modules``)."""
+    if record["method"] != "ia3":
+        return []
+    if config.input_scaled is not None:
+        return [
+            layer
+            for layer in record["targets"]
+            if any(name_matches(layer, n) for n in config.input_scaled)
+        ]
+    return [layer for layer in record["targets"] if "ffn_out" in layer_roles(arch, layer)]
+
+
+def _peft_config(
+    record: dict[str, Any],
+    options: dict[str, Any],
+    target: Any,
+    base_path: str,
+    input_scaled: list[str],
+) -> dict[str, Any]:
+    method = record["method"]
+    layers = [target.layer_prefix + layer for layer in record["targets"]]
+    common = {
+        "peft_type": PEFT_TYPES[method],
+        "task_type": target.task_type,
+        "base_model_name_or_path": base_path,
+        "target_modules": layers,
+        "modules_to_save": target.modules_to_save or None,
+        "inference_mode": True,
+    }
+    if method == "ia3":
+        feedforward = [target.layer_prefix + layer for layer in input_scaled]
+        return {**common, "feedforward_modules": feedforward, "init_ia3_weights": True}
+    return {
+        **common,
+        "r": options["r"],
+        "lora_alpha": options["alpha"],
+        "lora_dropout": options["dropout"],
+        "use_rslora": options["use_rslora"],
+        "use_dora": method == "dora",
+        "bias": "none",
+        "init_lora_weights": True,
+    }

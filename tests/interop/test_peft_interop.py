@@ -1,0 +1,253 @@
+"""PEFT folders out and in, checked against peft itself (a test-only dependency).
+
+Export: peft loads our export onto the transformers model it expects for the task and gives
+our logits. Import: an adapter trained by peft becomes a bundle that gives peft's logits and
+routes per row beside our own adapters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tests.tiny import save_tiny_bert
+
+from adapterkit.cli import main
+from adapterkit.heads import ClassificationHead
+from adapterkit.methods import make_config
+from adapterkit.model import AdaptedModel
+from adapterkit.models import load_base, load_tokenizer
+from adapterkit.tasks import make_task
+
+peft = pytest.importorskip("peft")
+import transformers  # noqa: E402
+
+WORDS = ["john", "lives", "in", "paris", "good", "movie", "bad", "plot", "the", "cat"]
+TEXTS = ["john lives in paris", "good movie", "the cat lives in the bad plot"]
+LABELS = {
+    "token-classification": ["O", "B-PER", "B-LOC"],
+    "sequence-classification": ["pos", "neg"],
+}
+AUTO = {
+    "token-classification": transformers.AutoModelForTokenClassification,
+    "sequence-classification": transformers.AutoModelForSequenceClassification,
+    "question-answering": transformers.AutoModelForQuestionAnswering,
+    "causal-lm": transformers.AutoModelForCausalLM,
+}
+
+
+def run(*argv: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("bert") / "bert", WORDS)
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.generation.conftest import lm_model, word_tokenizer
+
+    tokenizer = word_tokenizer()
+    directory = tmp_path_factory.mktemp("llama") / "llama"
+    lm_model("llama", tokenizer).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def _bundle(model_dir: Path, task: str, method: str, out: Path) -> AdaptedModel:
+    """A bundle of ``method`` with random weights (and a head for head tasks) at ``out``."""
+    kind = "causal-lm" if task == "causal-lm" else "encoder"
+    model = AdaptedModel(load_base(str(model_dir), kind), name_or_path=str(model_dir))
+    head, info = None, {"type": task}
+    if kind == "encoder":
+        spec = make_task(task, load_tokenizer(str(model_dir)), LABELS.get(task), 64)
+        head = (
+            ClassificationHead(32, 2, pooling="cls")
+            if task == "sequence-classification"
+            else spec.build_head(32)
+        )
+        info = spec.task_info()
+    torch.manual_seed(1)
+    model.add_adapter("a", make_config(method), head=head, task=info)
+    with torch.no_grad():
+        for param in [
+            *model.adapter_parameters("a").values(),
+            *model.head_parameters("a").values(),
+        ]:
+            param.add_(torch.randn(param.shape) * 0.3)
+    model.save_adapter("a", out)
+    return model
+
+
+def _ours(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(**inputs, adapter="a")
+        if task == "causal-lm":
+            return out.logits
+        return model.head_logits("a", out.last_hidden_state, inputs["attention_mask"])
+
+
+def _theirs(model_dir: Path, task: str, peft_dir: Path, inputs: dict) -> torch.Tensor:
+    extra = {"num_labels": len(LABELS[task])} if task in LABELS else {}
+    base = AUTO[task].from_pretrained(model_dir, **extra)
+    loaded = peft.PeftModel.from_pretrained(base, peft_dir).eval()
+    with torch.no_grad():
+        out = loaded(**inputs)
+    if task == "question-answering":
+        return torch.stack([out.start_logits, out.end_logits], dim=-1)
+    return out.logits
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "ia3"])
+@pytest.mark.parametrize(
+    "task", ["token-classification", "sequence-classification", "question-answering", "causal-lm"]
+)
+def test_peft_loads_our_export_with_our_logits(
+    task: str, method: str, bert_dir: Path, llama_dir: Path, tmp_path: Path
+) -> None:
+    model_dir = llama_dir if task == "causal-lm" else bert_dir
+    model = _bundle(model_dir, task, method, tmp_path / "bundle")
+    code, err = run(
+        "export", str(tmp_path / "bundle"), "--format", "peft", "--out", str(tmp_path / "peft")
+    )
+    assert code == 0, err
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert config["peft_type"] == ("IA3" if method == "ia3" else "LORA")
+    assert config.get("use_dora", False) == (method == "dora")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    inputs.pop("token_type_ids", None)
+    ours = _ours(model, task, inputs)
+    theirs = _theirs(model_dir, task, tmp_path / "peft", inputs)
+    assert (ours - _base_logits(model, task, inputs)).abs().max() > 1e-3  # the adapter acts
+    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
+
+
+def _base_logits(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(**inputs, adapter=None)
+        if task == "causal-lm":
+            return out.logits
+        return model.head_logits("a", out.last_hidden_state, inputs["attention_mask"])
+
+
+PEFT_CONFIGS = {
+    "lora": lambda: peft.LoraConfig(
+        task_type="TOKEN_CLS", r=4, lora_alpha=8, target_modules=["query", "value"]
+    ),
+    "dora": lambda: peft.LoraConfig(
+        task_type="TOKEN_CLS", r=4, lora_alpha=8, target_modules=["query", "value"], use_dora=True
+    ),
+    # "output.dense" also matches attention.output.dense as a suffix: PEFT then scales the
+    # input of both, which the import must keep (it reads it from the vectors' shapes).
+    "ia3": lambda: peft.IA3Config(
+        task_type="TOKEN_CLS",
+        target_modules=["key", "value", "output.dense"],
+        feedforward_modules=["output.dense"],
+    ),
+}
+
+
+@pytest.mark.parametrize("method", list(PEFT_CONFIGS))
+def test_an_adapter_trained_by_peft_imports_with_peft_logits_and_routes_per_row(
+    method: str, bert_dir: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    base = transformers.AutoModelForTokenClassification.from_pretrained(bert_dir, num_labels=3)
+    trained = peft.get_peft_model(base, PEFT_CONFIGS[method]())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(bert_dir)
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    labels = torch.randint(0, 3, inputs["input_ids"].shape)
+    optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=5e-2)
+    for _ in range(5):  # peft trains it: lora_B leaves zero, the classifier moves
+        loss = trained(**inputs, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    trained.eval().save_pretrained(tmp_path / "from-peft")
+    with torch.no_grad():
+        theirs = trained(**inputs).logits
+
+    code, err = run(
+        "import",
+        str(tmp_path / "from-peft"),
+        "--model",
+        str(bert_dir),
+        "--out",
+        str(tmp_path / "bundle"),
+        "--labels",
+        "O",
+        "B-PER",
+        "B-LOC",
+        "--name",
+        "tagger",
+    )
+    assert code == 0, err
+    model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
+    assert model.load_adapter(tmp_path / "bundle") == "tagger"
+    assert model.configs["tagger"].method == method
+    assert model.task_info["tagger"]["labels"] == ["O", "B-PER", "B-LOC"]
+    torch.manual_seed(2)
+    model.add_adapter("ours", make_config("pfeiffer", reduction_factor=4))
+    with torch.no_grad():
+        for param in model.adapter_parameters("ours").values():
+            param.add_(torch.randn(param.shape) * 0.3)
+        hidden = model(**inputs, adapter="tagger").last_hidden_state
+        ours = model.head_logits("tagger", hidden)
+        mixed = model(**inputs, adapter=["tagger", "ours", "tagger"]).last_hidden_state
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(mixed[[0, 2]], hidden[[0, 2]], rtol=1e-5, atol=1e-5)
+
+
+def test_export_refuses_what_peft_cannot_hold(bert_dir: Path, tmp_path: Path) -> None:
+    _bundle(bert_dir, "token-classification", "pfeiffer", tmp_path / "bottleneck")
+    code, err = run("export", str(tmp_path / "bottleneck"), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1 and "no adapter type for method 'bottleneck'" in err
+    model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
+    task = make_task("sequence-classification", load_tokenizer(str(bert_dir)), ["a", "b"], 64)
+    model.add_adapter("mean", make_config("lora"), head=task.build_head(32), task=task.task_info())
+    model.save_adapter("mean", tmp_path / "mean")
+    code, err = run("export", str(tmp_path / "mean"), "--out", str(tmp_path / "y"))
+    assert code == 2 and err.count("\n") == 1 and "pools the mean" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    _bundle(bert_dir, "token-classification", "lora", tmp_path / "bundle")
+    assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
+    prefix = tmp_path / "prefix"
+    prefix.mkdir()
+    (prefix / "adapter_config.json").write_text(json.dumps({"peft_type": "PREFIX_TUNING"}))
+    code, err = run("import", str(prefix), "--out", str(tmp_path / "o1"))
+    assert code == 2 and "'PREFIX_TUNING' is not imported" in err
+    (tmp_path / "peft" / "adapter_model.safetensors").write_bytes(b"\x00" * 10)
+    code, err = run("import", str(tmp_path / "peft"), "--out", str(tmp_path / "o2"))
+    assert code == 2 and "unreadable safetensors" in err and err.count("\n") == 1
+    (tmp_path / "peft" / "adapter_model.safetensors").unlink()
+    code, err = run("import", str(tmp_path / "peft"), "--out", str(tmp_path / "o3"))
+    assert code == 2 and "no adapter_model.safetensors" in err
+    assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
+    other = save_tiny_bert(tmp_path / "wide", WORDS)
+    config = json.loads((other / "config.json").read_text())
+    config.update(hidden_size=48, intermediate_size=96)
+    from transformers import BertConfig, BertModel
+
+    BertModel(
+        BertConfig(**{k: v for k, v in config.items() if k != "architectures"})
+    ).save_pretrained(other)
+    code, err = run(
+        "import", str(tmp_path / "peft"), "--model", str(other), "--out", str(tmp_path / "o4")
+    )
+    assert code == 2 and err.count("\n") == 1 and "on this base" in err, err
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
