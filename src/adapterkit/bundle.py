@@ -1,4 +1,9 @@
-"""The on-disk bundle: ``adapter_config.json`` + ``adapter_model.safetensors``.
+"""The on-disk bundle: ``adapterkit.json`` + ``adapterkit.safetensors``.
+
+Format version 1 used PEFT's file names (``adapter_config.json`` +
+``adapter_model.safetensors``) with a layout of its own, so PEFT-aware tools misread
+such a folder instead of refusing it (peft failed on a missing ``peft_type``). Version 2
+has names of its own; version-1 bundles still load (:func:`bundle_files`).
 
 Writes go to a temporary directory beside the target and are renamed into place
 (:func:`adapterkit.files.staged_dir`), so a crash never leaves a half-written bundle
@@ -26,9 +31,11 @@ from adapterkit.files import sha256_file, staged_dir
 from adapterkit.version import __version__
 
 FORMAT_NAME = "adapterkit-bundle"
-FORMAT_VERSION = 1
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
+FORMAT_VERSION = 2
+CONFIG_FILE = "adapterkit.json"
+WEIGHTS_FILE = "adapterkit.safetensors"
+V1_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""(config, weights) file names of format version 1, read but no longer written."""
 ADAPTER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 """Adapter names: letters, digits, '_' and '-', starting with a letter or digit. A name is
 also a bundle folder's name on the server, so no '.', '/' or '~'."""
@@ -141,10 +148,24 @@ def write_bundle_files(
     (folder / CONFIG_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
 
 
-def read_bundle_config(path: str | Path) -> dict[str, Any]:
-    """Read and check ``adapter_config.json`` of the bundle at ``path``."""
+def bundle_files(path: str | Path) -> tuple[Path, Path]:
+    """(config, weights) paths of the bundle folder ``path``: this format's names, or those
+    of format version 1 when only its config is there."""
     path = Path(path)
-    config_path = path / CONFIG_FILE
+    if not (path / CONFIG_FILE).is_file() and (path / V1_FILES[0]).is_file():
+        return path / V1_FILES[0], path / V1_FILES[1]
+    return path / CONFIG_FILE, path / WEIGHTS_FILE
+
+
+def is_bundle_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a bundle's config file (of any format version)."""
+    return bundle_files(path)[0].is_file()
+
+
+def read_bundle_config(path: str | Path) -> dict[str, Any]:
+    """Read and check the config file of the bundle at ``path``."""
+    path = Path(path)
+    config_path = bundle_files(path)[0]
     if not path.is_dir():
         raise BundleError(f"{path}: no bundle directory there")
     if not config_path.is_file():
@@ -171,23 +192,31 @@ def read_bundle_config(path: str | Path) -> dict[str, Any]:
             f"reads (up to {FORMAT_VERSION}); upgrade adapterkit"
         )
     check_record(config, config_path)
+    expected_names = V1_FILES if config_path.name == V1_FILES[0] else (CONFIG_FILE, WEIGHTS_FILE)
+    if (version == 1) != (expected_names == V1_FILES):
+        raise BundleError(
+            f"{config_path}: format version {version} bundles name their config "
+            f"{CONFIG_FILE if version != 1 else V1_FILES[0]}"
+        )
     return config
 
 
 def check_weights_file(path: str | Path, config: dict[str, Any]) -> Path:
     """The bundle's weights file, refused when missing or when its size or sha256 differ
     from what the (already checked) config records."""
-    weights = Path(path) / WEIGHTS_FILE
+    config_path, weights = bundle_files(path)
     if not weights.is_file():
-        raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
-    expected = config.get("files", {}).get(WEIGHTS_FILE, {})
+        raise BundleError(f"{path}: {weights.name} is missing")
+    expected = config.get("files", {}).get(weights.name, {})
     size = weights.stat().st_size
     if "bytes" in expected and size != expected["bytes"]:
         raise BundleError(
             f"{weights}: {size} bytes but the bundle says {expected['bytes']} (truncated or replaced)"
         )
     if "sha256" in expected and sha256_file(weights) != expected["sha256"]:
-        raise BundleError(f"{weights}: checksum does not match {CONFIG_FILE} (file is corrupt)")
+        raise BundleError(
+            f"{weights}: checksum does not match {config_path.name} (file is corrupt)"
+        )
     return weights
 
 

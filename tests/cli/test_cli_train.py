@@ -77,7 +77,7 @@ def test_train_evaluate_predict_info(workspace: Path, capsys: pytest.CaptureFixt
     assert metrics["split"] == "test" and metrics["accuracy"] > 0.6  # chance is 1/3
     for name in ("report.md", "config.yaml", "curves.png", "validation_metrics.json"):
         assert (out / name).is_file(), name
-    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "adapter" / "adapterkit.safetensors").is_file()
     assert list((out / "tensorboard").iterdir())
     capsys.readouterr()
 
@@ -178,8 +178,8 @@ def test_resume_after_interruption_matches_uninterrupted(
 
     from safetensors.torch import load_file
 
-    a = load_file(str(straight / "adapter" / "adapter_model.safetensors"))
-    b = load_file(str(resumed / "adapter" / "adapter_model.safetensors"))
+    a = load_file(str(straight / "adapter" / "adapterkit.safetensors"))
+    b = load_file(str(resumed / "adapter" / "adapterkit.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
@@ -192,7 +192,7 @@ def test_adapter_scaling_flag_reaches_the_adapter_and_its_bundle(
     flags = ("--epochs", "1", "--method", "parallel", "--adapter-scaling", "4")
     assert _train(workspace, out, *flags) in FINISHED
     assert "scaling: 4.0" in (out / "config.yaml").read_text()
-    bundle_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    bundle_config = json.loads((out / "adapter" / "adapterkit.json").read_text())
     assert json.dumps(bundle_config).count('"scaling": 4.0') == 1
     # LoRA's scaling is alpha / r: the bottleneck flag is refused there, in one line.
     assert _train(workspace, tmp_path / "lora", "--method", "lora", "--adapter-scaling", "4") == 2

@@ -59,7 +59,7 @@ def test_a_search_runs_its_trials_and_scores_the_best_on_test_once(model_dir, da
         metrics = json.loads((trial / "metrics.json").read_text())
         assert metrics["split"] == "validation" and not (trial / "validation_metrics.json").exists()
     best = json.loads((out / "best" / "search_best.json").read_text())
-    assert (out / "best" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "best" / "adapter" / "adapterkit.safetensors").is_file()
     test = json.loads((out / "best" / "metrics.json").read_text())
     assert test["split"] == "test" and test["trial"] == best["trial"]
     assert best["retrain"].startswith("adapterkit train --model ")

@@ -53,7 +53,7 @@ def test_bundle_files_and_size(tmp_path: Path) -> None:
     model = _trained("bert", "lora")
     path = model.save_adapter("a", tmp_path / "b")
     config = json.loads((path / CONFIG_FILE).read_text())
-    assert config["method"] == "lora" and config["format_version"] == 1
+    assert config["method"] == "lora" and config["format_version"] == 2
     assert config["base_model"]["fingerprint"]["structure"] == model.base_fingerprint["structure"]
     assert config["head"]["type"] == "classification"
     assert sorted(p.name for p in path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
@@ -157,3 +157,29 @@ def test_full_model_bundle_round_trip(tmp_path: Path) -> None:
             model(**inputs, adapter="full").last_hidden_state,
             fresh(**inputs, adapter="full").last_hidden_state,
         )
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_a_format_1_bundle_still_loads_and_answers_as_when_it_was_saved() -> None:
+    """tests/fixtures/bundle_v1 was written by adapterkit 0.1.0 at format version 1 (commit
+    914ab35: PEFT's file names), a LoRA with a classification head on tiny_model("bert");
+    bundle_v1_logits.json holds its head's logits on tiny_inputs("bert") then."""
+    model = AdaptedModel(tiny_model("bert"))
+    assert model.load_adapter(FIXTURES / "bundle_v1") == "v1"
+    inputs = tiny_inputs("bert")
+    with torch.no_grad():
+        hidden = model(**inputs, adapter="v1").last_hidden_state
+        logits = model.head_logits("v1", hidden, inputs.get("attention_mask"))
+    expected = torch.tensor(json.loads((FIXTURES / "bundle_v1_logits.json").read_text())["logits"])
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_peft_refuses_a_bundle_cleanly_instead_of_misreading_it(tmp_path: Path) -> None:
+    """Our bundle's files no longer carry PEFT's names, so PEFT says it finds no adapter."""
+    peft = pytest.importorskip("peft")
+    path = _trained("bert", "lora").save_adapter("a", tmp_path / "bundle")
+    assert not (path / "adapter_config.json").exists()
+    with pytest.raises(ValueError, match=r"adapter_config\.json"):
+        peft.PeftConfig.from_pretrained(str(path))

@@ -57,5 +57,5 @@ def test_bad_command_line(case: Case, env, tmp_path: Path, monkeypatch, caplog) 
     assert code == 2, f"exit {code}: {err[-2000:]}"
     assert lines and lines[-1].startswith("adapterkit"), err
     assert sum("error" in line for line in lines) == 1, err
-    finished = [p for p in tmp_path.rglob("adapter_config.json") if "bundle" not in p.parts]
+    finished = [p for p in tmp_path.rglob("adapterkit.json") if "bundle" not in p.parts]
     assert not finished, f"a failed run left {finished}"

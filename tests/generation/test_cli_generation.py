@@ -76,7 +76,7 @@ def test_train_writes_generation_metrics_and_samples(bundle: Path) -> None:
     assert "perplexity" in validation and "chrf" not in validation  # validation is not decoded
     report = (bundle.parent / "report.md").read_text()
     assert "## Sample generations" in report and "el perro" in report
-    config = json.loads((bundle / "adapter_config.json").read_text())
+    config = json.loads((bundle / "adapterkit.json").read_text())
     assert config["task"]["type"] == "causal-lm" and config["head"] is None
 
 
@@ -115,8 +115,7 @@ def test_seq2seq_t5_trains_and_generates(data_dir: Path, tmp_path: Path, capsys)
     argv = ["train", "--model", str(t5), "--data", str(data_dir), "--method", "pfeiffer"]
     assert main([*argv, "--epochs", "1", "--max-length", "32", "--output", str(out)]) == 0
     assert (
-        json.loads((out / "adapter" / "adapter_config.json").read_text())["task"]["type"]
-        == "seq2seq"
+        json.loads((out / "adapter" / "adapterkit.json").read_text())["task"]["type"] == "seq2seq"
     )
     assert main(["generate", "--adapter", str(out / "adapter"), "--no-stream", "the cat"]) == 0
     assert "text" in json.loads(capsys.readouterr().out.splitlines()[-1])

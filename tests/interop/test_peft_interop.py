@@ -7,93 +7,30 @@ routes per row beside our own adapters.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import transformers
+from tests.interop.helpers import (
+    AUTO,
+    LABELS,
+    TEXTS,
+    WORDS,
+    base_logits,
+    make_bundle,
+    our_logits,
+    run,
+)
 from tests.tiny import save_tiny_bert
 
-from adapterkit.cli import main
-from adapterkit.heads import ClassificationHead
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
 from adapterkit.tasks import make_task
 
 peft = pytest.importorskip("peft")
-import transformers  # noqa: E402
-
-WORDS = ["john", "lives", "in", "paris", "good", "movie", "bad", "plot", "the", "cat"]
-TEXTS = ["john lives in paris", "good movie", "the cat lives in the bad plot"]
-LABELS = {
-    "token-classification": ["O", "B-PER", "B-LOC"],
-    "sequence-classification": ["pos", "neg"],
-}
-AUTO = {
-    "token-classification": transformers.AutoModelForTokenClassification,
-    "sequence-classification": transformers.AutoModelForSequenceClassification,
-    "question-answering": transformers.AutoModelForQuestionAnswering,
-    "causal-lm": transformers.AutoModelForCausalLM,
-}
-
-
-def run(*argv: str) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_bert(tmp_path_factory.mktemp("bert") / "bert", WORDS)
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.generation.conftest import lm_model, word_tokenizer
-
-    tokenizer = word_tokenizer()
-    directory = tmp_path_factory.mktemp("llama") / "llama"
-    lm_model("llama", tokenizer).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def _bundle(model_dir: Path, task: str, method: str, out: Path) -> AdaptedModel:
-    """A bundle of ``method`` with random weights (and a head for head tasks) at ``out``."""
-    kind = "causal-lm" if task == "causal-lm" else "encoder"
-    model = AdaptedModel(load_base(str(model_dir), kind), name_or_path=str(model_dir))
-    head, info = None, {"type": task}
-    if kind == "encoder":
-        spec = make_task(task, load_tokenizer(str(model_dir)), LABELS.get(task), 64)
-        head = (
-            ClassificationHead(32, 2, pooling="cls")
-            if task == "sequence-classification"
-            else spec.build_head(32)
-        )
-        info = spec.task_info()
-    torch.manual_seed(1)
-    model.add_adapter("a", make_config(method), head=head, task=info)
-    with torch.no_grad():
-        for param in [
-            *model.adapter_parameters("a").values(),
-            *model.head_parameters("a").values(),
-        ]:
-            param.add_(torch.randn(param.shape) * 0.3)
-    model.save_adapter("a", out)
-    return model
-
-
-def _ours(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:
-    with torch.no_grad():
-        out = model(**inputs, adapter="a")
-        if task == "causal-lm":
-            return out.logits
-        return model.head_logits("a", out.last_hidden_state, inputs["attention_mask"])
 
 
 def _theirs(model_dir: Path, task: str, peft_dir: Path, inputs: dict) -> torch.Tensor:
@@ -115,7 +52,7 @@ def test_peft_loads_our_export_with_our_logits(
     task: str, method: str, bert_dir: Path, llama_dir: Path, tmp_path: Path
 ) -> None:
     model_dir = llama_dir if task == "causal-lm" else bert_dir
-    model = _bundle(model_dir, task, method, tmp_path / "bundle")
+    model = make_bundle(model_dir, task, method, tmp_path / "bundle")
     code, err = run(
         "export", str(tmp_path / "bundle"), "--format", "peft", "--out", str(tmp_path / "peft")
     )
@@ -126,18 +63,10 @@ def test_peft_loads_our_export_with_our_logits(
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
     inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
     inputs.pop("token_type_ids", None)
-    ours = _ours(model, task, inputs)
+    ours = our_logits(model, task, inputs)
     theirs = _theirs(model_dir, task, tmp_path / "peft", inputs)
-    assert (ours - _base_logits(model, task, inputs)).abs().max() > 1e-3  # the adapter acts
+    assert (ours - base_logits(model, task, inputs)).abs().max() > 1e-3  # the adapter acts
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
-
-
-def _base_logits(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:
-    with torch.no_grad():
-        out = model(**inputs, adapter=None)
-        if task == "causal-lm":
-            return out.logits
-        return model.head_logits("a", out.last_hidden_state, inputs["attention_mask"])
 
 
 PEFT_CONFIGS = {
@@ -209,7 +138,7 @@ def test_an_adapter_trained_by_peft_imports_with_peft_logits_and_routes_per_row(
 
 
 def test_export_refuses_what_peft_cannot_hold(bert_dir: Path, tmp_path: Path) -> None:
-    _bundle(bert_dir, "token-classification", "pfeiffer", tmp_path / "bottleneck")
+    make_bundle(bert_dir, "token-classification", "pfeiffer", tmp_path / "bottleneck")
     code, err = run("export", str(tmp_path / "bottleneck"), "--out", str(tmp_path / "x"))
     assert code == 2 and err.count("\n") == 1 and "no adapter type for method 'bottleneck'" in err
     model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
@@ -224,7 +153,7 @@ def test_export_refuses_what_peft_cannot_hold(bert_dir: Path, tmp_path: Path) ->
 def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     bert_dir: Path, tmp_path: Path
 ) -> None:
-    _bundle(bert_dir, "token-classification", "lora", tmp_path / "bundle")
+    make_bundle(bert_dir, "token-classification", "lora", tmp_path / "bundle")
     assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
     prefix = tmp_path / "prefix"
     prefix.mkdir()

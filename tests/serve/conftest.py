@@ -106,7 +106,7 @@ def encoder_bundles(tmp_path_factory: pytest.TempPathFactory) -> Served:
         adapters,
     )
     (adapters / "broken").mkdir()
-    (adapters / "broken" / "adapter_config.json").write_text("{not json")
+    (adapters / "broken" / "adapterkit.json").write_text("{not json")
     return Served(model_dir, adapters, model.eval(), tokenizer)
 
 

@@ -87,7 +87,7 @@ def test_train_flag_checkpoints_and_trains(tmp_path: Path) -> None:
     assert "activation_checkpointing: true" in (checkpointed / "config.yaml").read_text()
     # Same seed and data: the checkpointed run trains the same weights.
     weights = [
-        load_file(str(d / "adapter" / "adapter_model.safetensors")) for d in (plain, checkpointed)
+        load_file(str(d / "adapter" / "adapterkit.safetensors")) for d in (plain, checkpointed)
     ]
     assert weights[0].keys() == weights[1].keys()
     for name, tensor in weights[0].items():

@@ -90,7 +90,7 @@ def test_a_run_that_learned_nothing_says_so_and_exits_3(tmp_path: Path, capsys) 
     assert captured.err.strip().splitlines()[-1].startswith("adapterkit: warning: t learned")
     assert json.loads((out / "metrics.json").read_text())["learned_nothing"] is True
     assert (out / "report.md").read_text().splitlines()[2].startswith("**Warning: t learned")
-    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert (out / "adapter" / "adapterkit.json").is_file()
 
 
 def test_patience_ends_no_job_in_its_first_steps() -> None:

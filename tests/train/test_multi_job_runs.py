@@ -59,7 +59,7 @@ def test_multi_task_yaml_trains_each_job_into_its_folder(model_dir, data, tmp_pa
     assert "accuracy" in sentiment and "f1" in ner and ner["lr"] == 0.005
     assert ner["method"] == "lora" and sentiment["method"] == "pfeiffer"
     for job in ("sentiment", "ner"):
-        assert (out / job / "adapter" / "adapter_model.safetensors").is_file()
+        assert (out / job / "adapter" / "adapterkit.safetensors").is_file()
         assert (out / job / "checkpoints" / "best").is_dir()
     assert "jobs:\n- sentiment\n- ner" in (out / "config.yaml").read_text()
     table = (out / "summary.md").read_text()
@@ -114,8 +114,8 @@ def test_resume_after_interruption_finishes_every_job_as_uninterrupted(
     monkeypatch.setattr(engine, "evaluate_features", real)
     assert _train(model_dir, resumed, "--config", str(config), "--resume") == 0
     for job in ("a", "b"):
-        want = load_file(str(tmp_path / "straight" / job / "adapter" / "adapter_model.safetensors"))
-        got = load_file(str(resumed / job / "adapter" / "adapter_model.safetensors"))
+        want = load_file(str(tmp_path / "straight" / job / "adapter" / "adapterkit.safetensors"))
+        got = load_file(str(resumed / job / "adapter" / "adapterkit.safetensors"))
         assert want.keys() == got.keys()
         for key in want:
             torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
@@ -199,8 +199,8 @@ def test_kill_9_then_resume_finishes_every_job_as_uninterrupted(model_dir, data,
     assert not (resumed / "a" / "metrics.json").exists()  # killed mid-run
     assert _train(model_dir, resumed, "--config", str(config), "--resume") == 0
     for job in ("a", "b"):
-        want = load_file(str(tmp_path / "straight" / job / "adapter" / "adapter_model.safetensors"))
-        got = load_file(str(resumed / job / "adapter" / "adapter_model.safetensors"))
+        want = load_file(str(tmp_path / "straight" / job / "adapter" / "adapterkit.safetensors"))
+        got = load_file(str(resumed / job / "adapter" / "adapterkit.safetensors"))
         for key in want:
             torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
     assert not list(resumed.glob("*/checkpoints/last.next"))

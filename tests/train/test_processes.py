@@ -49,7 +49,7 @@ def _run(launcher: list[str], setup: tuple[Path, Path], out: Path, *extra: str):
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    return load_file(str(run / "adapter" / "adapterkit.safetensors"))
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,8 @@ def test_mlflow_store_holds_one_nested_run_per_job(model_dir, data, tmp_path) ->
         files = {a.path for a in client.list_artifacts(run_id)}
         assert {"adapter", "report.md", "metrics.json"} <= files
         assert {a.path for a in client.list_artifacts(run_id, "adapter")} == {
-            "adapter/adapter_config.json",
-            "adapter/adapter_model.safetensors",
+            "adapter/adapterkit.json",
+            "adapter/adapterkit.safetensors",
         }
     assert not (out / "reviews-seed0" / "tensorboard").exists()  # only the reporters asked for
 

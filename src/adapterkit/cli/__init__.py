@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_decode_flags(gen)
     info = sub.add_parser("info", help="describe a bundle")
     info.add_argument("bundle")
-    export = sub.add_parser("export", help="write a bundle as a PEFT adapter folder")
+    export = sub.add_parser(
+        "export", help="write a bundle as a PEFT adapter folder or a merged model folder"
+    )
     export.add_argument("bundle")
     export.add_argument("--format", default="peft", choices=FORMATS, help="target format")
     export.add_argument("--out", required=True, help="folder to write (replaced atomically)")

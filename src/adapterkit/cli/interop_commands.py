@@ -7,12 +7,14 @@ from typing import Any
 
 from adapterkit.errors import AdapterkitError
 
-FORMATS = ("peft",)
+FORMATS = ("peft", "merged")
 
 
 def cmd_export(values: dict[str, Any]) -> int:
-    """Write a bundle in another format (``--format peft``: a PEFT adapter folder)."""
+    """Write a bundle in another format: ``peft`` (a PEFT adapter folder) or ``merged`` (a
+    plain transformers model folder with the adapter folded in)."""
     from adapterkit.files import check_writable_dir
+    from adapterkit.interop.merged_export import export_merged
     from adapterkit.interop.peft_export import export_peft
 
     if values["format"] not in FORMATS:
@@ -20,7 +22,8 @@ def cmd_export(values: dict[str, Any]) -> int:
             f"unknown export format '{values['format']}'; use {', '.join(FORMATS)}"
         )
     check_writable_dir(values["out"], "--out")
-    out = export_peft(values["bundle"], values["out"])
+    write = export_peft if values["format"] == "peft" else export_merged
+    out = write(values["bundle"], values["out"])
     print(json.dumps({"exported": str(out), "format": values["format"]}))
     return 0
 

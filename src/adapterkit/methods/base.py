@@ -76,7 +76,7 @@ class AdapterConfig:
         check_fields(self, where=f"{self.method}: ")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, stored in a bundle's ``adapter_config.json``."""
+        """JSON-ready form, stored in a bundle's ``adapterkit.json``."""
         return asdict(self)
 
     @classmethod

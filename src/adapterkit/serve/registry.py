@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapterkit.bundle import ADAPTER_NAME, CONFIG_FILE, read_bundle_config
+from adapterkit.bundle import ADAPTER_NAME, is_bundle_dir, read_bundle_config
 from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
@@ -113,7 +113,7 @@ class AdapterRegistry:
     def load_all(self) -> list[str]:
         """Load every bundle folder; ones that do not fit are logged and skipped, never fatal."""
         loaded = []
-        for folder in sorted(p for p in self.root.iterdir() if (p / CONFIG_FILE).is_file()):
+        for folder in sorted(p for p in self.root.iterdir() if is_bundle_dir(p)):
             try:
                 loaded.append(self.load(folder.name).name)
             except ServeError as exc:
@@ -131,7 +131,7 @@ class AdapterRegistry:
         path = self.bundle_path(name)
         if name in self.entries:
             raise ServeError(409, f"adapter '{name}' is already loaded")
-        if not (path / CONFIG_FILE).is_file():
+        if not is_bundle_dir(path):
             raise ServeError(404, f"no bundle named '{name}' in the adapters folder")
         try:
             record = read_bundle_config(path)

@@ -1,0 +1,84 @@
+"""``adapterkit export BUNDLE --format merged --out DIR``: a plain transformers model folder.
+
+The adapter is folded into the base weights (LoRA, DoRA and IA3 merge exactly; head-only
+bundles need no merge) and the head becomes the matching
+``AutoModelFor...`` head, with the labels as ``id2label``. The folder loads with
+``from_pretrained`` where adapterkit is not installed, and holds the tokenizer too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import transformers
+from torch import nn
+
+from adapterkit.bundle import read_bundle
+from adapterkit.errors import AdapterkitError
+from adapterkit.files import staged_dir
+from adapterkit.heads import build_head
+from adapterkit.host import AdapterHost
+from adapterkit.interop.peft_layout import TASK_TYPES, peft_target
+from adapterkit.model import AdaptedModel
+from adapterkit.model_bundles import check_bundle_record
+from adapterkit.models import load_tokenizer, resolve_model
+
+MERGEABLE = ("lora", "dora", "ia3", "none")
+
+
+def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
+    """Write the bundle at ``bundle_path`` merged into its base as a model folder at ``out``.
+
+    Raises:
+        AdapterkitError: A method that cannot be merged, or a head no transformers class
+            holds (one line).
+    """
+    record, tensors = read_bundle(bundle_path)
+    config = check_bundle_record(record, bundle_path)
+    if config.method not in MERGEABLE:
+        raise AdapterkitError(
+            f"{bundle_path}: a {config.method} adapter cannot be merged into the base weights "
+            "(it adds layers of its own); mergeable: lora, dora, ia3 and head-only bundles"
+        )
+    if record.get("includes_base"):
+        raise AdapterkitError(
+            f"{bundle_path}: a full fine-tuning bundle is not exported as a merged model yet"
+        )
+    base_name = record["base_model"]["name_or_path"]
+    base_path = resolve_model(base_name)
+    task = record.get("task") or {}
+    head_record = record.get("head")
+    base_config = transformers.AutoConfig.from_pretrained(base_path)
+    target = peft_target(task.get("type"), head_record, base_config)
+    labels = task.get("labels")
+    extra = (
+        {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
+        if labels and head_record and head_record["type"] != "span-qa"
+        else {}
+    )
+    auto = getattr(transformers, TASK_TYPES[task["type"]][1])
+    full = auto.from_pretrained(base_path, use_safetensors=True, **extra)
+    inner = full.get_submodule(target.layer_prefix.rstrip(".")) if target.layer_prefix else full
+    model = AdaptedModel(inner, name_or_path=base_name)
+    head = build_head(head_record["type"], head_record["config"]) if head_record else None
+    model.add_adapter("merged", config, head=head)
+    model.load_weights("merged", tensors, bundle_path)
+    model.merge_adapter("merged")
+    _unwrap(inner)
+    if head is not None:
+        for ours, theirs in target.head_map.items():
+            full.get_submodule(theirs).load_state_dict(head.get_submodule(ours).state_dict())
+    full.config.label2id = {v: k for k, v in full.config.id2label.items()}
+    with staged_dir(out) as tmp:
+        full.save_pretrained(tmp)
+        load_tokenizer(base_name).save_pretrained(tmp)
+    return Path(out)
+
+
+def _unwrap(model: nn.Module) -> None:
+    """Put every host's (merged) frozen layer back in its place."""
+    hosts = [(n, m) for n, m in model.named_modules() if isinstance(m, AdapterHost)]
+    for name, host in hosts:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, host.base_layer)

@@ -1,0 +1,57 @@
+"""``export --format merged``: plain transformers loads the folder and gives our logits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from tests.interop.helpers import AUTO, LABELS, TEXTS, make_bundle, our_logits, run
+
+
+@pytest.mark.parametrize(
+    ("task", "method"),
+    [
+        ("token-classification", "lora"),
+        ("token-classification", "dora"),
+        ("token-classification", "ia3"),
+        ("sequence-classification", "lora"),
+        ("question-answering", "ia3"),
+        ("causal-lm", "dora"),
+    ],
+)
+def test_merged_folder_loads_in_plain_transformers_with_our_logits(
+    task: str, method: str, bert_dir: Path, llama_dir: Path, tmp_path: Path
+) -> None:
+    model_dir = llama_dir if task == "causal-lm" else bert_dir
+    model = make_bundle(model_dir, task, method, tmp_path / "bundle")
+    out = tmp_path / "merged"
+    code, err = run("export", str(tmp_path / "bundle"), "--format", "merged", "--out", str(out))
+    assert code == 0, err
+    loaded = AUTO[task].from_pretrained(out).eval()  # transformers alone, no adapterkit code
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    inputs.pop("token_type_ids", None)
+    with torch.no_grad():
+        out_put = loaded(**inputs)
+    theirs = (
+        torch.stack([out_put.start_logits, out_put.end_logits], dim=-1)
+        if task == "question-answering"
+        else out_put.logits
+    )
+    torch.testing.assert_close(theirs, our_logits(model, task, inputs), rtol=1e-4, atol=1e-4)
+    if task in LABELS:
+        assert list(loaded.config.id2label.values()) == LABELS[task]
+    names = json.dumps(sorted(p.name for p in out.iterdir()))
+    assert "adapter" not in names and "model.safetensors" in names
+
+
+def test_merged_export_refuses_bottleneck_adapters(bert_dir: Path, tmp_path: Path) -> None:
+    make_bundle(bert_dir, "token-classification", "houlsby", tmp_path / "bundle")
+    code, err = run(
+        "export", str(tmp_path / "bundle"), "--format", "merged", "--out", str(tmp_path / "m")
+    )
+    assert code == 2 and err.count("\n") == 1 and "cannot be merged" in err
+    assert not (tmp_path / "m").exists()
