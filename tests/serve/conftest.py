@@ -186,3 +186,20 @@ def close(got: Any, want: Any, tol: float = 1e-4) -> bool:
 def dumps(value: Any) -> str:
     """Compact JSON for assertion messages."""
     return json.dumps(value)[:400]
+
+
+def alone(served_model: Served, adapter: str | None, ids: list[int], new: int = 6) -> str:
+    """Greedy continuation of one prompt, computed in-process without the server."""
+    model, tokenizer = served_model.model, served_model.tokenizer
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            adapter=adapter,
+            max_new_tokens=new,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(ids) :].tolist()
+    if tokenizer.eos_token_id in out:
+        out = out[: out.index(tokenizer.eos_token_id)]
+    return tokenizer.decode(out, skip_special_tokens=True)

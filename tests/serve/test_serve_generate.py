@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import torch
-from tests.serve.conftest import Served
+from tests.serve.conftest import Served, alone
 
 from adapterkit.serve.launch import running_server
 
@@ -28,23 +27,6 @@ def served(decoder_bundles: Served, tmp_path_factory: pytest.TempPathFactory) ->
     args += ["--max-chars", "120"]
     with running_server(args, log) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
-
-
-def alone(served_model: Served, adapter: str | None, ids: list[int], new: int = NEW) -> str:
-    """Greedy continuation of one prompt, computed in-process without the server."""
-    model, tokenizer = served_model.model, served_model.tokenizer
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=torch.tensor([ids]),
-            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-            adapter=adapter,
-            max_new_tokens=new,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-        )[0, len(ids) :].tolist()
-    if tokenizer.eos_token_id in out:
-        out = out[: out.index(tokenizer.eos_token_id)]
-    return tokenizer.decode(out, skip_special_tokens=True)
 
 
 def _good(client: httpx.Client, decoder_bundles: Served) -> None:

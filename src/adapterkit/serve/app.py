@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,11 +27,11 @@ from adapterkit.serve.batcher import Batcher, NaiveRunner
 from adapterkit.serve.compute import run_batch, run_naive
 from adapterkit.serve.generation import chat_prompt, encode_prompt
 from adapterkit.serve.jobs import GenerateJob, PredictJob
+from adapterkit.serve.openai_api import add_openai_routes, usage
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError, ServeSettings
 
 log = logging.getLogger("adapterkit.serve")
-BASE_NAMES = ("base",)
 DEFAULT_NEW_TOKENS = 64
 
 
@@ -46,6 +44,13 @@ def char_count(raw: Any) -> int:
     if isinstance(raw, list):
         return sum(char_count(v) for v in raw)
     return 0
+
+
+def refusal(detail: str, status: int) -> JSONResponse:
+    """A refusal: ``detail`` as FastAPI answers, and the same under ``error`` as OpenAI's
+    API does, so that OpenAI clients show the reason instead of a bare status code."""
+    error = {"message": detail, "type": "invalid_request_error", "code": status}
+    return JSONResponse({"detail": detail, "error": error}, status_code=status)
 
 
 def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None) -> FastAPI:
@@ -83,7 +88,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
 
     @app.exception_handler(ServeError)
     async def _refused(request: Request, exc: ServeError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return refusal(exc.detail, exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -93,7 +98,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
             for error in exc.errors()[:5]
         ]
-        return JSONResponse({"detail": "; ".join(problems)}, 422)
+        return refusal("; ".join(problems), 422)
 
     @app.middleware("http")
     async def _contained(request: Request, call_next: Any) -> Any:
@@ -189,25 +194,18 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             )
         return GenerateJob(adapter, ids, max_new_tokens, sampling, tuple(stop))
 
-    def usage(results: list[Generation]) -> dict:
-        prompt = sum(r.prompt_tokens for r in results)
-        completion = sum(r.completion_tokens for r in results)
-        return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
+    def chat_text(messages: list[dict[str, str]]) -> tuple[str, bool]:
+        if sum(len(m["content"]) for m in messages) > settings.max_chars:
+            raise ServeError(
+                413, f"the messages exceed {settings.max_chars} characters (--max-chars)"
+            )
+        return chat_prompt(registry.tokenizer, messages)
 
     @app.post("/v1/generate", response_model=schemas.GenerateResponse)
     async def generate(body: schemas.GenerateRequest) -> dict:
         registry.for_generate(body.adapter)
         if body.messages is not None:
-            messages = [m.model_dump() for m in body.messages]
-            if sum(len(m["content"]) for m in messages) > settings.max_chars:
-                raise ServeError(
-                    413, f"the messages exceed {settings.max_chars} characters (--max-chars)"
-                )
-            text, has_specials = chat_prompt(registry.tokenizer, messages)
+            text, has_specials = chat_text([m.model_dump() for m in body.messages])
         else:
             text, has_specials = body.prompt or "", False
         sampling = Sampling(body.temperature, body.top_p)
@@ -221,31 +219,5 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             "usage": usage([result]),
         }
 
-    @app.post("/v1/completions", response_model=schemas.CompletionResponse)
-    async def completions(body: schemas.CompletionRequest) -> dict:
-        base = body.model is None or body.model in (*BASE_NAMES, settings.model)
-        adapter = None if base else body.model
-        registry.for_generate(adapter)
-        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if not prompts:
-            raise ServeError(422, "'prompt' is an empty list")
-        if len(prompts) > settings.max_inputs:
-            raise ServeError(
-                413, f"{len(prompts)} prompts; the limit is {settings.max_inputs} (--max-inputs)"
-            )
-        stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-        sampling = Sampling(body.temperature, body.top_p)
-        jobs = [generation_job(adapter, p, False, body.max_tokens, sampling, stop) for p in prompts]
-        results = await asyncio.gather(*(runner.submit(job) for job in jobs))
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "created": int(time.time()),
-            "model": body.model or settings.model,
-            "choices": [
-                {"text": r.text, "index": i, "logprobs": None, "finish_reason": r.finish_reason}
-                for i, r in enumerate(results)
-            ],
-            "usage": usage(results),
-        }
-
+    add_openai_routes(app, settings, registry, runner.submit, generation_job, chat_text)
     return app

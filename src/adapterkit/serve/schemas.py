@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Health(BaseModel):
@@ -95,7 +95,10 @@ class GenerateResponse(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    """OpenAI's legacy completions body (the fields this server uses)."""
+    """OpenAI's legacy completions body. An option this server does not implement
+    (``logprobs``, ``presence_penalty``, ...) is refused (422), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(
         default=None, description="an adapter name; the base's name, 'base' or null = base"
@@ -106,6 +109,8 @@ class CompletionRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
+    stream: bool = Field(default=False, description="server-sent events, one per choice")
+    user: str | None = Field(default=None, description="accepted and not used")
 
 
 class CompletionChoice(BaseModel):
@@ -122,3 +127,51 @@ class CompletionResponse(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completions body; unimplemented options are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        default=None, description="an adapter name; the base's name, 'base' or null = base"
+    )
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
+    stream: bool = Field(default=False, description="server-sent events")
+    user: str | None = Field(default=None, description="accepted and not used")
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "adapterkit"
+    root: str = Field(description="the base model")
+    parent: str | None = Field(description="the base, for an adapter; null for the base")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
