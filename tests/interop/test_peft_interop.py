@@ -180,3 +180,27 @@ def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     )
     assert code == 2 and err.count("\n") == 1 and "on this base" in err, err
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+
+
+def test_info_says_what_a_peft_folder_and_a_merged_folder_are(
+    bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adapterkit.cli import main
+
+    make_bundle(bert_dir, "token-classification", "dora", tmp_path / "bundle")
+    assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
+    assert (
+        run("export", str(tmp_path / "bundle"), "--format", "merged", "--out", str(tmp_path / "m"))[
+            0
+        ]
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "peft")]) == 0
+    peft_info = json.loads(capsys.readouterr().out)
+    assert peft_info["format"] == "peft adapter" and peft_info["peft_type"] == "LORA"
+    assert peft_info["use_dora"] is True and peft_info["task_type"] == "TOKEN_CLS"
+    assert main(["info", str(tmp_path / "m")]) == 0
+    model_info = json.loads(capsys.readouterr().out)
+    assert model_info["format"] == "transformers model"
+    assert model_info["labels"] == LABELS["token-classification"]

@@ -138,11 +138,18 @@ def cmd_generate(values: dict[str, Any]) -> int:
 
 def cmd_info(values: dict[str, Any]) -> int:
     """Print a bundle's method, task, labels, base and size as JSON, once every field and
-    the weights file's checksum are checked (what fits a base is known only on loading)."""
+    the weights file's checksum are checked (what fits a base is known only on loading).
+    A PEFT adapter folder or a transformers model folder is described as what it is."""
     from adapterkit.bundle import check_weights_file, read_bundle_config
+    from adapterkit.interop.describe import describe_folder
     from adapterkit.model_bundles import check_bundle_record
     from adapterkit.tasks import check_task_type
 
+    # A PEFT folder has a peft_type, which bundles (of format 1 too) never have.
+    other = describe_folder(values["bundle"])
+    if other is not None:  # a PEFT folder or a model folder: say what it is
+        print(json.dumps(other, indent=2))
+        return 0
     record = read_bundle_config(values["bundle"])
     check_bundle_record(record, values["bundle"])
     weights = check_weights_file(values["bundle"], record)
