@@ -63,6 +63,8 @@ class BaseRecord(_Strict):
 
     name_or_path: str = Field(min_length=1, max_length=4096)
     fingerprint: dict[str, Any] = Field(default_factory=dict)
+    quantize: Literal["4bit", "8bit"] | None = None
+    """How the base was quantized while training (``--quantize``), if at all."""
 
 
 class HeadRecord(_Strict):

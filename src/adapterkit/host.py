@@ -36,6 +36,20 @@ def layer_features(layer: nn.Module) -> tuple[int, int]:
     raise AdapterkitError(f"cannot adapt a {type(layer).__name__}: only Linear and Conv1D layers")
 
 
+def dequantized(layer: nn.Module) -> torch.Tensor:
+    """The (out, in) float weight of a bitsandbytes 4-bit or 8-bit linear layer."""
+    weight = layer.weight
+    state = getattr(weight, "quant_state", None)
+    if state is not None:  # Params4bit (NF4/FP4)
+        from bitsandbytes.functional import dequantize_4bit
+
+        return dequantize_4bit(weight.data, state).to(state.dtype)
+    scales = getattr(weight, "SCB", None)
+    if scales is not None:  # Int8Params: int8 rows with one absmax scale each
+        return weight.data.float() * scales.float().unsqueeze(1) / 127.0
+    raise AdapterkitError(f"cannot read the weights of a quantized {type(layer).__name__} layer")
+
+
 class AdapterHost(nn.Module):
     """A frozen leaf layer plus any number of named adapters on its output."""
 
@@ -62,8 +76,11 @@ class AdapterHost(nn.Module):
         return layer_features(self.base_layer)
 
     def base_weights(self) -> BaseWeights:
-        """The frozen weight as (out, in) (a view: Conv1D stores (in, out)) and its bias."""
+        """The frozen weight as (out, in) (a view: Conv1D stores (in, out)) and its bias; a
+        quantized layer's weight comes dequantized (a copy)."""
         weight = self.base_layer.weight
+        if not weight.is_floating_point():
+            return BaseWeights(dequantized(self.base_layer), self.bias)
         return BaseWeights(weight.T if isinstance(self.base_layer, Conv1D) else weight, self.bias)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -207,6 +224,11 @@ class AdapterHost(nn.Module):
         if self.merged is not None:
             raise AdapterkitError(
                 f"'{self.merged}' is already merged into this layer; unmerge it first"
+            )
+        if not self.base_layer.weight.is_floating_point():
+            raise AdapterkitError(
+                f"adapter '{name}' cannot be merged into a quantized base layer; export it "
+                "with `adapterkit export --format merged`, which loads the base unquantized"
             )
         self._write(adapter.merged_weights(self._base_double()))
         self.merged = name

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, fields
 
 import regex
+import torch
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
@@ -288,8 +289,10 @@ def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -
         )
         module = config.build_layer(spec, host.base_weights())
         weight = host.base_layer.weight
+        # A quantized layer stores integers; its adapters train in full precision (QLoRA).
+        dtype = weight.dtype if weight.is_floating_point() else torch.float32
         module.train(host.training)
-        host.adapters[adapter_name] = module.to(device=weight.device, dtype=weight.dtype)
+        host.adapters[adapter_name] = module.to(device=weight.device, dtype=dtype)
     return targets
 
 

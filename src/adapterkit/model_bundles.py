@@ -17,6 +17,7 @@ from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.fingerprint import describe
 from adapterkit.heads import build_head, check_head_config
 from adapterkit.methods import AdapterConfig, config_from_dict
+from adapterkit.models import quantization_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,6 +101,7 @@ class BundleIO:
             "base_model": {
                 "name_or_path": str(self.base_name),
                 "fingerprint": self.base_fingerprint,
+                "quantize": quantization_of(self.base),
             },
             "head": None if head is None else {"type": head.head_type, "config": head.head_config},
             "task": self.task_info.get(name, {}),
@@ -131,6 +133,17 @@ class BundleIO:
         point leaves no trace: the model is as it was before the call.
         """
         record, tensors = bundle.read_bundle(path)
+        return self.load_contents(record, tensors, path, name)
+
+    def load_contents(
+        self,
+        record: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        path: str | Path,
+        name: str | None = None,
+    ) -> str:
+        """Load a bundle's record and tensors already in memory (a bundle read from ``path``,
+        or another format converted to one); the checks and guarantees of :meth:`load_adapter`."""
         self.check_bundle_base(record, path)
         config = check_bundle_record(record, path)
         name = name or record.get("name") or Path(path).name
@@ -159,6 +172,15 @@ class BundleIO:
     def check_bundle_base(self, record: dict[str, Any], path: str | Path) -> None:
         """Refuse a bundle fingerprinted for another base model, naming both sides."""
         theirs = record.get("base_model", {})
+        wanted, have = theirs.get("quantize"), quantization_of(self.base)
+        if wanted != have:
+            # A quantized base has other weights and shapes than the checkpoint it came from.
+            raise BundleError(
+                f"{path}: bundle was trained on base '{theirs.get('name_or_path')}' "
+                f"{f'quantized to {wanted}' if wanted else 'unquantized'}, but this base is "
+                f"{f'quantized to {have}' if have else 'unquantized'}"
+                + (f" (load it with --quantize {wanted})" if wanted else "")
+            )
         fingerprint = theirs.get("fingerprint", {})
         # A full fine-tuning bundle replaces the weights, so only the structure must match.
         keys = ("structure",) if record.get("includes_base") else ("structure", "weights")

@@ -45,6 +45,71 @@ MODEL_ALIASES: dict[str, ModelAlias] = {
     ),
 }
 
+QUANTIZE_CHOICES = ("4bit", "8bit")
+"""``--quantize``: NF4 with double quantization and bf16 compute (QLoRA), or LLM.int8()."""
+
+
+def quantization_config(quantize: str) -> Any:
+    """transformers' ``BitsAndBytesConfig`` for ``quantize`` (4bit or 8bit).
+
+    Raises:
+        AdapterkitError: Unknown choice, or bitsandbytes is not installed.
+    """
+    if quantize not in QUANTIZE_CHOICES:
+        raise AdapterkitError(f"--quantize {quantize!r}: use one of {', '.join(QUANTIZE_CHOICES)}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise AdapterkitError(
+            "--quantize needs bitsandbytes: pip install 'adapterkit[quant]'"
+        ) from None
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+NF4_BLOCK = 64
+"""bitsandbytes quantizes 4-bit weights in blocks of 64 values along each row."""
+
+
+def prepare_4bit(model: nn.Module, name: str) -> None:
+    """Refuse a 4-bit base with a layer whose input width is no multiple of the block size:
+    bitsandbytes' CPU kernels fail on it at the first forward in eval mode, with a
+    traceback. Real models' widths are multiples of 64.
+
+    Also turns off bitsandbytes' CPU inference repacking: on the first eval-mode call it
+    rewrites a layer's weight into another layout for good, which a frozen base in
+    adapter training meets at every step (its input needs no grad) and whose path then
+    fails in the backward pass; the plain 4-bit path computes the same."""
+    for layer_name, layer in model.named_modules():
+        if hasattr(layer, "support_avx512bf16_for_cpu"):
+            layer.support_avx512bf16_for_cpu = False
+        state = getattr(getattr(layer, "weight", None), "quant_state", None)
+        width = getattr(layer, "in_features", None)
+        if state is not None and width is not None and width % NF4_BLOCK:
+            raise AdapterkitError(
+                f"--quantize 4bit: layer {layer_name} of '{name}' reads {width} values, "
+                f"not a multiple of bitsandbytes' block of {NF4_BLOCK}; use --quantize 8bit"
+            )
+
+
+def quantization_of(base: nn.Module) -> str | None:
+    """How a loaded base is quantized: 4bit, 8bit, or None."""
+    config = getattr(getattr(base, "config", None), "quantization_config", None)
+    if config is None:
+        return None
+    if getattr(config, "load_in_4bit", False):
+        return "4bit"
+    return "8bit" if getattr(config, "load_in_8bit", False) else None
+
+
 # Which Auto class loads the base for each kind of task.
 AUTO_CLASSES = {
     "encoder": "AutoModel",
@@ -109,12 +174,17 @@ def set_attention_dropout(config: Any, probability: float, name: str = "the mode
 
 
 def load_base(
-    name: str, kind: str = "encoder", attention_dropout: float | None = None
+    name: str,
+    kind: str = "encoder",
+    attention_dropout: float | None = None,
+    quantize: str | None = None,
 ) -> nn.Module:
     """Load the frozen base for ``kind`` (encoder, causal-lm or seq2seq) in eval mode.
 
     ``attention_dropout`` replaces the model's own attention-probability dropout (training
-    only; at 0 SDPA can take its fused kernel, see docs/benchmarks.md)."""
+    only; at 0 SDPA can take its fused kernel, see docs/benchmarks.md). ``quantize``
+    (4bit, 8bit) loads the linear layers quantized by bitsandbytes; adapters stay in
+    full precision on top (QLoRA)."""
     import transformers
     from transformers.utils import logging as hf_logging
 
@@ -126,7 +196,9 @@ def load_base(
     try:
         if kind != "encoder":
             check_generates(name, transformers.AutoConfig.from_pretrained(path))
-        extra = {}
+        extra: dict[str, Any] = {}
+        if quantize is not None:
+            extra["quantization_config"] = quantization_config(quantize)
         if attention_dropout is not None:
             config = transformers.AutoConfig.from_pretrained(path)
             set_attention_dropout(config, attention_dropout, name)
@@ -149,6 +221,8 @@ def load_base(
             "(classification, tagging, QA) on such bases are not supported yet: use an "
             "encoder model, or train text generation (--task seq2seq) on it"
         )
+    if quantize == "4bit":
+        prepare_4bit(model, name)
     # Keep the alias, not the cache path, as the name bundles record.
     model.config._name_or_path = name
     return model.eval()

@@ -26,13 +26,20 @@ def base_name_of(bundle_path: str | Path) -> str:
     return name
 
 
+def base_quantization_of(bundle_path: str | Path) -> str | None:
+    """How the bundle's base was quantized in training (None: it was not); inference
+    loads the base the same way."""
+    return read_bundle_config(bundle_path).get("base_model", {}).get("quantize")
+
+
 def load_for_inference(
     bundle_path: str | Path, model_name: str | None = None
 ) -> tuple[AdaptedModel, str, Task]:
-    """Base + bundle + task, ready to predict."""
+    """Base (quantized as the bundle's was) + bundle + task, ready to predict."""
     model_name = model_name or base_name_of(bundle_path)
     tokenizer = load_tokenizer(model_name)
-    model = AdaptedModel(load_base(model_name, "encoder"), name_or_path=model_name)
+    base = load_base(model_name, "encoder", quantize=base_quantization_of(bundle_path))
+    model = AdaptedModel(base, name_or_path=model_name)
     name = model.load_adapter(bundle_path)
     task = task_from_info(model.task_info[name], tokenizer)
     return model, name, task

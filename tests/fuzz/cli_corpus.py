@@ -95,6 +95,7 @@ BAD_TRAIN_FLAGS: dict[str, list[str]] = {
     "--text-column": ["sentence"],
     "--label-column": ["target"],
     "--name": ["../evil", "a/b", "", "x" * 100, "train"],
+    "--quantize": ["2bit", "4", ""],
 }
 BAD_METHOD_FLAGS: dict[str, list[tuple[str, str]]] = {
     "lora": [

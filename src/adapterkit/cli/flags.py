@@ -19,6 +19,7 @@ from typing import Any
 from adapterkit.cli.fields import FieldFlag, add_flags, dataclass_defaults, dataclass_flags
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import AdapterConfig, known_methods, make_config, registered_configs
+from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
 
@@ -201,3 +202,8 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, help="torch threads (default: $ADAPTERKIT_THREADS)")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        help="load the base quantized (bitsandbytes), as bundles trained with --quantize need",
+    )

@@ -33,7 +33,7 @@ def load_generation_model(
             for another base, or no model is named.
     """
     from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
-    from adapterkit.predict import base_name_of
+    from adapterkit.predict import base_name_of, base_quantization_of
 
     info: dict[str, Any] = {}
     if bundle is not None:
@@ -50,7 +50,8 @@ def load_generation_model(
         raise AdapterkitError("name the base model with --model (e.g. --model smollm2)")
     kind = base_kind(model_name, "causal-lm")
     tokenizer = load_tokenizer(model_name)
-    model = AdaptedModel(load_base(model_name, kind), name_or_path=model_name)
+    quantize = base_quantization_of(bundle) if bundle is not None else None
+    model = AdaptedModel(load_base(model_name, kind, quantize=quantize), name_or_path=model_name)
     name = model.load_adapter(bundle) if bundle is not None else None
     length = max_length or info.get("max_length") or context_length(model.base, tokenizer)
     task = make_task("seq2seq" if kind == "seq2seq" else "causal-lm", tokenizer, None, int(length))

@@ -23,8 +23,7 @@ from adapterkit.heads import ClassificationHead, Head, SpanQAHead, TokenClassifi
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, TASK_TYPES, peft_target
 from adapterkit.methods import AdapterConfig, make_config
 from adapterkit.model import AdaptedModel
-from adapterkit.models import base_kind, load_base, load_tokenizer
-from adapterkit.tasks import make_task
+from adapterkit.models import base_kind, load_base, quantization_of
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -38,6 +37,18 @@ UNSUPPORTED = {
     "lora_bias": "LoRA biases",
     "trainable_token_indices": "trained token embeddings",
 }
+
+
+def is_peft_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds a PEFT adapter config (one with a ``peft_type``)."""
+    config_path = Path(path) / CONFIG_FILE
+    if not config_path.is_file() or config_path.stat().st_size > 2**20:
+        return False
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and "peft_type" in config
 
 
 def read_peft_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -100,36 +111,76 @@ def import_peft(
     ``labels`` names the head's outputs (default: the base config's ``id2label`` when it
     has as many, else ``LABEL_i``).
     """
-    config, tensors = read_peft_folder(folder)
+    config, _ = read_peft_folder(folder)
     model_name = model_name or config.get("base_model_name_or_path")
     if not model_name:
         raise AdapterkitError(f"{folder}: the config names no base model; give --model")
-    task = OUR_TASKS[config["task_type"]]
-    base = load_base(model_name, base_kind(model_name, task))
-    head_record = _head_record(task)
-    target = peft_target(task, head_record, base.config)
-    layers, head_tensors = _split(tensors, target.layer_prefix, target.head_map, folder)
-    adapter_config = _adapter_config(config, layers)
+    base = load_base(model_name, base_kind(model_name, OUR_TASKS[config["task_type"]]))
     model = AdaptedModel(base, name_or_path=model_name)
-    head, info = _head_and_task(task, head_tensors, model_name, base.config, labels, folder)
+    record, tensors = peft_bundle(folder, model, labels)
+    name = model.load_contents(record, tensors, folder, _adapter_name(folder, name))
+    return model.save_adapter(name, out, extra={"imported_from": record["imported_from"]})
+
+
+def load_peft(
+    model: AdaptedModel,
+    folder: str | Path,
+    labels: list[str] | None = None,
+    name: str | None = None,
+) -> str:
+    """Load the PEFT folder ``folder`` into ``model`` as an adapter (default name: the
+    folder's); returns the name. Leaves no trace when it fails."""
+    record, tensors = peft_bundle(folder, model, labels)
+    return model.load_contents(record, tensors, folder, _adapter_name(folder, name))
+
+
+def _adapter_name(folder: str | Path, name: str | None) -> str:
     name = name or Path(folder).resolve().name
     check_adapter_name(name)
-    try:
-        model.add_adapter(name, adapter_config, head=head, task=info)
-    except AdapterkitError as exc:
-        raise AdapterkitError(f"{folder}: does not fit base '{model_name}' ({exc})") from None
-    _copy_weights(model, name, layers, head_tensors, folder)
-    return model.save_adapter(
-        name, out, extra={"imported_from": {"format": "peft", **_source(config)}}
-    )
+    return name
 
 
-def _source(config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "peft_type": config["peft_type"],
-        "peft_version": config.get("peft_version"),
-        "base_model_name_or_path": config.get("base_model_name_or_path"),
+def peft_bundle(
+    folder: str | Path, model: AdaptedModel, labels: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The bundle record and tensors a PEFT folder makes on ``model``'s base.
+
+    Raises:
+        AdapterkitError: What :func:`read_peft_folder` refuses, and a folder whose layers
+            or head do not fit this base (one line).
+    """
+    config, tensors = read_peft_folder(folder)
+    task = OUR_TASKS[config["task_type"]]
+    head_record = _head_record(task)
+    target = peft_target(task, head_record, model.base.config)
+    layers, head_tensors = _split(tensors, target.layer_prefix, target.head_map, folder)
+    adapter_config = _adapter_config(config, layers)
+    head, info = _head_and_task(task, head_tensors, model.base.config, labels, folder)
+    ours = {
+        f"adapter.{layer}.{param}": tensor.reshape(-1) if param == "scale" else tensor
+        for layer, params in layers.items()
+        for param, tensor in params.items()
     }
+    ours.update({f"head.{key}": tensor for key, tensor in head_tensors.items()})
+    record = {
+        "method": adapter_config.method,
+        "config": adapter_config.to_dict(),
+        "targets": sorted(layers),
+        "base_model": {
+            "name_or_path": str(model.base_name),
+            "fingerprint": model.base_fingerprint,
+            "quantize": quantization_of(model.base),
+        },
+        "head": None if head is None else {"type": head.head_type, "config": head.head_config},
+        "task": info,
+        "imported_from": {
+            "format": "peft",
+            "peft_type": config["peft_type"],
+            "peft_version": config.get("peft_version"),
+            "base_model_name_or_path": config.get("base_model_name_or_path"),
+        },
+    }
+    return record, ours
 
 
 def _head_record(task: str) -> dict[str, Any] | None:
@@ -199,32 +250,30 @@ def _adapter_config(
 def _head_and_task(
     task: str,
     head_tensors: dict[str, torch.Tensor],
-    model_name: str,
     base_config: Any,
     labels: list[str] | None,
     folder: str | Path,
 ) -> tuple[Head | None, dict[str, Any]]:
+    """The head to build for PEFT's saved head weights, and the task info a bundle stores."""
+    max_length = min(getattr(base_config, "max_position_embeddings", None) or 512, 512)
     if task in ("causal-lm", "seq2seq"):
-        return None, {"type": task}
+        return None, {"type": task, "labels": None, "max_length": max_length}
     if "out.weight" not in head_tensors:
         raise AdapterkitError(f"{folder}: no head weights in modules_to_save for a {task} adapter")
     outputs, hidden = head_tensors["out.weight"].shape
     if task == "question-answering":
-        head: Head = SpanQAHead(hidden)
-        labels = None
-    else:
-        labels = labels or _config_labels(base_config, outputs)
-        if len(labels) != outputs:
-            raise AdapterkitError(
-                f"{folder}: the head has {outputs} outputs but {len(labels)} labels were given"
-            )
-        if task == "token-classification":
-            head = TokenClassificationHead(hidden, outputs)
-        else:
-            head = ClassificationHead(hidden, outputs, pooling="cls")
-    max_length = min(getattr(base_config, "max_position_embeddings", None) or 512, 512)
-    info = make_task(task, load_tokenizer(model_name), labels, max_length).task_info()
-    return head, info
+        return SpanQAHead(hidden), {"type": task, "labels": None, "max_length": max_length}
+    labels = labels or _config_labels(base_config, outputs)
+    if len(labels) != outputs:
+        raise AdapterkitError(
+            f"{folder}: the head has {outputs} outputs but {len(labels)} labels were given"
+        )
+    head: Head = (
+        TokenClassificationHead(hidden, outputs)
+        if task == "token-classification"
+        else ClassificationHead(hidden, outputs, pooling="cls")
+    )
+    return head, {"type": task, "labels": list(labels), "max_length": max_length}
 
 
 def _config_labels(base_config: Any, outputs: int) -> list[str]:
@@ -232,33 +281,3 @@ def _config_labels(base_config: Any, outputs: int) -> list[str]:
     if len(id2label) == outputs:
         return [str(id2label[i]) for i in range(outputs)]
     return [f"LABEL_{i}" for i in range(outputs)]
-
-
-@torch.no_grad()
-def _copy_weights(
-    model: AdaptedModel,
-    name: str,
-    layers: dict[str, dict[str, torch.Tensor]],
-    head_tensors: dict[str, torch.Tensor],
-    folder: str | Path,
-) -> None:
-    params = {**model.adapter_parameters(name), **model.head_parameters(name)}
-    given = {
-        f"adapter.{layer}.{param}": t for layer, ps in layers.items() for param, t in ps.items()
-    }
-    given.update({f"head.{key}": t for key, t in head_tensors.items()})
-    missing = sorted(set(params) - set(given))
-    if missing:
-        raise AdapterkitError(
-            f"{folder}: no weights for {missing[0]} (and {len(missing) - 1} more)"
-        )
-    for key, param in params.items():
-        tensor = given[key]
-        if param.dim() == 1:  # IA3's vectors, stored by PEFT as (1, n) or (n, 1)
-            tensor = tensor.reshape(-1)
-        if tensor.shape != param.shape:
-            raise AdapterkitError(
-                f"{folder}: {key} is {tuple(tensor.shape)} in the PEFT folder but "
-                f"{tuple(param.shape)} on this base"
-            )
-        param.copy_(tensor)

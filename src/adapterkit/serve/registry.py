@@ -16,6 +16,7 @@ from typing import Any
 
 from adapterkit.bundle import ADAPTER_NAME, is_bundle_dir, read_bundle_config
 from adapterkit.errors import AdapterkitError, BundleError
+from adapterkit.interop.peft_import import is_peft_folder, load_peft
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
@@ -87,9 +88,10 @@ class AdapterRegistry:
     def open(cls, settings: ServeSettings) -> AdapterRegistry:
         """Load the base and tokenizer, then every bundle in the folder that fits the base."""
         tokenizer = load_tokenizer(settings.model)
-        base = load_base(settings.model, settings.kind)
+        base = load_base(settings.model, settings.kind, quantize=settings.quantize)
         model = AdaptedModel(base, name_or_path=settings.model).eval()
-        model.to(pick_device(settings.device))
+        if settings.quantize is None:  # bitsandbytes places a quantized base itself
+            model.to(pick_device(settings.device))
         registry = cls(model, tokenizer, load_tokenizer(settings.model), settings)
         registry.load_all()
         return registry
@@ -122,7 +124,7 @@ class AdapterRegistry:
         return loaded
 
     def load(self, name: str) -> AdapterEntry:
-        """Load bundle folder ``name`` as adapter ``name``.
+        """Load bundle folder ``name`` (or a PEFT adapter folder) as adapter ``name``.
 
         Raises:
             ServeError: 400 bad name, 404 no such bundle, 409 already loaded or made
@@ -133,6 +135,8 @@ class AdapterRegistry:
             raise ServeError(409, f"adapter '{name}' is already loaded")
         if not is_bundle_dir(path):
             raise ServeError(404, f"no bundle named '{name}' in the adapters folder")
+        if is_peft_folder(path):
+            return self._load_peft(name, path)
         try:
             record = read_bundle_config(path)
         except BundleError as exc:
@@ -154,6 +158,17 @@ class AdapterRegistry:
         except Exception as exc:  # e.g. out of memory: still this bundle's fault, not the server's
             log.exception("loading bundle %s failed", name)
             raise ServeError(422, f"{name}: could not be loaded ({type(exc).__name__})") from None
+        return self._enter(name, path)
+
+    def _load_peft(self, name: str, path: Path) -> AdapterEntry:
+        """A PEFT adapter folder (LoRA, DoRA, IA3), converted as ``adapterkit import`` does."""
+        try:
+            load_peft(self.model, path, name=name)  # leaves no trace when it fails
+        except AdapterkitError as exc:
+            raise ServeError(422, f"{name}: {exc}") from None
+        return self._enter(name, path)
+
+    def _enter(self, name: str, path: Path) -> AdapterEntry:
         self.model.eval()  # a freshly attached head must not run dropout
         try:
             entry = self._entry(name, path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
+from adapterkit.models import QUANTIZE_CHOICES
 
 KINDS = ("encoder", "causal-lm")
 
@@ -42,6 +43,9 @@ class ServeSettings:
     """torch intra-op threads (default: ``$ADAPTERKIT_THREADS`` or torch's own choice)."""
     access_log: bool = False
     """Log every request (uvicorn's access log); off by default, it is noise under load."""
+    quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
+    """Load the base quantized by bitsandbytes (4bit, 8bit); only bundles trained on the base
+    quantized the same way load."""
 
     def __post_init__(self) -> None:
         check_fields(self, as_flags=True)

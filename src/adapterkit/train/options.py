@@ -14,6 +14,8 @@ from typing import Any
 
 from adapterkit.bundle import check_adapter_name
 from adapterkit.checked import check_fields
+from adapterkit.errors import AdapterkitError
+from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
 
 
@@ -67,18 +69,26 @@ class RunOptions:
     'adapterkit[mlflow]'), or none."""
     mlflow_uri: str | None = None
     """MLflow tracking URI (default: a SQLite store in <output>/mlruns)."""
+    quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
+    """Load the frozen base quantized by bitsandbytes: 4bit (NF4, double quantization, bf16
+    compute: QLoRA) or 8bit; adapters and heads stay full precision. The bundle records it,
+    and evaluate/predict/serve quantize the base the same way."""
 
     def __post_init__(self) -> None:
         check_fields(self)
         if self.adapter_name is not None:
             check_adapter_name(self.adapter_name)
+        if self.quantize is not None and self.method == "full":
+            raise AdapterkitError(
+                "--quantize freezes the base in low precision; full fine-tuning trains it"
+            )
 
 
 @dataclass
 class JobSpec:
     """One job of a run as the user gave it: its adapter's name, options and hyperparameters.
 
-    Jobs of one run share the base: options that shape the base (model, device,
+    Jobs of one run share the base: options that shape the base (model, device, quantize,
     precision, attention dropout, activation checkpointing) must agree.
     """
 

@@ -242,8 +242,11 @@ def load_run_base(spec: JobSpec, kind: str, device: torch.device) -> tuple[Adapt
     and its tokenizer."""
     options, config = spec.options, spec.config
     tokenizer = load_tokenizer(options.model)
-    base = load_base(options.model, kind, attention_dropout=config.attention_dropout)
-    model = AdaptedModel(base.to(device), name_or_path=options.model)
+    base = load_base(
+        options.model, kind, attention_dropout=config.attention_dropout, quantize=options.quantize
+    )
+    # bitsandbytes places a quantized model itself (and refuses .to() on 8-bit layers).
+    model = AdaptedModel(base if options.quantize else base.to(device), name_or_path=options.model)
     return model, tokenizer
 
 
