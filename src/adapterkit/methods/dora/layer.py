@@ -74,23 +74,13 @@ class DoraAdapter(LoraAdapter):
         base: BaseWeights,
     ) -> torch.Tensor | None:
         """Each row with its own A, B and gain, in two batched matmuls (as LoRA's rows)."""
-        first = modules[0]
-        same = all(
-            isinstance(m, DoraAdapter)
-            and m.lora_A.weight.shape == first.lora_A.weight.shape
-            and m.lora_A.weight.dtype == first.lora_A.weight.dtype
-            and (not m.training or m.dropout.p == 0.0)
-            for m in modules
-        )
-        if not same:
+        if not cls.batchable(modules):
             return None
-        dtype = first.lora_A.weight.dtype
-        a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
-        b = gather_per_row([m.lora_B.weight * m.scaling for m in modules], slot)  # (B, out, r)
+        dtype = modules[0].lora_A.weight.dtype
+        low_rank = cls.low_rank_rows(modules, slot, x, scaled=True)  # (B, T, out)
         # Rows without an adapter gather zeros: no shift and no low-rank term.
         shift = gather_per_row([m.row_gain(base.weight) - 1 for m in modules], slot)  # (B, out)
         shift = shift.unsqueeze(1)
-        low_rank = torch.bmm(torch.bmm(x.to(dtype), a.transpose(1, 2)), b.transpose(1, 2))
         plain = _without_bias(base_out.to(dtype), base.bias)
         return base_out + (shift * plain + (shift + 1) * low_rank).to(base_out.dtype)
 

@@ -58,19 +58,34 @@ class LoraAdapter(AdapterModule):
         """Many LoRAs of one rank in one pass, each row with its own A and B (as Punica
         and S-LoRA batch them): two batched matmuls instead of a group of ops per LoRA.
         Only in eval mode or without dropout, for LoRAs sharing shapes and dtype."""
+        if not cls.batchable(modules):
+            return None
+        delta = cls.low_rank_rows(modules, slot, x, scaled=False)  # (B, T, out)
+        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)
+
+    @classmethod
+    def batchable(cls, modules: list[AdapterModule]) -> bool:
+        """Whether ``modules`` can run as one batched pass: all of this class, one rank and
+        dtype, and in eval mode or without dropout."""
         first = modules[0]
-        same = all(
-            isinstance(m, LoraAdapter)
+        return all(
+            isinstance(m, cls)
             and m.lora_A.weight.shape == first.lora_A.weight.shape
             and m.lora_A.weight.dtype == first.lora_A.weight.dtype
             and (not m.training or m.dropout.p == 0.0)
             for m in modules
         )
-        if not same:
-            return None
-        dtype = first.lora_A.weight.dtype
+
+    @staticmethod
+    def low_rank_rows(
+        modules: list[AdapterModule], slot: torch.Tensor, x: torch.Tensor, scaled: bool
+    ) -> torch.Tensor:
+        """``B_row A_row x`` for each row's module (zero for slot -1), optionally times
+        each module's scaling: two batched matmuls, (B, T, out)."""
+        dtype = modules[0].lora_A.weight.dtype
         a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
-        b = gather_per_row([m.lora_B.weight for m in modules], slot)  # (B, out, r)
+        b = gather_per_row(
+            [m.lora_B.weight * m.scaling if scaled else m.lora_B.weight for m in modules], slot
+        )  # (B, out, r)
         low = torch.bmm(x.to(dtype), a.transpose(1, 2))  # (B, T, r)
-        delta = torch.bmm(low, b.transpose(1, 2))  # (B, T, out)
-        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)
+        return torch.bmm(low, b.transpose(1, 2))
