@@ -127,11 +127,17 @@ class BundleIO:
         return bundle.write_bundle(path, *self.bundle_contents(name, extra, include_base))
 
     def load_adapter(self, path: str | Path, name: str | None = None) -> str:
-        """Load a bundle written by :meth:`save_adapter`; returns the adapter's name here.
+        """Load a bundle written by :meth:`save_adapter` (or a PEFT adapter folder: LoRA, DoRA,
+        IA3, with its head); returns the adapter's name here.
 
         Every field is checked before anything is built, and a load that fails at any
         point leaves no trace: the model is as it was before the call.
         """
+        from adapterkit.interop.peft_import import is_peft_folder, peft_bundle
+
+        if is_peft_folder(path):  # LoRA, DoRA or IA3 saved by PEFT: converted on the way in
+            record, tensors = peft_bundle(path, self)  # type: ignore[arg-type]
+            return self.load_contents(record, tensors, path, name or Path(path).resolve().name)
         record, tensors = bundle.read_bundle(path)
         return self.load_contents(record, tensors, path, name)
 

@@ -27,9 +27,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("methods", ("methods",)),
     ("hosts", ("host", "routing", "inject", "checkpointing")),
     ("models", ("models", "models_gguf", "heads")),
-    ("model", ("model", "model_bundles")),
+    ("model", ("model", "model_bundles", "interop")),
     ("tasks", ("tasks",)),
-    ("loops", ("train", "generation", "predict", "search", "interop")),
+    ("loops", ("train", "generation", "predict", "search")),
     ("interfaces", ("serve", "cli", "__main__")),
 )
 """Bottom first. The package's ``__init__`` (the public API) sits above all of them."""

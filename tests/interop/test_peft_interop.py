@@ -135,6 +135,12 @@ def test_an_adapter_trained_by_peft_imports_with_peft_logits_and_routes_per_row(
         mixed = model(**inputs, adapter=["tagger", "ours", "tagger"]).last_hidden_state
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(mixed[[0, 2]], hidden[[0, 2]], rtol=1e-5, atol=1e-5)
+    # load_adapter takes the PEFT folder itself too (its outputs then named LABEL_i)
+    assert model.load_adapter(tmp_path / "from-peft", name="direct") == "direct"
+    assert model.task_info["direct"]["labels"] == ["LABEL_0", "LABEL_1", "LABEL_2"]
+    with torch.no_grad():
+        direct = model.head_logits("direct", model(**inputs, adapter="direct").last_hidden_state)
+    torch.testing.assert_close(direct, theirs, rtol=1e-4, atol=1e-4)
 
 
 def test_export_refuses_what_peft_cannot_hold(bert_dir: Path, tmp_path: Path) -> None:

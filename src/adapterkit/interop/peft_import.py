@@ -122,18 +122,6 @@ def import_peft(
     return model.save_adapter(name, out, extra={"imported_from": record["imported_from"]})
 
 
-def load_peft(
-    model: AdaptedModel,
-    folder: str | Path,
-    labels: list[str] | None = None,
-    name: str | None = None,
-) -> str:
-    """Load the PEFT folder ``folder`` into ``model`` as an adapter (default name: the
-    folder's); returns the name. Leaves no trace when it fails."""
-    record, tensors = peft_bundle(folder, model, labels)
-    return model.load_contents(record, tensors, folder, _adapter_name(folder, name))
-
-
 def _adapter_name(folder: str | Path, name: str | None) -> str:
     name = name or Path(folder).resolve().name
     check_adapter_name(name)

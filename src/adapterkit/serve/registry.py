@@ -16,7 +16,7 @@ from typing import Any
 
 from adapterkit.bundle import ADAPTER_NAME, is_bundle_dir, read_bundle_config
 from adapterkit.errors import AdapterkitError, BundleError
-from adapterkit.interop.peft_import import is_peft_folder, load_peft
+from adapterkit.interop.peft_import import is_peft_folder
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
@@ -163,7 +163,7 @@ class AdapterRegistry:
     def _load_peft(self, name: str, path: Path) -> AdapterEntry:
         """A PEFT adapter folder (LoRA, DoRA, IA3), converted as ``adapterkit import`` does."""
         try:
-            load_peft(self.model, path, name=name)  # leaves no trace when it fails
+            self.model.load_adapter(path, name=name)  # leaves no trace when it fails
         except AdapterkitError as exc:
             raise ServeError(422, f"{name}: {exc}") from None
         return self._enter(name, path)
