@@ -16,8 +16,8 @@ TASKS: dict[str, dict[str, Any]] = {
         "epochs": 2,
     },
 }
-METHODS = ["head", "full", "houlsby", "pfeiffer", "lora"]
-ADAPTERS = ["houlsby", "pfeiffer", "lora"]
+METHODS = ["head", "full", "houlsby", "pfeiffer", "lora", "ia3", "dora"]
+ADAPTERS = ["houlsby", "pfeiffer", "lora", "ia3", "dora"]
 RUNS = Path("runs/quality")
 FULL_MODEL_BYTES = 90_868_376  # MiniLM's model.safetensors in the wheel
 
