@@ -1,6 +1,17 @@
 """adapterkit: parameter-efficient fine-tuning with adapters, bundles with heads,
 and one frozen base serving many adapters."""
 
+# ruff: noqa: E402 (the logger below must be set before the imports that follow it)
+
+import logging
+
+# bitsandbytes (imported by transformers whenever peft is installed, and by --quantize)
+# tries on import to fetch an optional CPU kernel from the model hub, and warns when it
+# cannot: on every command, offline. The path that kernel serves is turned off
+# (models.prepare_4bit), so the warning tells a user nothing. Set before any import below
+# can bring bitsandbytes in.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
 from adapterkit.errors import AdapterkitError, BundleError, DataError
 from adapterkit.heads import (
     ClassificationHead,
@@ -10,6 +21,8 @@ from adapterkit.heads import (
 )
 from adapterkit.methods import known_methods, make_config
 from adapterkit.methods.bottleneck import BottleneckConfig
+from adapterkit.methods.dora import DoraConfig
+from adapterkit.methods.ia3 import Ia3Config
 from adapterkit.methods.lora import LoraConfig
 from adapterkit.model import AdaptedModel, ParameterReport
 from adapterkit.models import load_base, load_tokenizer
@@ -22,6 +35,8 @@ __all__ = [
     "BundleError",
     "ClassificationHead",
     "DataError",
+    "DoraConfig",
+    "Ia3Config",
     "LoraConfig",
     "ParameterReport",
     "SpanQAHead",
