@@ -51,7 +51,8 @@ RAW_BODIES: dict[str, bytes] = {
     "duplicate-keys": b'{"adapter": "topic", "adapter": 5, "inputs": ["a"]}',
 }
 REQUESTS: list[Request] = []
-for endpoint in ("/v1/predict", "/v1/generate", "/v1/completions", "/v1/adapters"):
+ENDPOINTS = ("/v1/predict", "/v1/generate", "/v1/completions", "/v1/chat/completions")
+for endpoint in (*ENDPOINTS, "/v1/adapters"):
     for name, raw in RAW_BODIES.items():
         REQUESTS.append(Request("body", f"{endpoint}:{name}", "POST", endpoint, raw=raw))
 
@@ -134,8 +135,30 @@ BAD_COMPLETIONS: dict[str, dict[str, Any]] = {
     "stop-object": {"prompt": "a", "stop": {"a": 1}},
     "prompt-too-long": {"prompt": "a" * 20_000},
 }
+BAD_COMPLETIONS["option-not-implemented"] = {"prompt": "a", "logprobs": 2}
+BAD_COMPLETIONS["stream-word"] = {"prompt": "a", "stream": "yes"}
 for name, body in BAD_COMPLETIONS.items():
     REQUESTS.append(Request("completions", name, "POST", "/v1/completions", body))
+HI = [{"role": "user", "content": "hi"}]
+BAD_CHATS: dict[str, dict[str, Any]] = {
+    "no-messages": {"model": "A"},
+    "messages-empty": {"messages": []},
+    "messages-string": {"messages": "hi"},
+    "message-no-content": {"messages": [{"role": "user"}]},
+    "content-number": {"messages": [{"role": "user", "content": 5}]},
+    "content-too-long": {"messages": [{"role": "user", "content": "a" * 20_000}]},
+    "model-unknown": {"messages": HI, "model": "nope"},
+    "model-classifier": {"messages": HI, "model": "cls"},
+    "n-two": {"messages": HI, "n": 2},
+    "max-tokens-zero": {"messages": HI, "max_tokens": 0},
+    "max-completion-tokens-huge": {"messages": HI, "max_completion_tokens": 10**9},
+    "temperature-high": {"messages": HI, "temperature": 9},
+    "tools": {"messages": HI, "tools": [{"type": "function"}]},
+    "presence-penalty": {"messages": HI, "presence_penalty": 0.5},
+    "stream-number": {"messages": HI, "stream": 3},
+}
+for name, body in BAD_CHATS.items():
+    REQUESTS.append(Request("chat", name, "POST", "/v1/chat/completions", body))
 
 BAD_LOAD_NAMES = [5, None, "", ".", "..", "../adapters", "/etc", "a/b", "x" * 100, "nope"]
 BAD_LOAD_NAMES += [".hidden", "%2e%2e", "ádapter", "topic", "a b", "-x", "_x", ["topic"]]

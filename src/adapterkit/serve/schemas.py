@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
 class Health(BaseModel):
@@ -109,7 +109,7 @@ class CompletionRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
-    stream: bool = Field(default=False, description="server-sent events, one per choice")
+    stream: StrictBool = Field(default=False, description="server-sent events, one per choice")
     user: str | None = Field(default=None, description="accepted and not used")
 
 
@@ -144,7 +144,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
-    stream: bool = Field(default=False, description="server-sent events")
+    stream: StrictBool = Field(default=False, description="server-sent events")
     user: str | None = Field(default=None, description="accepted and not used")
 
 
