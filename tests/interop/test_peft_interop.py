@@ -173,6 +173,26 @@ def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     code, err = run("import", str(tmp_path / "peft"), "--out", str(tmp_path / "o3"))
     assert code == 2 and "no adapter_model.safetensors" in err
     assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
+    good = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    for number, (key, value, says) in enumerate(
+        [
+            ("lora_alpha", "x", "alpha must be a number"),
+            ("use_rslora", "false", "use_rslora must be true or false"),
+            ("peft_type", "IA3", "has no scale weights"),
+            ("rank_pattern", {"query": 2}, "per-layer ranks"),
+        ]
+    ):
+        (tmp_path / "peft" / "adapter_config.json").write_text(json.dumps({**good, key: value}))
+        code, err = run(
+            "import",
+            str(tmp_path / "peft"),
+            "--model",
+            str(bert_dir),
+            "--out",
+            str(tmp_path / f"h{number}"),
+        )
+        assert code == 2 and err.count("\n") == 1 and says in err, err
+    (tmp_path / "peft" / "adapter_config.json").write_text(json.dumps(good))
     other = save_tiny_bert(tmp_path / "wide", WORDS)
     config = json.loads((other / "config.json").read_text())
     config.update(hidden_size=48, intermediate_size=96)
@@ -186,6 +206,7 @@ def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     )
     assert code == 2 and err.count("\n") == 1 and "this base" in err, err
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+    assert not any((tmp_path / f"h{i}").exists() for i in range(4))
 
 
 def test_info_says_what_a_peft_folder_and_a_merged_folder_are(

@@ -142,7 +142,10 @@ def peft_bundle(
     head_record = _head_record(task)
     target = peft_target(task, head_record, model.base.config)
     layers, head_tensors = _split(tensors, target.layer_prefix, target.head_map, folder)
-    adapter_config = _adapter_config(config, layers)
+    try:
+        adapter_config = _adapter_config(config, layers)
+    except AdapterkitError as exc:
+        raise AdapterkitError(f"{folder}: {exc}") from None
     head, info = _head_and_task(task, head_tensors, model.base.config, labels, folder)
     ours = {
         f"adapter.{layer}.{param}": tensor.reshape(-1) if param == "scale" else tensor
@@ -212,26 +215,33 @@ def _split(
 def _adapter_config(
     config: dict[str, Any], layers: dict[str, dict[str, torch.Tensor]]
 ) -> AdapterConfig:
+    """Our method config for PEFT's; its values are checked as any config's (one line)."""
     names = sorted(layers)
-    if config["peft_type"] == "IA3":
+    kind = "scale" if config["peft_type"] == "IA3" else "lora_A.weight"
+    lacking = [n for n in names if kind not in layers[n]]
+    if lacking:
+        raise AdapterkitError(
+            f"layer {lacking[0]} has no {kind} weights in this {config['peft_type']} folder"
+        )
+    if kind == "scale":
         scaled = [
-            n for n in names if layers[n]["scale"].dim() == 2 and layers[n]["scale"].shape[0] == 1
+            n
+            for n in names
+            if tuple(layers[n]["scale"].shape)[:1] == (1,) and layers[n]["scale"].dim() == 2
         ]
         return make_config("ia3", target_modules=names, input_scaled=scaled)
-    ranks = {
-        params["lora_A.weight"].shape[0] for params in layers.values() if "lora_A.weight" in params
-    }
+    ranks = {params["lora_A.weight"].shape[0] for params in layers.values()}
     if len(ranks) != 1:
         raise AdapterkitError(
             f"LoRA layers of ranks {sorted(ranks)}; one rank per adapter is imported"
         )
     return make_config(
-        "dora" if config.get("use_dora") else "lora",
+        "dora" if config.get("use_dora") is True else "lora",
         target_modules=names,
         r=ranks.pop(),
-        alpha=float(config.get("lora_alpha", 8)),
-        dropout=float(config.get("lora_dropout", 0.0)),
-        use_rslora=bool(config.get("use_rslora", False)),
+        alpha=config.get("lora_alpha", 8),
+        dropout=config.get("lora_dropout", 0.0),
+        use_rslora=config.get("use_rslora", False),
     )
 
 
