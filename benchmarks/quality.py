@@ -10,6 +10,15 @@ Every number in docs/results.md comes from this script:
     .venv/bin/python -m benchmarks.quality --variant no-attn-dropout --methods pfeiffer
     .venv/bin/python -m benchmarks.quality --report-only          # rebuild the table from runs/quality
 
+docs/results_methods.md (IA3 and DoRA, the same budget; two processes side by side):
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --tasks trec --methods ia3 \
+        --seeds 0 1 2 --out docs/results_methods.md &    # then --tasks conll2003 --methods ia3
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --tasks trec --methods dora \
+        --seeds 0 1 2 --out docs/results_methods.md      # then --tasks conll2003 --methods dora
+    .venv/bin/python -m benchmarks.quality --report-only --out docs/results_methods.md \
+        --title "Quality results: IA3 and DoRA"
+
 Each (task, method) run uses the method's default hyperparameters (what a user who
 passes no --lr gets), seed 0, and the budget of the peer reference runs quoted in
 the issue: TREC batch 32, max length 64, 5 epochs; CoNLL batch 16, max length 128,
@@ -73,14 +82,15 @@ def main() -> None:
         + "; ".join(f"{name}: {v.flag}" for name, v in VARIANTS.items()),
     )
     parser.add_argument("--out", default="docs/results.md")
+    parser.add_argument("--title", default="Quality results", help="the page's heading")
     args = parser.parse_args()
     index, count = (int(x) for x in args.shard.split("/"))
     if not args.report_only:
         runs = [(t, m, seed) for seed in args.seeds for t in args.tasks for m in args.methods]
         for task, method, seed in runs[index::count]:
             run_one(task, method, args.rerun, seed, args.variant)
-            write_report(Path(args.out))
-    write_report(Path(args.out))
+            write_report(Path(args.out), title=args.title)
+    write_report(Path(args.out), title=args.title)
 
 
 if __name__ == "__main__":
