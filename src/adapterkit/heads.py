@@ -111,6 +111,11 @@ class ClassificationHead(Head):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_labels)
 
+    def set_pooling(self, pooling: str) -> None:
+        """Read the sequence another way (no weights change, so this is exact)."""
+        self.pooling = check_value("pooling", str, pooling, ARGUMENT_RULES["pooling"])
+        self.head_config["pooling"] = self.pooling
+
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:

@@ -96,6 +96,7 @@ BAD_TRAIN_FLAGS: dict[str, list[str]] = {
     "--label-column": ["target"],
     "--name": ["../evil", "a/b", "", "x" * 100, "train"],
     "--quantize": ["2bit", "4", ""],
+    "--pooling": ["max"],
 }
 BAD_METHOD_FLAGS: dict[str, list[tuple[str, str]]] = {
     "lora": [

@@ -258,3 +258,34 @@ def test_the_server_serves_a_peft_folder_beside_our_bundles(bert_dir: Path, tmp_
         assert list(mine["scores"].values()) == pytest.approx(
             list(peft_row["scores"].values()), abs=1e-4
         )
+
+
+def test_a_cli_trained_classifier_with_cls_pooling_exports_with_its_logits(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "train.csv"
+    rows = ["good movie,pos", "bad plot,neg", "the cat,pos", "john lives in paris,neg"]
+    data.write_text("text,label\n" + "\n".join(rows * 4) + "\n")
+    argv = ["train", "--model", str(bert_dir), "--train", str(data), "--epochs", "1"]
+    argv += ["--report-to", "none", "--method", "lora", "--output", str(tmp_path / "run")]
+    assert run(*argv, "--pooling", "cls")[0] in (0, 3)
+    code, err = run("export", str(tmp_path / "run" / "adapter"), "--out", str(tmp_path / "peft"))
+    assert code == 0, err
+    model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
+    name = model.load_adapter(tmp_path / "run" / "adapter")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(bert_dir)
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    inputs.pop("token_type_ids", None)
+    with torch.no_grad():
+        ours = model.head_logits(name, model(**inputs, adapter=name).last_hidden_state)
+    base = transformers.AutoModelForSequenceClassification.from_pretrained(bert_dir, num_labels=2)
+    loaded = peft.PeftModel.from_pretrained(base, tmp_path / "peft").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, ours, rtol=1e-4, atol=1e-4)
+    tags = tmp_path / "tags.jsonl"
+    row = '{"tokens": ["john", "lives", "in", "paris"], "tags": ["B-PER", "O", "O", "B-LOC"]}'
+    tags.write_text("\n".join([row] * 8) + "\n")
+    argv = ["train", "--model", str(bert_dir), "--train", str(tags), "--epochs", "1"]
+    argv += ["--report-to", "none", "--output", str(tmp_path / "tagger"), "--pooling", "cls"]
+    code, err = run(*argv)
+    assert code == 2 and "--pooling applies to classification heads" in err, err

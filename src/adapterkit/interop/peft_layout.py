@@ -111,7 +111,7 @@ def _classification_head(head: dict[str, Any], config: Any, prefix: str) -> dict
     if pooling != "cls":
         raise AdapterkitError(
             f"the head pools the {pooling} of the tokens, which no transformers classification "
-            "head does (they read the first token); train with cls pooling to export it"
+            "head does (they read the first token); train with --pooling cls to export it"
         )
     layout = CLS_HEADS.get(config.model_type)
     if layout is None:

@@ -15,6 +15,7 @@ from typing import Any
 from adapterkit.bundle import check_adapter_name
 from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
+from adapterkit.heads import POOLINGS
 from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
 
@@ -69,6 +70,10 @@ class RunOptions:
     'adapterkit[mlflow]'), or none."""
     mlflow_uri: str | None = None
     """MLflow tracking URI (default: a SQLite store in <output>/mlruns)."""
+    pooling: str | None = field(default=None, metadata={"choices": POOLINGS})
+    """Classification heads: how the head reads the sequence, mean (the default), cls (the
+    first token, as transformers' BERT and RoBERTa heads do: such a bundle exports to PEFT
+    and to a merged model) or last."""
     quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
     """Load the frozen base quantized by bitsandbytes: 4bit (NF4, double quantization, bf16
     compute: QLoRA) or 8bit; adapters and heads stay full precision. The bundle records it,

@@ -28,6 +28,7 @@ from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.data import DataSplits, check_trainable, load_data, sample_examples
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import check_writable_dir
+from adapterkit.heads import ClassificationHead
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
@@ -267,6 +268,12 @@ def add_job_adapter(
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)
     head = task.build_head(model.base.config.hidden_size)
+    if options.pooling is not None:
+        if not isinstance(head, ClassificationHead):
+            raise AdapterkitError(
+                f"--pooling applies to classification heads; a {task.task_type} task has none"
+            )
+        head.set_pooling(options.pooling)
     model.add_adapter(spec.name, adapter_config, head=head, task=task.task_info())
     for param in [
         *model.adapter_parameters(spec.name).values(),
