@@ -252,13 +252,19 @@ def base_kind(name: str, task: str) -> str:
     ``causal-lm``. Reads only the config, so it costs milliseconds."""
     if task not in ("causal-lm", "seq2seq"):
         return "encoder"
+    config = load_config(name)
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal-lm"
+
+
+def load_config(name: str) -> Any:
+    """The transformers config of model ``name`` (alias, path or hub id), or one line saying
+    what was tried."""
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(resolve_model(name))
+        return AutoConfig.from_pretrained(resolve_model(name))
     except (OSError, ValueError) as exc:
         raise _explain(name, exc) from None
-    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal-lm"
 
 
 FALLBACK_CONTEXT_LENGTH = 2048  # when neither tokenizer nor config states a usable length

@@ -55,3 +55,20 @@ def test_merged_export_refuses_bottleneck_adapters(bert_dir: Path, tmp_path: Pat
     )
     assert code == 2 and err.count("\n") == 1 and "cannot be merged" in err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("fmt", ["peft", "merged"])
+def test_export_of_a_bundle_whose_base_cannot_be_found_is_one_line(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "bundle_v1", bundle)
+    config = json.loads((bundle / "adapter_config.json").read_text())
+    config["base_model"]["name_or_path"] = str(tmp_path / "no-such-model")
+    (bundle / "adapter_config.json").write_text(json.dumps(config))
+    code, err = run("export", str(bundle), "--format", fmt, "--out", str(tmp_path / "out"))
+    assert code == 2 and err.count("\n") == 1 and "cannot load model" in err, err
+    assert not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ from adapterkit.host import AdapterHost
 from adapterkit.interop.peft_layout import TASK_TYPES, peft_target
 from adapterkit.model import AdaptedModel
 from adapterkit.model_bundles import check_bundle_record
-from adapterkit.models import load_tokenizer, resolve_model
+from adapterkit.models import load_config, load_tokenizer, resolve_model
 
 MERGEABLE = ("lora", "dora", "ia3", "none")
 
@@ -45,10 +45,10 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
             f"{bundle_path}: a full fine-tuning bundle is not exported as a merged model yet"
         )
     base_name = record["base_model"]["name_or_path"]
+    base_config = load_config(base_name)
     base_path = resolve_model(base_name)
     task = record.get("task") or {}
     head_record = record.get("head")
-    base_config = transformers.AutoConfig.from_pretrained(base_path)
     target = peft_target(task.get("type"), head_record, base_config)
     labels = task.get("labels")
     extra = (
@@ -57,7 +57,11 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         else {}
     )
     auto = getattr(transformers, TASK_TYPES[task["type"]][1])
-    full = auto.from_pretrained(base_path, use_safetensors=True, **extra)
+    try:  # safetensors only, as every base adapterkit loads
+        full = auto.from_pretrained(base_path, use_safetensors=True, **extra)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AdapterkitError(f"base '{base_name}' could not be loaded: {first}") from None
     inner = full.get_submodule(target.layer_prefix.rstrip(".")) if target.layer_prefix else full
     model = AdaptedModel(inner, name_or_path=base_name)
     head = build_head(head_record["type"], head_record["config"]) if head_record else None

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoConfig
 
 from adapterkit.bundle import read_bundle
 from adapterkit.errors import AdapterkitError
@@ -22,7 +21,7 @@ from adapterkit.files import staged_dir
 from adapterkit.inject import layer_roles, name_matches
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES, peft_target
 from adapterkit.model_bundles import check_bundle_record
-from adapterkit.models import resolve_model
+from adapterkit.models import load_config, resolve_model
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -47,8 +46,9 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
         raise AdapterkitError(
             f"{bundle_path}: a full fine-tuning bundle is a model, not an adapter"
         )
-    base_path = resolve_model(record["base_model"]["name_or_path"])
-    base_config = AutoConfig.from_pretrained(base_path)
+    base_name = record["base_model"]["name_or_path"]
+    base_config = load_config(base_name)
+    base_path = resolve_model(base_name)
     task = (record.get("task") or {}).get("type")
     target = peft_target(task, record.get("head"), base_config)
     input_scaled = _input_scaled(record, config, base_config.model_type)
