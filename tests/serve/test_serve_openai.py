@@ -75,3 +75,17 @@ def test_options_not_implemented_are_refused_not_ignored(client) -> None:
         )
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=MESSAGES, max_tokens=2)
+
+
+def test_chat_without_max_tokens_fits_what_the_context_has_left(
+    client, decoder_bundles: Served
+) -> None:
+    """The tiny GPT-2 has 64 positions: 64 new tokens after a prompt would not fit, so the
+    default takes what is left instead of refusing."""
+    answer = client.chat.completions.create(model="A", messages=MESSAGES, temperature=0)
+    prompt, has_specials = chat_prompt(decoder_bundles.tokenizer, MESSAGES)
+    used = len(decoder_bundles.tokenizer(prompt, add_special_tokens=not has_specials)["input_ids"])
+    assert answer.usage.prompt_tokens == used
+    assert (
+        1 <= answer.usage.completion_tokens <= decoder_bundles.model.base.config.n_positions - used
+    )

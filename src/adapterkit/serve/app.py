@@ -27,12 +27,11 @@ from adapterkit.serve.batcher import Batcher, NaiveRunner
 from adapterkit.serve.compute import run_batch, run_naive
 from adapterkit.serve.generation import chat_prompt, encode_prompt
 from adapterkit.serve.jobs import GenerateJob, PredictJob
-from adapterkit.serve.openai_api import add_openai_routes, usage
+from adapterkit.serve.openai_api import DEFAULT_NEW_TOKENS, add_openai_routes, usage
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError, ServeSettings
 
 log = logging.getLogger("adapterkit.serve")
-DEFAULT_NEW_TOKENS = 64
 
 
 def char_count(raw: Any) -> int:
@@ -168,11 +167,13 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         adapter: str | None,
         text: str,
         has_specials: bool,
-        max_new_tokens: int,
+        max_new_tokens: int | None,
         sampling: Sampling,
         stop: list[str],
     ) -> GenerateJob:
-        if max_new_tokens > settings.max_new_tokens:
+        """One checked, encoded prompt. ``max_new_tokens`` None: the default (64, or less
+        when the server's limit or the room left in the base's context is smaller)."""
+        if max_new_tokens is not None and max_new_tokens > settings.max_new_tokens:
             raise ServeError(
                 413,
                 f"{max_new_tokens} new tokens asked; the limit is {settings.max_new_tokens} (--max-new-tokens)",
@@ -186,6 +187,9 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         if not ids:
             raise ServeError(400, "the prompt is empty after tokenisation")
         limit = max_positions(registry.model.base.config)
+        if max_new_tokens is None:
+            room = settings.max_new_tokens if limit is None else limit - len(ids)
+            max_new_tokens = max(1, min(DEFAULT_NEW_TOKENS, settings.max_new_tokens, room))
         if limit is not None and len(ids) + max_new_tokens > limit:
             raise ServeError(
                 400,
@@ -209,8 +213,9 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         else:
             text, has_specials = body.prompt or "", False
         sampling = Sampling(body.temperature, body.top_p)
-        new_tokens = body.max_new_tokens or min(DEFAULT_NEW_TOKENS, settings.max_new_tokens)
-        job = generation_job(body.adapter, text, has_specials, new_tokens, sampling, body.stop)
+        job = generation_job(
+            body.adapter, text, has_specials, body.max_new_tokens, sampling, body.stop
+        )
         result: Generation = await runner.submit(job)
         return {
             "adapter": body.adapter,

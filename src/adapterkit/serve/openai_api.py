@@ -26,7 +26,12 @@ from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError, ServeSettings
 
 BASE_NAMES = ("base",)
-MakeJob = Callable[[str | None, str, bool, int, Sampling, list[str]], GenerateJob]
+DEFAULT_NEW_TOKENS = 64
+"""New tokens of a chat completion, and of /v1/generate, when the request names none (fewer
+when the base's context has less room left)."""
+MakeJob = Callable[[str | None, str, bool, int | None, Sampling, list[str]], GenerateJob]
+"""(adapter, prompt, prompt holds special tokens, new tokens or None: the default, sampling,
+stop strings) -> a checked, encoded job."""
 ChatText = Callable[[list[dict[str, str]]], tuple[str, bool]]
 
 
@@ -98,7 +103,7 @@ def add_openai_routes(
     async def chat_completions(body: schemas.ChatCompletionRequest) -> Any:
         adapter = adapter_of(body.model)
         text, has_specials = chat_text([m.model_dump() for m in body.messages])
-        new_tokens = body.max_completion_tokens or body.max_tokens or settings.max_new_tokens
+        new_tokens = body.max_completion_tokens or body.max_tokens  # None: make_job's default
         sampling = Sampling(body.temperature, body.top_p)
         job = make_job(adapter, text, has_specials, new_tokens, sampling, _stops(body.stop))
         result: Generation = await submit(job)
