@@ -13,15 +13,14 @@ from pathlib import Path
 import transformers
 from torch import nn
 
-from adapterkit.bundle import read_bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import staged_dir
 from adapterkit.heads import build_head
 from adapterkit.host import AdapterHost
-from adapterkit.interop.peft_layout import TASK_TYPES, peft_target
+from adapterkit.interop.export_source import read_export_source
+from adapterkit.interop.peft_layout import TASK_TYPES
 from adapterkit.model import AdaptedModel
-from adapterkit.model_bundles import check_bundle_record
-from adapterkit.models import load_config, load_tokenizer, resolve_model
+from adapterkit.models import load_tokenizer
 
 MERGEABLE = ("lora", "dora", "ia3", "none")
 
@@ -33,23 +32,21 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         AdapterkitError: A method that cannot be merged, or a head no transformers class
             holds (one line).
     """
-    record, tensors = read_bundle(bundle_path)
-    config = check_bundle_record(record, bundle_path)
-    if config.method not in MERGEABLE:
-        raise AdapterkitError(
-            f"{bundle_path}: a {config.method} adapter cannot be merged into the base weights "
-            "(it adds layers of its own); mergeable: lora, dora, ia3 and head-only bundles"
-        )
-    if record.get("includes_base"):
-        raise AdapterkitError(
-            f"{bundle_path}: a full fine-tuning bundle is not exported as a merged model yet"
-        )
-    base_name = record["base_model"]["name_or_path"]
-    base_config = load_config(base_name)
-    base_path = resolve_model(base_name)
-    task = record.get("task") or {}
-    head_record = record.get("head")
-    target = peft_target(task.get("type"), head_record, base_config)
+    source = read_export_source(
+        bundle_path,
+        MERGEABLE,
+        "a {method} adapter cannot be merged into the base weights (it adds layers of its "
+        "own); mergeable: lora, dora, ia3 and head-only bundles",
+        "a full fine-tuning bundle is not exported as a merged model yet",
+    )
+    config, tensors, base_name, target = (
+        source.config,
+        source.tensors,
+        source.base_name,
+        source.target,
+    )
+    task = source.record.get("task") or {}
+    head_record = source.record.get("head")
     labels = task.get("labels")
     extra = (
         {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
@@ -58,7 +55,7 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
     )
     auto = getattr(transformers, TASK_TYPES[task["type"]][1])
     try:  # safetensors only, as every base adapterkit loads
-        full = auto.from_pretrained(base_path, use_safetensors=True, **extra)
+        full = auto.from_pretrained(source.base_path, use_safetensors=True, **extra)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AdapterkitError(f"base '{base_name}' could not be loaded: {first}") from None

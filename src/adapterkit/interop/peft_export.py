@@ -15,13 +15,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from adapterkit.bundle import read_bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import staged_dir
 from adapterkit.inject import layer_roles, name_matches
-from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES, peft_target
-from adapterkit.model_bundles import check_bundle_record
-from adapterkit.models import load_config, resolve_model
+from adapterkit.interop.export_source import read_export_source
+from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -34,23 +32,15 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
         AdapterkitError: A method or head PEFT cannot hold, or a bundle that fails its
             checks (one line).
     """
-    record, tensors = read_bundle(bundle_path)
-    config = check_bundle_record(record, bundle_path)
-    method = record["method"]
-    if method not in PEFT_TYPES:
-        raise AdapterkitError(
-            f"{bundle_path}: PEFT has no adapter type for method '{method}'; exportable: "
-            + ", ".join(sorted(PEFT_TYPES))
-        )
-    if record.get("includes_base"):
-        raise AdapterkitError(
-            f"{bundle_path}: a full fine-tuning bundle is a model, not an adapter"
-        )
-    base_name = record["base_model"]["name_or_path"]
-    base_config = load_config(base_name)
-    base_path = resolve_model(base_name)
-    task = (record.get("task") or {}).get("type")
-    target = peft_target(task, record.get("head"), base_config)
+    source = read_export_source(
+        bundle_path,
+        PEFT_TYPES,
+        "PEFT has no adapter type for method '{method}'; exportable: "
+        + ", ".join(sorted(PEFT_TYPES)),
+        "a full fine-tuning bundle is a model, not an adapter",
+    )
+    record, tensors, config = source.record, source.tensors, source.config
+    base_config, base_path, target = source.base_config, source.base_path, source.target
     input_scaled = _input_scaled(record, config, base_config.model_type)
     weights: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
