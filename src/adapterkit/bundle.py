@@ -82,6 +82,18 @@ class TaskRecord(_Strict):
     max_length: int = Field(default=128, ge=1, le=1_000_000)
 
 
+class ParentRecord(_Strict):
+    """A bundle this one was made from (``train --init-from``, ``merge``): enough to trace a
+    chain of versions back, and to tell a parent from a same-named other bundle."""
+
+    name: str | None = Field(default=None, max_length=256)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """The parent's weights file checksum (as its own config records it)."""
+    relation: Literal["init-from", "merge"]
+    weight: float | None = None
+    """The parent's weight in a merge."""
+
+
 class BundleRecord(_Strict):
     """The schema of ``adapter_config.json``: every field a reader relies on, typed."""
 
@@ -96,6 +108,7 @@ class BundleRecord(_Strict):
     head: HeadRecord | None = None
     task: TaskRecord = Field(default_factory=TaskRecord)
     includes_base: bool = False
+    parents: list[ParentRecord] = Field(default_factory=list, max_length=1024)
     files: dict[str, FileRecord] = Field(default_factory=dict)
 
 
@@ -220,6 +233,22 @@ def check_weights_file(path: str | Path, config: dict[str, Any]) -> Path:
             f"{weights}: checksum does not match {config_path.name} (file is corrupt)"
         )
     return weights
+
+
+def parent_record(
+    path: str | Path, config: dict[str, Any], relation: str, weight: float | None = None
+) -> dict[str, Any]:
+    """The ``parents`` entry naming the (already read and checked) bundle at ``path``."""
+    weights = bundle_files(path)[1].name
+    entry: dict[str, Any] = {
+        "name": config.get("name") or Path(path).resolve().name,
+        "sha256": config.get("files", {}).get(weights, {}).get("sha256")
+        or sha256_file(bundle_files(path)[1]),
+        "relation": relation,
+    }
+    if weight is not None:
+        entry["weight"] = weight
+    return entry
 
 
 def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -167,6 +167,7 @@ def cmd_info(values: dict[str, Any]) -> int:
         "head": (record.get("head") or {}).get("type"),
         "adapted_layers": len(record.get("targets", [])),
         "weights_bytes": weights.stat().st_size,
+        "parents": record.get("parents", []),
         "format_version": record.get("format_version"),
         "adapterkit_version": record.get("adapterkit_version"),
     }
