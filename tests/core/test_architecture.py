@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("methods", ("methods",)),
     ("hosts", ("host", "routing", "inject", "checkpointing")),
     ("models", ("models", "models_gguf", "heads")),
-    ("model", ("model", "model_bundles", "interop")),
+    ("model", ("model", "model_bundles", "interop", "lifecycle")),
     ("tasks", ("tasks",)),
     ("loops", ("train", "generation", "predict", "search")),
     ("interfaces", ("serve", "cli", "__main__")),

