@@ -19,7 +19,7 @@ from adapterkit.cli.config_file import merged_values
 from adapterkit.cli.fields import add_flags, dataclass_defaults, dataclass_flags, field_docs
 from adapterkit.methods import make_config, registered_configs
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.options import RunOptions
+from adapterkit.train.options import DEFAULT_METHOD, RunOptions
 
 OPTION_CLASSES = [RunOptions, TrainConfig, *registered_configs()]
 # (class, field) for every option field that is a flag, i.e. not marked metadata flag=None.
@@ -29,6 +29,20 @@ FLAG_FIELDS = [
     for f in dataclasses.fields(cls)
     if f.metadata.get("flag", "") is not None
 ]
+CONTINUAL = ("init_from", "replay", "replay_ratio", "anchor_weight", "old_data")
+
+
+def _tiny_bundle(path: Path) -> Path:
+    """A bundle of the default method (what --init-from reads its method from)."""
+    from tests.tiny import tiny_model
+
+    from adapterkit.model import AdaptedModel
+
+    model = AdaptedModel(tiny_model("bert"))
+    model.add_adapter("parent", make_config(DEFAULT_METHOD))
+    return model.save_adapter("parent", path)
+
+
 # Spellings users and tests rely on: they must never change.
 FIXED_FLAGS = {
     "--config": "config",
@@ -123,6 +137,11 @@ def test_every_option_field_is_set_by_its_flag_and_by_its_yaml_key(
     words, value = _sample(cls, f)
     # A method's option is given with that method: another one refuses it.
     method = ["--method", cls.method] if cls not in (TrainConfig, RunOptions) else []
+    if cls is RunOptions and f.name in CONTINUAL:  # options of a run that continues a bundle
+        bundle = str(_tiny_bundle(tmp_path / "parent"))
+        method = ["--init-from", bundle] if f.name != "init_from" else []
+        method += ["--replay", "old.csv"] if f.name == "replay_ratio" else []
+        words, value = ([bundle], bundle) if f.name == "init_from" else (words, value)
     from_flag = _built(cls, _values(["train", *method, _flag(f), *words]))
     assert from_flag[f.name] == value
     config = tmp_path / "c.yaml"
@@ -132,7 +151,11 @@ def test_every_option_field_is_set_by_its_flag_and_by_its_yaml_key(
     # Not given at all: the dataclass default; a method option is left out of
     # method_options, so the method (or its preset) decides.
     unset = _built(cls, _values(["train", *method]))
-    if cls in (TrainConfig, RunOptions):
+    if cls is RunOptions and f.name == "method":
+        assert unset[f.name] == DEFAULT_METHOD  # None only says "not given"
+    elif cls is RunOptions and f.name == "replay_ratio":
+        assert unset[f.name] == 0.2  # None only says "not given": 0.2 with --replay
+    elif cls in (TrainConfig, RunOptions):
         assert unset[f.name] == dataclass_defaults(cls)[f.name]
     else:
         assert f.name not in unset

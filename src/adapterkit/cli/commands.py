@@ -178,12 +178,13 @@ def cmd_info(values: dict[str, Any]) -> int:
 def cmd_demo(values: dict[str, Any]) -> int:
     """Train a Pfeiffer adapter on TREC-6 with MiniLM, evaluate on the test set, answer questions."""
     from adapterkit.predict import load_for_inference, predict_raw
+    from adapterkit.train.options import DEFAULT_METHOD
 
     output = values["output"] if values["output"] != "runs/latest" else "runs/demo"
     demo = {
         **values,
         "data": "trec",
-        "method": values["method"],
+        "method": values["method"] or DEFAULT_METHOD,
         "output": output,
         "epochs": values.get("epochs") or 3,
         "max_length": 64,

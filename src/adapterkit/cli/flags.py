@@ -21,7 +21,7 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.methods import AdapterConfig, known_methods, make_config, registered_configs
 from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
-from adapterkit.train.options import RunOptions
+from adapterkit.train.options import DEFAULT_METHOD, RunOptions
 
 
 @functools.cache
@@ -117,6 +117,8 @@ def method_options(values: dict[str, Any]) -> dict[str, Any]:
     # An empty list (target_modules: [] in YAML) means "not given", as before: the default.
     given = {name: value for name, value in given.items() if value is not None and value != []}
     method = values.get("method")
+    if method is None and not values.get("init_from"):  # else the bundle's, checked there
+        method = DEFAULT_METHOD
     if isinstance(method, str) and method in known_methods():
         has = {f.name for f in dataclasses.fields(make_config(method))}
         specs = {spec.name: spec for spec in method_flags()}

@@ -15,7 +15,7 @@ from adapterkit.cli.jobs import job_specs
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
 from adapterkit.search import Param, SearchRequest, load_space, parse_space
-from adapterkit.train.options import JobSpec
+from adapterkit.train.options import DEFAULT_METHOD, JobSpec
 
 
 def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
@@ -24,6 +24,10 @@ def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
     Raises:
         AdapterkitError: One line for several jobs or a bad space.
     """
+    if values.get("init_from"):
+        # A trial would draw its own method and shape, and a continued adapter keeps its own.
+        raise AdapterkitError("search trains fresh adapters; --init-from is for train")
+    values = {**values, "method": values.get("method") or DEFAULT_METHOD}
     specs = job_specs(values)
     if len(specs) != 1:
         raise AdapterkitError(

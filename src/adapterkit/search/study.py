@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from adapterkit.data import DataSplits
+from adapterkit.data import DataSplits, check_trainable
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes, check_writable_dir, staged_dir
 from adapterkit.search.plots import plot_search
@@ -129,6 +129,7 @@ def _checked_data(spec: JobSpec, log: Any) -> DataSplits:
     """The data, loaded once here (saying what loading did, such as carving a validation
     split); head tasks only for now. The test split stays unread until :func:`finish`."""
     splits = load_run_data(spec.options, spec.config, log=lambda text: log(f"search: {text}"))
+    check_trainable(splits)
     if splits.task in GENERATION_TASKS or spec.options.task == "seq2seq":
         raise AdapterkitError("search supports tasks with a head for now, not text generation")
     return splits

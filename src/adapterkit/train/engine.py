@@ -102,6 +102,10 @@ def fit_jobs(
             loss * (count / max(float(total_counts[k]), 1.0)) / live[k].config.grad_accumulation
             for k, loss, count in zip(mine, losses, counts, strict=True)
         )
+        for job in live:  # once per step over all processes, whose gradients are summed
+            if job.anchor is not None:
+                share = processes.world * job.config.grad_accumulation
+                objective = objective + job.anchor.penalty() / share
         if isinstance(objective, torch.Tensor):
             scaler.scale(objective).backward()
         step_losses = [
@@ -308,7 +312,7 @@ def _progress_bar(jobs: list[TrainJob]) -> tqdm | None:
         return None
     if len(jobs) == 1:
         job = jobs[0]
-        total = -(-len(job.train_features) // job.config.batch_size)
+        total = -(-job.rows_per_epoch // job.config.batch_size)
         return tqdm(
             total=total,
             initial=job.state.batches_done,
@@ -318,7 +322,7 @@ def _progress_bar(jobs: list[TrainJob]) -> tqdm | None:
             leave=False,
         )
     longest = max(
-        (job.epochs - job.state.epoch) * -(-len(job.train_features) // job.config.batch_size)
+        (job.epochs - job.state.epoch) * -(-job.rows_per_epoch // job.config.batch_size)
         for job in live
     )
     return tqdm(total=longest, desc=f"{len(live)} jobs", unit="step", mininterval=2.0, leave=False)

@@ -22,6 +22,7 @@ from adapterkit.tasks.base import Task
 from adapterkit.train.batches import epoch_batches
 from adapterkit.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from adapterkit.train.config import TrainConfig
+from adapterkit.train.continual import Anchor, replay_sample
 from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING
 from adapterkit.train.optim import make_optimizer, make_scheduler
 
@@ -60,6 +61,13 @@ class TrainJob:
     """Whether this process writes checkpoints (the main one of a multi-process run)."""
     on_epoch: Callable[[int, float], bool] | None = None
     """Told (epoch, validation score) after each epoch; True stops the job (pruned)."""
+    fresh_rows: int | None = None
+    """With replay: ``train_features`` holds this many new rows, then the old ones (None:
+    every row is new and each epoch runs them all)."""
+    replay_per_epoch: int = 0
+    """Old rows that join each epoch (a seeded sample, another each epoch)."""
+    anchor: Anchor | None = None
+    """An L2 pull towards the starting weights (``--anchor-weight``), or None."""
 
     @functools.cached_property
     def floor(self) -> float | None:
@@ -67,9 +75,16 @@ class TrainJob:
         return None if self.validation is None else self.task.trivial_score(self.validation[1])
 
     @property
+    def rows_per_epoch(self) -> int:
+        """Training rows in one epoch: the new ones, plus the replayed sample."""
+        if self.fresh_rows is None:
+            return len(self.train_features)
+        return self.fresh_rows + self.replay_per_epoch
+
+    @property
     def epochs(self) -> int:
         """The job's epochs (its config's, or those its budget decides for its data)."""
-        return self.config.epochs_for(len(self.train_features))
+        return self.config.epochs_for(self.rows_per_epoch)
 
     @property
     def patience_from_step(self) -> int:
@@ -99,7 +114,7 @@ class TrainJob:
         named = [(n, p) for n, p in model.named_parameters() if id(p) in own]
         self.params = [p for _, p in named]
         self.optimizer = make_optimizer(named, self.config, self.lr)
-        self.total_steps = self.config.steps_per_epoch(len(self.train_features)) * self.epochs
+        self.total_steps = self.config.steps_per_epoch(self.rows_per_epoch) * self.epochs
         self.scheduler = make_scheduler(self.optimizer, self.config, self.total_steps)
         if resume and self.last_path.exists():
             self.state = load_checkpoint(
@@ -123,19 +138,28 @@ class TrainJob:
     def next_rows(self) -> list[int]:
         """The training rows of this job's next batch, starting a new epoch when needed."""
         if self.state.batches_done == 0 or not self.batches:
+            rows = self.epoch_rows()
             lengths = None
             if self.config.group_by_length:
-                lengths = [len(f.get("input_ids", ())) for f in self.train_features]
-            self.batches = epoch_batches(
-                len(self.train_features),
-                self.config.batch_size,
-                self.config.seed,
-                self.state.epoch,
-                lengths,
-            )
+                lengths = [len(self.train_features[r].get("input_ids", ())) for r in rows]
+            self.batches = [
+                [rows[i] for i in batch]
+                for batch in epoch_batches(
+                    len(rows), self.config.batch_size, self.config.seed, self.state.epoch, lengths
+                )
+            ]
             if self.state.batches_done == 0:
                 self.running_loss, self.batches_run = 0.0, 0
         return self.batches[self.state.batches_done]
+
+    def epoch_rows(self) -> list[int]:
+        """The rows of the current epoch: all of them, or the new ones and this epoch's
+        sample of the replayed ones (the same again when a run resumes mid-epoch)."""
+        if self.fresh_rows is None:
+            return list(range(len(self.train_features)))
+        old = len(self.train_features) - self.fresh_rows
+        sample = replay_sample(old, self.replay_per_epoch, self.config.seed, self.state.epoch)
+        return [*range(self.fresh_rows), *(self.fresh_rows + i for i in sample)]
 
     def count_batch(self, loss: float) -> bool:
         """Record a trained batch and its loss; whether its optimizer step is due now

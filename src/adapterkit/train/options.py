@@ -19,6 +19,8 @@ from adapterkit.heads import POOLINGS
 from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
 
+DEFAULT_METHOD = "pfeiffer"
+
 
 @dataclass
 class RunOptions:
@@ -43,9 +45,9 @@ class RunOptions:
     """Second-text field for sentence pairs."""
     label_column: str = "label"
     """Label field."""
-    method: str = "pfeiffer"
-    """Adapter method or preset: houlsby, pfeiffer, parallel, bottleneck, lora, head (frozen
-    base) or full."""
+    method: str | None = None
+    """Adapter method or preset: houlsby, pfeiffer (the default), parallel, bottleneck, lora,
+    dora, ia3, head (frozen base) or full; with --init-from, the bundle's."""
     # Filled from the method-config fields' own flags and keys, so it is no flag itself.
     method_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": None})
     """Fields of the method's config that were given (the rest keep the method's defaults)."""
@@ -78,14 +80,56 @@ class RunOptions:
     """Load the frozen base quantized by bitsandbytes: 4bit (NF4, double quantization, bf16
     compute: QLoRA) or 8bit; adapters and heads stay full precision. The bundle records it,
     and evaluate/predict/serve quantize the base the same way."""
+    init_from: str | None = None
+    """Continue from this bundle: its adapter, head and method options (a conflicting
+    method flag is refused); labels only the new data has join the head."""
+    replay: str | None = None
+    """With --init-from: old data (built-in name, folder or file) whose training examples are
+    mixed into each epoch (rehearsal against forgetting)."""
+    replay_ratio: float | None = field(default=None, metadata={"above": 0, "below": 1})
+    """Share of each epoch's rows drawn from --replay (default 0.2), a new seeded sample each
+    epoch."""
+    anchor_weight: float = field(default=0.0, metadata={"min": 0})
+    """With --init-from: weight of an L2 pull of the adapter and head towards the bundle's
+    weights (0: none)."""
+    old_data: str | None = None
+    """With --init-from: old data whose validation and test splits are scored before (the
+    bundle) and after (the new adapter): the report's forgetting."""
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self.check_continual()
+        if self.init_from is not None:
+            from adapterkit.train.continual import bundle_method
+
+            self.method, self.method_options = bundle_method(
+                self.init_from, self.method, self.method_options
+            )
+        elif self.method is None:
+            self.method = DEFAULT_METHOD
         if self.adapter_name is not None:
             check_adapter_name(self.adapter_name)
         if self.quantize is not None and self.method == "full":
             raise AdapterkitError(
                 "--quantize freezes the base in low precision; full fine-tuning trains it"
+            )
+
+    def check_continual(self) -> None:
+        """Refuse options against forgetting without the run they belong to."""
+        if self.replay_ratio is not None and not self.replay:
+            raise AdapterkitError("--replay-ratio needs --replay (the old data to mix in)")
+        if self.replay and self.replay_ratio is None:
+            self.replay_ratio = 0.2
+        needs = {
+            "--replay": self.replay,
+            "--anchor-weight": self.anchor_weight,
+            "--old-data": self.old_data,
+        }
+        stray = [flag for flag, value in needs.items() if value]
+        if stray and not self.init_from:
+            raise AdapterkitError(
+                f"{', '.join(stray)} {'needs' if len(stray) == 1 else 'need'} --init-from "
+                "(the bundle to continue from)"
             )
 
 

@@ -28,20 +28,28 @@ from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.data import DataSplits, check_trainable, load_data, sample_examples
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import check_writable_dir
-from adapterkit.heads import ClassificationHead
+from adapterkit.heads import ClassificationHead, Head, build_head
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
 from adapterkit.tasks.base import encode_examples
 from adapterkit.train.config import DEFAULT_EPOCHS, TrainConfig
+from adapterkit.train.continual import (
+    Anchor,
+    Lineage,
+    head_config,
+    load_lineage,
+    replay_count,
+    start_weights,
+)
 from adapterkit.train.engine import fit_jobs
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
 from adapterkit.train.options import JobSpec, RunHooks, RunOptions
 from adapterkit.train.processes import Processes
 from adapterkit.train.run_config import check_resume_matches, write_run_config
-from adapterkit.train.run_report import RunModel, finish_job
+from adapterkit.train.run_report import RunModel, finish_job, score_parent
 from adapterkit.train.tracking import Trackers, check_report_to
 
 Log = Callable[[str], None]
@@ -84,24 +92,42 @@ def train_jobs(
     job_log = (lambda spec: log) if single else (lambda spec: _prefixed(log, spec.name))
     # All data first: a bad file in any job stops the run before anything is written.
     splits = {spec.name: load_run_data(spec.options, spec.config, job_log(spec)) for spec in specs}
+    lineages = {
+        spec.name: load_lineage(spec.options, splits[spec.name], spec.config.seed, job_log(spec))
+        for spec in specs
+    }
+    for split in splits.values():
+        check_trainable(split)  # after a continued job's labels were widened to its parent's
     if hooks.hold_out_test:
         for split in splits.values():
             split.test = None  # never evaluated here: the driver tests its pick once, later
     kind = base_kind_of(specs, splits)
+    model, tokenizer = load_run_base(specs[0], kind, processes.device)
+    for lineage in lineages.values():
+        if lineage is not None:  # a parent of another base: refused before anything is written
+            model.check_bundle_base(lineage.record, lineage.path)
     if processes.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not single and not hooks.nested:
             record_job_list(run_dir, specs, resume)
-    model, tokenizer = load_run_base(specs[0], kind, processes.device)
     jobs, built = [], {}
     for spec in specs:
         job_dir = run_dir if single else run_dir / spec.name
-        built[spec.name] = add_job_adapter(model, tokenizer, spec, splits[spec.name], job_log(spec))
+        lineage = lineages[spec.name]
+        built[spec.name] = add_job_adapter(
+            model, tokenizer, spec, splits[spec.name], job_log(spec), lineage
+        )
         task = built[spec.name].task
         features, validation = encode_splits(
             task, splits[spec.name], spec.options.packing, job_log(spec)
         )
-        config = budgeted(spec.config, len(features), job_log(spec))
+        fresh, replayed = len(features), 0
+        if lineage is not None and lineage.replay:
+            features += encode_rows(task, lineage.replay, spec.options.packing)
+            ratio = spec.options.replay_ratio or 0.0
+            replayed = replay_count(fresh, len(features) - fresh, ratio)
+            job_log(spec)(f"replay: {replayed} of {len(features) - fresh} old rows join each epoch")
+        config = budgeted(spec.config, fresh + replayed, job_log(spec))
         lr = config.learning_rate(spec.options.method)
         if resume:
             check_resume_matches(job_dir / "config.yaml", {**config.to_dict(), "lr": lr})
@@ -110,6 +136,16 @@ def train_jobs(
             write_run_config(job_dir, spec.options, config, built[spec.name].adapter_config, lr)
         full = built[spec.name].full
         job = TrainJob(spec.name, task, features, validation, config, lr, job_dir, full)
+        if replayed:
+            job.fresh_rows, job.replay_per_epoch = fresh, replayed
+        if lineage is not None and spec.options.anchor_weight:
+            own = {**model.adapter_parameters(spec.name), **model.head_parameters(spec.name)}
+            job.anchor = Anchor.of(spec.options.anchor_weight, lineage, own)
+        if lineage is not None and lineage.old is not None and processes.main:
+            built[spec.name].old = lineage.old
+            built[spec.name].old_before = score_parent(
+                model, tokenizer, lineage, spec.config.eval_batch_size
+            )
         if hooks.on_epoch is not None:
             job.on_epoch = lambda epoch, score, name=spec.name: hooks.on_epoch(name, epoch, score)
         jobs.append(job)
@@ -212,7 +248,6 @@ def load_run_data(options: RunOptions, config: TrainConfig, log: Log) -> DataSpl
         splits.notes.append(
             f"max_eval_samples: evaluating on at most {options.max_eval_samples} examples per split"
         )
-    check_trainable(splits)
     for note in splits.notes:
         log(f"data: {note}")
     log(
@@ -252,9 +287,16 @@ def load_run_base(spec: JobSpec, kind: str, device: torch.device) -> tuple[Adapt
 
 
 def add_job_adapter(
-    model: AdaptedModel, tokenizer: Any, spec: JobSpec, splits: DataSplits, log: Log
+    model: AdaptedModel,
+    tokenizer: Any,
+    spec: JobSpec,
+    splits: DataSplits,
+    log: Log,
+    lineage: Lineage | None = None,
 ) -> RunModel:
-    """Add the job's adapter and head (seeded with the job's seed) and make them trainable."""
+    """Add the job's adapter and head (seeded with the job's seed) and make them trainable;
+    a job that continues from a bundle starts from its weights (see
+    :mod:`adapterkit.train.continual`)."""
     options = spec.options
     kind = base_kind(options.model, splits.task)
     task_type = "seq2seq" if kind == "seq2seq" else splits.task
@@ -267,18 +309,16 @@ def add_job_adapter(
     adapter_config = make_config(options.method, **options.method_options)
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)
-    head = task.build_head(model.base.config.hidden_size)
-    if options.pooling is not None:
-        if not isinstance(head, ClassificationHead):
-            raise AdapterkitError(
-                f"--pooling applies to classification heads; a {task.task_type} task has none"
-            )
-        head.set_pooling(options.pooling)
+    head = job_head(task, model.base.config.hidden_size, options.pooling, lineage)
     model.add_adapter(spec.name, adapter_config, head=head, task=task.task_info())
-    for param in [
-        *model.adapter_parameters(spec.name).values(),
-        *model.head_parameters(spec.name).values(),
-    ]:
+    own = {**model.adapter_parameters(spec.name), **model.head_parameters(spec.name)}
+    if lineage is not None:
+        try:
+            model.load_weights(spec.name, start_weights(lineage, own), lineage.path)
+        except BaseException:
+            model.delete_adapter(spec.name)
+            raise
+    for param in own.values():
         param.requires_grad_(True)
     full = options.method == "full"
     if full:
@@ -289,7 +329,38 @@ def add_job_adapter(
             f"method '{options.method}' leaves nothing to train for {task.task_type}"
         )
     log(f"model: {options.model} + {options.method} '{spec.name}': {report}")
-    return RunModel(model, spec.name, task, adapter_config, report, full)
+    parents = [] if lineage is None else [lineage.parent]
+    return RunModel(model, spec.name, task, adapter_config, report, full, parents)
+
+
+def job_head(
+    task: Task, hidden_size: int, pooling: str | None, lineage: Lineage | None
+) -> Head | None:
+    """The job's head: the task's fresh one with ``pooling`` when given, or its parent's
+    widened to the task's labels (a continued head keeps its pooling)."""
+    head = task.build_head(hidden_size)
+    if lineage is not None and head is not None:
+        stored = lineage.record.get("head") or {}
+        if stored.get("type") != head.head_type:
+            raise AdapterkitError(
+                f"--init-from {lineage.path}: its head is {stored.get('type')}, but "
+                f"{task.task_type} takes {head.head_type}"
+            )
+        return build_head(head.head_type, head_config(lineage, task.label_names))
+    if pooling is not None:
+        if not isinstance(head, ClassificationHead):
+            raise AdapterkitError(
+                f"--pooling applies to classification heads; a {task.task_type} task has none"
+            )
+        head.set_pooling(pooling)
+    return head
+
+
+def encode_rows(task: Task, examples: list[dict[str, Any]], packing: bool) -> list[dict[str, Any]]:
+    """Training rows of ``examples`` (packed when asked and the task can)."""
+    features = encode_examples(task, examples)
+    getattr(task, "pop_notes", list)()  # the new data's notes were logged; these would repeat
+    return task.pack(features) if packing and hasattr(task, "pack") else features
 
 
 def encode_splits(

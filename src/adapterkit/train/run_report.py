@@ -4,7 +4,7 @@ metrics on validation and test (``metrics.json``, ``report.md``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,9 @@ from adapterkit.generation.evaluate import evaluate_generation
 from adapterkit.methods import AdapterConfig
 from adapterkit.metrics import format_summary, plot_curves, write_metrics
 from adapterkit.model import AdaptedModel, ParameterReport
-from adapterkit.tasks import GENERATION_TASKS, Task
+from adapterkit.tasks import GENERATION_TASKS, Task, task_from_info
 from adapterkit.tasks.base import encode_examples
+from adapterkit.train.continual import Lineage
 from adapterkit.train.early_stopping import learned_nothing
 from adapterkit.train.engine import FitResult
 from adapterkit.train.evaluate import evaluate_features
@@ -36,6 +37,12 @@ class RunModel:
     report: ParameterReport
     full: bool
     """Full fine-tuning: the base trains too and the bundle holds it."""
+    parents: list[dict[str, Any]] = field(default_factory=list)
+    """The bundle(s) this adapter continues from, as its bundle records them."""
+    old: DataSplits | None = None
+    """Old data to score after training (``--old-data``), beside ``old_before``."""
+    old_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The parent's metrics on ``old`` by split, scored before training."""
 
 
 def finish_job(
@@ -59,8 +66,21 @@ def finish_job(
             step_losses=state.step_losses,
             best_epoch=state.best_epoch,
         )
-    bundle_path = built.model.save_adapter(built.name, job_dir / "adapter", include_base=built.full)
+    lineage = {"parents": built.parents} if built.parents else None
+    bundle_path = built.model.save_adapter(
+        built.name, job_dir / "adapter", extra=lineage, include_base=built.full
+    )
     extra = run_summary(options, built, result, bundle_path, job.lr)
+    if built.old is not None:
+        after = score_old(
+            built.model, built.name, built.task, built.old, spec.config.eval_batch_size
+        )
+        extra["forgetting"] = forgetting(built.old_before, after, built.task.primary_metric)
+        for split, row in extra["forgetting"].items():
+            log(
+                f"old data ({split}): {row['metric']} {row['before']:.4f} before, "
+                f"{row['after']:.4f} after (forgetting {row['forgetting']:+.4f})"
+            )
     warning = nothing_learned(job)
     if warning:
         log(f"WARNING: {warning}")
@@ -112,14 +132,18 @@ def run_summary(
 
 
 def evaluate_split(
-    built: RunModel, examples: list[dict[str, Any]], batch_size: int, decode: bool = True
+    model: AdaptedModel,
+    name: str,
+    task: Task,
+    examples: list[dict[str, Any]],
+    batch_size: int,
+    decode: bool = True,
 ) -> tuple[dict[str, Any], float | None]:
-    """(metrics, mean loss) of the trained adapter on raw examples of one split.
+    """(metrics, mean loss) of adapter ``name`` on raw examples of one split.
 
     Generation tasks score perplexity and, with ``decode``, generate and score the text
     (ROUGE/BLEU/...); every other task is encoded and scored from its logits.
     """
-    model, name, task = built.model, built.name, built.task
     if task.task_type in GENERATION_TASKS:
         return evaluate_generation(  # type: ignore[arg-type]
             model, name, task, examples, batch_size=batch_size, generate=decode
@@ -129,6 +153,54 @@ def evaluate_split(
         model, name, task, features, task.references(examples), batch_size
     )
     return metrics, loss
+
+
+def score_old(
+    model: AdaptedModel, name: str, task: Task, old: DataSplits, batch_size: int
+) -> dict[str, dict[str, Any]]:
+    """Adapter ``name``'s metrics on the validation and test splits of old data, by split."""
+    scores = {}
+    for split, examples in (("validation", old.validation), ("test", old.test)):
+        if examples:
+            scores[split] = evaluate_split(model, name, task, examples, batch_size)[0]
+    return scores
+
+
+PARENT_SLOT = "init-from-parent"
+"""The name the parent bundle has while it is scored beside the run's adapters."""
+
+
+def score_parent(
+    model: AdaptedModel, tokenizer: Any, lineage: Lineage, batch_size: int
+) -> dict[str, dict[str, Any]]:
+    """The parent bundle's metrics, as it was saved, on the lineage's old data by split.
+
+    The parent is loaded beside the run's adapters for the scoring and removed after.
+    """
+    assert lineage.old is not None
+    model.load_contents(lineage.record, lineage.tensors, lineage.path, PARENT_SLOT)
+    try:
+        task = task_from_info(lineage.record["task"], tokenizer)
+        return score_old(model, PARENT_SLOT, task, lineage.old, batch_size)
+    finally:
+        model.delete_adapter(PARENT_SLOT)
+
+
+def forgetting(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], metric: str
+) -> dict[str, dict[str, Any]]:
+    """Per old split: the primary metric before and after, and how much was lost (positive:
+    forgotten; negative: the old task got better)."""
+    return {
+        split: {
+            "metric": metric,
+            "before": float(before[split][metric]),
+            "after": float(after[split][metric]),
+            "forgetting": float(before[split][metric]) - float(after[split][metric]),
+        }
+        for split in before
+        if split in after
+    }
 
 
 def evaluate_run(
@@ -147,7 +219,9 @@ def evaluate_run(
             continue
         reported_last = split_name == "test" or not splits.test
         # Generation tasks decode only the split reported last (decoding is the slow part).
-        metrics, loss = evaluate_split(built, examples, batch_size, decode=reported_last)
+        metrics, loss = evaluate_split(
+            built.model, built.name, built.task, examples, batch_size, decode=reported_last
+        )
         metrics = {**metrics, "loss": loss}
         stem = None if reported_last else "validation"
         write_metrics(run_dir, metrics, split=split_name, title=title, extra=extra, stem=stem)
