@@ -215,3 +215,28 @@ def check_writable_dir(path: str | Path, what: str) -> Path:
     except OSError as exc:
         raise AdapterkitError(f"{path}: cannot create the {what} ({exc.strerror})") from None
     return path
+
+
+def check_not_over_inputs(out: str | Path, flag: str, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse an output folder that is, or holds, one of the command's inputs: writing it
+    (a staged folder renamed over the old one) would delete that input.
+
+    Args:
+        out: The folder a command will write (or replace).
+        flag: How the user named it (``--out``, ``--output``), for the message.
+        inputs: How the user named each input (``--init-from``, ``bundle 2``) to its path;
+            None and paths that do not exist are skipped.
+
+    Raises:
+        AdapterkitError: One line naming the input that would be lost.
+    """
+    target = Path(out).resolve()
+    for name, path in inputs.items():
+        if path is None or not Path(path).exists():  # e.g. a built-in data set's name
+            continue
+        source = Path(path).resolve()
+        if target == source or target in source.parents:
+            raise AdapterkitError(
+                f"{flag} {out} is (or holds) {name} {path}; writing there would replace it: "
+                "pick a new folder"
+            )

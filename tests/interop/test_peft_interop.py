@@ -156,6 +156,18 @@ def test_export_refuses_what_peft_cannot_hold(bert_dir: Path, tmp_path: Path) ->
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_export_and_import_never_write_over_their_input(bert_dir: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "runs" / "ner" / "adapter"
+    make_bundle(bert_dir, "token-classification", "lora", bundle)
+    before = sorted(p.name for p in bundle.iterdir())
+    for out in (bundle, bundle.parent):  # the bundle itself, or a folder holding it
+        code, err = run("export", str(bundle), "--out", str(out))
+        assert code == 2 and err.count("\n") == 1 and "would replace it" in err, err
+        code, err = run("import", str(bundle), "--out", str(out))
+        assert code == 2 and err.count("\n") == 1 and "would replace it" in err, err
+    assert sorted(p.name for p in bundle.iterdir()) == before
+
+
 def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     bert_dir: Path, tmp_path: Path
 ) -> None:

@@ -201,6 +201,15 @@ def test_options_against_forgetting_need_a_parent(args, message, model_dir, data
     assert message in capsys.readouterr().err and not out.exists()
 
 
+def test_an_output_over_the_parent_is_refused(model_dir, data, parent, capsys) -> None:
+    out = parent.parent  # the parent's own run folder: the new bundle would replace it
+    before = sorted(p.name for p in out.iterdir())
+    assert _train(model_dir, out, "--init-from", str(parent), "--train", str(data["new"])) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "is (or holds) --init-from" in err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_a_parent_of_another_base_is_refused(data, parent, tmp_path, capsys) -> None:
     other = save_tiny_bert(tmp_path / "other", WORDS, seed=1)
     out = tmp_path / "v2"

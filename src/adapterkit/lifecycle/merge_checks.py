@@ -19,6 +19,7 @@ import torch
 
 from adapterkit.bundle import check_adapter_name, is_bundle_dir, read_bundle
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import check_not_over_inputs
 from adapterkit.fingerprint import describe
 from adapterkit.lifecycle.merge import COMBINES
 from adapterkit.methods import AdapterConfig
@@ -94,13 +95,8 @@ def merged_name(name: str | None, out: Path) -> str:
 def check_out(paths: Sequence[Path], out: Path) -> None:
     """Refuse an ``out`` that is, or holds, an input bundle (replacing it would delete that
     input), or an existing folder that is not a bundle (its files would be lost)."""
+    check_not_over_inputs(out, "--out", {f"bundle {i}": p for i, p in enumerate(paths, 1)})
     target = out.resolve()
-    for place, path in enumerate(paths, start=1):
-        if target == path.resolve() or target in path.resolve().parents:
-            raise AdapterkitError(
-                f"--out {out} is (or holds) bundle {place} ({path}); writing there would "
-                "replace it: pick a new folder"
-            )
     if target.is_dir() and any(target.iterdir()) and not is_bundle_dir(target):
         raise AdapterkitError(
             f"--out {out} is a folder with files and no bundle; merge writes a new folder "

@@ -15,6 +15,7 @@ from typing import Any
 from adapterkit.bundle import check_adapter_name
 from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import check_not_over_inputs
 from adapterkit.heads import POOLINGS
 from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
@@ -125,6 +126,11 @@ class RunOptions:
             "--anchor-weight": self.anchor_weight,
             "--old-data": self.old_data,
         }
+        check_not_over_inputs(
+            self.output,
+            "--output",
+            {"--init-from": self.init_from, "--replay": self.replay, "--old-data": self.old_data},
+        )
         stray = [flag for flag, value in needs.items() if value]
         if stray and not self.init_from:
             raise AdapterkitError(
