@@ -169,6 +169,7 @@ BAD = {
     "replay of another task": (["--replay", "{ner}"], "--replay"),
     "a ratio of 1": (["--replay", "{old}", "--replay-ratio", "1"], "replay_ratio"),
     "a pooling of its own": (["--pooling", "cls"], "pools by mean"),
+    "full fine-tuning": (["--method", "full"], "continuing into full fine-tuning"),
 }
 
 

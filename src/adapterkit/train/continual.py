@@ -80,6 +80,11 @@ def bundle_method(
             f"--init-from {path}: a full fine-tuning bundle; continuing one is not supported, "
             "train an adapter from it with --model instead"
         )
+    if method == "full":
+        raise AdapterkitError(
+            f"--init-from {path}: continuing into full fine-tuning is not supported; "
+            "continue the adapter, or train full from the base"
+        )
     stored = check_bundle_record(record, path)
     try:
         wanted: AdapterConfig = make_config(method or stored.method, **given)

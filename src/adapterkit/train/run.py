@@ -34,6 +34,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
 from adapterkit.tasks.base import encode_examples
+from adapterkit.train.compose import check_parts_fit, load_parts, rate_method
 from adapterkit.train.config import DEFAULT_EPOCHS, TrainConfig
 from adapterkit.train.continual import (
     Anchor,
@@ -106,6 +107,8 @@ def train_jobs(
     for lineage in lineages.values():
         if lineage is not None:  # a parent of another base: refused before anything is written
             model.check_bundle_base(lineage.record, lineage.path)
+    for spec in specs:  # a composition's parts: the same, before anything is written
+        check_parts_fit(model, spec.options)
     if processes.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not single and not hooks.nested:
@@ -128,7 +131,7 @@ def train_jobs(
             replayed = replay_count(fresh, len(features) - fresh, ratio)
             job_log(spec)(f"replay: {replayed} of {len(features) - fresh} old rows join each epoch")
         config = budgeted(spec.config, fresh + replayed, job_log(spec))
-        lr = config.learning_rate(spec.options.method)
+        lr = config.learning_rate(rate_method(spec.options))
         if resume:
             check_resume_matches(job_dir / "config.yaml", {**config.to_dict(), "lr": lr})
         if processes.main:
@@ -312,13 +315,17 @@ def add_job_adapter(
     head = job_head(task, model.base.config.hidden_size, options.pooling, lineage)
     model.add_adapter(spec.name, adapter_config, head=head, task=task.task_info())
     own = {**model.adapter_parameters(spec.name), **model.head_parameters(spec.name)}
-    if lineage is not None:
-        try:
+    parents = [] if lineage is None else [lineage.parent]
+    try:
+        if lineage is not None:
             model.load_weights(spec.name, start_weights(lineage, own), lineage.path)
-        except BaseException:
-            model.delete_adapter(spec.name)
-            raise
-    for param in own.values():
+        parents += load_parts(model, spec.name, options)  # a composition's frozen parts
+    except BaseException:
+        model.delete_adapter(spec.name)
+        raise
+    # What the adapter's modules keep frozen (a composition's parts) stays out.
+    trained = {**model.adapter_parameters(spec.name, True), **model.head_parameters(spec.name)}
+    for param in trained.values():
         param.requires_grad_(True)
     full = options.method == "full"
     if full:
@@ -329,15 +336,14 @@ def add_job_adapter(
             f"method '{options.method}' leaves nothing to train for {task.task_type}"
         )
     log(f"model: {options.model} + {options.method} '{spec.name}': {report}")
-    parents = [] if lineage is None else [lineage.parent]
     return RunModel(model, spec.name, task, adapter_config, report, full, parents)
 
 
 def job_head(
     task: Task, hidden_size: int, pooling: str | None, lineage: Lineage | None
 ) -> Head | None:
-    """The job's head: the task's fresh one with ``pooling`` when given, or its parent's
-    widened to the task's labels (a continued head keeps its pooling)."""
+    """The job's head: the task's fresh one, or its parent's widened to the task's labels
+    (whose pooling another ``pooling`` may not change: see ``load_lineage``)."""
     head = task.build_head(hidden_size)
     if lineage is not None and head is not None:
         stored = lineage.record.get("head") or {}
@@ -346,7 +352,7 @@ def job_head(
                 f"--init-from {lineage.path}: its head is {stored.get('type')}, but "
                 f"{task.task_type} takes {head.head_type}"
             )
-        return build_head(head.head_type, head_config(lineage, task.label_names))
+        head = build_head(head.head_type, head_config(lineage, task.label_names))
     if pooling is not None:
         if not isinstance(head, ClassificationHead):
             raise AdapterkitError(
