@@ -83,13 +83,14 @@ class TaskRecord(_Strict):
 
 
 class ParentRecord(_Strict):
-    """A bundle this one was made from (``train --init-from``, ``merge``): enough to trace a
-    chain of versions back, and to tell a parent from a same-named other bundle."""
+    """A bundle this one was made from (``train --init-from``, ``merge``, a composition's
+    ``part``): enough to trace a chain of versions back, and to tell a parent from a
+    same-named other bundle."""
 
     name: str | None = Field(default=None, max_length=256)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     """The parent's weights file checksum (as its own config records it)."""
-    relation: Literal["init-from", "merge"]
+    relation: Literal["init-from", "merge", "part"]
     weight: float | None = None
     """The parent's weight in a merge."""
 

@@ -142,13 +142,21 @@ class AdaptedModel(BundleIO, nn.Module):
             raise AdapterkitError(f"no adapter named '{name}' (loaded: {known})")
 
     # Parameters ---------------------------------------------------------------------------
-    def adapter_parameters(self, name: str) -> dict[str, nn.Parameter]:
-        """The adapter's own parameters, keyed as in a bundle (``adapter.<layer>.<param>``)."""
+    def adapter_parameters(
+        self, name: str, trainable_only: bool = False
+    ) -> dict[str, nn.Parameter]:
+        """The adapter's own parameters, keyed as in a bundle (``adapter.<layer>.<param>``).
+
+        ``trainable_only`` leaves out what its modules keep frozen (a composition's parts
+        loaded from bundles, see ``AdapterModule.trainable_parameters``).
+        """
         self._require(name)
         params: dict[str, nn.Parameter] = {}
         for host_name, host in self.base.named_modules():
             if isinstance(host, AdapterHost) and name in host.adapters:
-                for pname, param in host.adapters[name].named_parameters():
+                module = host.adapters[name]
+                own = module.trainable_parameters() if trainable_only else module.named_parameters()
+                for pname, param in dict(own).items():
                     params[f"adapter.{host_name}.{pname}"] = param
         return params
 
@@ -162,23 +170,25 @@ class AdaptedModel(BundleIO, nn.Module):
         """Freeze everything, then make only ``name``'s adapter (and its head) trainable."""
         self._require(name)
         self.requires_grad_(False)
-        for param in self.adapter_parameters(name).values():
+        for param in self.adapter_parameters(name, trainable_only=True).values():
             param.requires_grad_(True)
         if train_head:
             for param in self.head_parameters(name).values():
                 param.requires_grad_(True)
 
     def parameter_report(self, name: str | None = None) -> ParameterReport:
-        """Trainable/total counts; with ``name``, the total is base + that adapter + its head."""
+        """Trainable/total counts; with ``name``, the total is base + that adapter + its head,
+        of which the adapter's trainable parameters and the head train."""
         base_total = sum(
             p.numel() for n, p in self.base.named_parameters() if ".adapters." not in n
         )
         if name is None:
             trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
             return ParameterReport(trainable, sum(p.numel() for p in self.parameters()))
-        own = sum(p.numel() for p in self.adapter_parameters(name).values())
-        own += sum(p.numel() for p in self.head_parameters(name).values())
-        return ParameterReport(own, base_total + own)
+        head = sum(p.numel() for p in self.head_parameters(name).values())
+        adapter = sum(p.numel() for p in self.adapter_parameters(name).values())
+        trained = sum(p.numel() for p in self.adapter_parameters(name, True).values())
+        return ParameterReport(trained + head, base_total + adapter + head)
 
     # Running ------------------------------------------------------------------------------
     def _routing(self, adapter: AdapterChoice) -> Routing:

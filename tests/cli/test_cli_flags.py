@@ -142,6 +142,9 @@ def test_every_option_field_is_set_by_its_flag_and_by_its_yaml_key(
         method = ["--init-from", bundle] if f.name != "init_from" else []
         method += ["--replay", "old.csv"] if f.name == "replay_ratio" else []
         words, value = ([bundle], bundle) if f.name == "init_from" else (words, value)
+    if cls is RunOptions and f.name in ("fuse", "stack_on"):  # a composition's parts
+        value = [str(_tiny_bundle(tmp_path / place)) for place in ("p1", "p2")]
+        words = value
     from_flag = _built(cls, _values(["train", *method, _flag(f), *words]))
     assert from_flag[f.name] == value
     config = tmp_path / "c.yaml"

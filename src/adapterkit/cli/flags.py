@@ -18,7 +18,12 @@ from typing import Any
 
 from adapterkit.cli.fields import FieldFlag, add_flags, dataclass_defaults, dataclass_flags
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods import AdapterConfig, known_methods, make_config, registered_configs
+from adapterkit.methods import (
+    AdapterConfig,
+    config_class,
+    known_methods,
+    registered_configs,
+)
 from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import DEFAULT_METHOD, RunOptions
@@ -116,12 +121,20 @@ def method_options(values: dict[str, Any]) -> dict[str, Any]:
     given = {spec.name: one_value(spec, values.get(spec.dest)) for spec in method_flags()}
     # An empty list (target_modules: [] in YAML) means "not given", as before: the default.
     given = {name: value for name, value in given.items() if value is not None and value != []}
+    specs = {spec.name: spec for spec in method_flags()}
+    if values.get("fuse") and given:
+        shown = ", ".join(specs[name].flag or name for name in given)
+        raise AdapterkitError(
+            f"--fuse trains only the fusion and a head; {shown} would shape an adapter, and "
+            "the parts keep their own: drop them"
+        )
     method = values.get("method")
-    if method is None and not values.get("init_from"):  # else the bundle's, checked there
+    # With --init-from the bundle's method, with --fuse a fusion: checked there.
+    if method is None and not values.get("init_from") and not values.get("fuse"):
         method = DEFAULT_METHOD
     if isinstance(method, str) and method in known_methods():
-        has = {f.name for f in dataclasses.fields(make_config(method))}
-        specs = {spec.name: spec for spec in method_flags()}
+        # The class's fields: a composition cannot be built without its parts.
+        has = {f.name for f in dataclasses.fields(config_class(method))}
         stray = [specs[name].flag or name for name in given if name not in has]
         if stray:
             own = sorted(specs[name].flag or name for name in has if name in specs)

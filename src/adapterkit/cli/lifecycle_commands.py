@@ -1,4 +1,4 @@
-"""``adapterkit merge``: bundles made from other bundles."""
+"""``adapterkit merge`` and ``compose``: bundles made from other bundles."""
 
 from __future__ import annotations
 
@@ -67,6 +67,49 @@ def cmd_merge(values: dict[str, Any]) -> int:
         "parents": len(record["parents"]),
         "head": (record["head"] or {}).get("type"),
         **record["merge"],
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def add_compose_flags(parser: argparse.ArgumentParser) -> None:
+    """The ``compose`` command's arguments."""
+    from adapterkit.lifecycle.compose_bundles import COMPOSE_MODES
+
+    parser.add_argument(
+        "bundles", nargs="+", help="bundle folders of one base adapting the same layers"
+    )
+    parser.add_argument(
+        "--mode",
+        required=True,
+        choices=COMPOSE_MODES,
+        help="average: the mean of the parts' outputs in each layer (an ensemble); stack: "
+        "each part on the previous one's output, in the order given",
+    )
+    parser.add_argument("--out", required=True, help="bundle folder to write (a new one)")
+    parser.add_argument(
+        "--head-from",
+        help="keep this bundle's head and task (1-based number or its path); needed when "
+        "the parts have heads",
+    )
+    parser.add_argument("--name", help="the composition's name (default: the --out folder's)")
+
+
+def cmd_compose(values: dict[str, Any]) -> int:
+    """Write a composition bundle and print a JSON line saying what was written."""
+    from adapterkit.files import check_writable_dir
+    from adapterkit.lifecycle.compose_bundles import compose_bundles
+
+    check_writable_dir(values["out"], "--out")
+    record = compose_bundles(
+        values["bundles"], values["out"], values["mode"], values["head_from"], values["name"]
+    )
+    summary = {
+        "composed": values["out"],
+        "name": record["name"],
+        "mode": values["mode"],
+        "parts": [parent["name"] for parent in record["parents"]],
+        "head": (record["head"] or {}).get("type"),
     }
     print(json.dumps(summary))
     return 0

@@ -36,7 +36,10 @@ def registered_configs() -> list[type[AdapterConfig]]:
 
 
 def config_class(method: str) -> type[AdapterConfig]:
-    """The config class stored under ``method``; unknown names raise a clear error."""
+    """The config class stored under ``method`` (or the method a preset alias fills in);
+    unknown names raise a clear error."""
+    if method in _PRESETS:
+        method = _PRESETS[method][0]
     if method not in _METHODS:
         raise AdapterkitError(
             f"unknown adapter method '{method}'; known: {', '.join(known_methods())}"
@@ -63,6 +66,7 @@ def config_from_dict(method: str, values: dict[str, Any]) -> AdapterConfig:
 
 # Registration happens on import of each method package.
 from adapterkit.methods import bottleneck as _bottleneck  # noqa: E402, F401
+from adapterkit.methods import compose as _compose  # noqa: E402, F401
 from adapterkit.methods import dora as _dora  # noqa: E402, F401
 from adapterkit.methods import ia3 as _ia3  # noqa: E402, F401
 from adapterkit.methods import lora as _lora  # noqa: E402, F401

@@ -127,6 +127,11 @@ class AdapterModule(nn.Module):
     ) -> torch.Tensor:
         raise NotImplementedError
 
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """The parameters training updates, by ``named_parameters`` name: all of them,
+        unless a module holds frozen parts (a composition's trained adapters)."""
+        return dict(self.named_parameters())
+
     def adapt_input(self, x: torch.Tensor) -> torch.Tensor:
         """The input the frozen layer sees for this adapter's rows (modules with ``adapts_input``)."""
         raise NotImplementedError

@@ -48,7 +48,8 @@ class RunOptions:
     """Label field."""
     method: str | None = None
     """Adapter method or preset: houlsby, pfeiffer (the default), parallel, bottleneck, lora,
-    dora, ia3, head (frozen base) or full; with --init-from, the bundle's."""
+    dora, ia3, head (frozen base) or full; with --init-from, the bundle's; with --stack-on,
+    the new adapter's."""
     # Filled from the method-config fields' own flags and keys, so it is no flag itself.
     method_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": None})
     """Fields of the method's config that were given (the rest keep the method's defaults)."""
@@ -96,11 +97,22 @@ class RunOptions:
     old_data: str | None = None
     """With --init-from: old data whose validation and test splits are scored before (the
     bundle) and after (the new adapter): the report's forgetting."""
+    fuse: list[str] | None = None
+    """Train an AdapterFusion of these bundles (2 or more, of one base, adapting the same
+    layers): they stay frozen; a learned attention over their outputs in each layer and a
+    new head for the data's task train."""
+    stack_on: list[str] | None = None
+    """Train a new adapter of --method that runs on the output of these bundles (frozen,
+    applied in order): a stack, e.g. a task adapter over a domain adapter."""
 
     def __post_init__(self) -> None:
         check_fields(self)
         self.check_continual()
-        if self.init_from is not None:
+        if self.fuse or self.stack_on:
+            from adapterkit.train.compose import composition_method
+
+            self.method, self.method_options = composition_method(self, DEFAULT_METHOD)
+        elif self.init_from is not None:
             from adapterkit.train.continual import bundle_method
 
             self.method, self.method_options = bundle_method(

@@ -1,0 +1,98 @@
+"""Configuration of compositions: trained adapters stacked, averaged or fused.
+
+A composition names its parts by their records: each part's method and method config
+(which build its modules), its name and the sha256 of the weights file it came from. A
+part without a sha256 is trained together with the composition (the new adapter of a
+stack); the others stay frozen. A composition's bundle holds every part's weights, so it
+loads and serves as any one adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from adapterkit.errors import AdapterkitError
+from adapterkit.methods.base import AdapterConfig, AdapterModule, BaseWeights, LayerSpec
+
+MODES = ("fusion", "stack", "average")
+PART_METHODS = ("bottleneck", "lora")
+"""Methods a composition takes as parts. IA3 rescales the frozen layer's *input* and DoRA
+reads the frozen weight (the ``adapts_input`` and ``reads_base`` hooks): both would need
+the host's help per part, which a composition does not forward."""
+PART_KEYS = frozenset({"method", "config", "name", "sha256"})
+
+
+@dataclass
+class CompositionConfig(AdapterConfig):
+    """Adapters combined per layer: ``fusion`` (a learned attention over their outputs),
+    ``stack`` (each one on the previous one's output) or ``average`` (the mean output)."""
+
+    # Set by the presets (fusion, stack, average) and by --fuse / --stack-on, so no flag.
+    mode: str = field(default="fusion", metadata={"flag": None, "choices": MODES})
+    """fusion, stack or average."""
+
+    parts: list[dict[str, Any]] = field(default_factory=list, metadata={"flag": None})
+    """The parts, in order: each a mapping of method, config, name and sha256 (None for a
+    part trained with the composition)."""
+
+    method: ClassVar[str] = "composition"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.parts) < 2:
+            raise AdapterkitError(
+                f"a {self.mode} composition needs at least 2 parts, got {len(self.parts)}: "
+                "train one with --fuse A B or --stack-on A, or write one with adapterkit compose"
+            )
+        configs = self.part_configs()
+        if self.target_modules is None and self.layers is None:
+            # Parts adapt the same layers (checked where they are read): the first part's
+            # patterns find them again on the base.
+            self.target_modules = configs[0].target_modules
+            self.layers = configs[0].layers
+
+    def part_configs(self) -> list[AdapterConfig]:
+        """Each part's method config, checked.
+
+        Raises:
+            AdapterkitError: A part record with unknown keys, or of a method a composition
+                does not take.
+        """
+        from adapterkit.methods import config_from_dict
+
+        configs = []
+        for place, part in enumerate(self.parts, start=1):
+            unknown = sorted(set(part) - PART_KEYS)
+            if unknown:
+                raise AdapterkitError(
+                    f"composition part {place}: unknown key(s) {', '.join(unknown)}"
+                )
+            method = part.get("method")
+            if method not in PART_METHODS:
+                raise AdapterkitError(
+                    f"composition part {place} is a {method} adapter; compositions take "
+                    f"{' and '.join(PART_METHODS)} parts (ia3 rescales the layer's input and "
+                    "dora reads the frozen weight, which a composition does not forward)"
+                )
+            config = part.get("config") or {}
+            if not isinstance(config, dict):
+                raise AdapterkitError(f"composition part {place}: config must be a mapping")
+            configs.append(config_from_dict(method, config))
+        return configs
+
+    def trained_parts(self) -> list[bool]:
+        """Per part, whether it trains with the composition (it has no weights file yet)."""
+        return [part.get("sha256") is None for part in self.parts]
+
+    def roles(self) -> list[str]:
+        return self.part_configs()[0].roles()
+
+    def needs_block_input(self) -> bool:
+        return any(config.needs_block_input() for config in self.part_configs())
+
+    def build_layer(self, spec: LayerSpec, base: BaseWeights) -> AdapterModule:
+        from adapterkit.methods.compose.layer import CompositionAdapter
+
+        modules = [config.build_layer(spec, base) for config in self.part_configs()]
+        return CompositionAdapter(self.mode, modules, self.trained_parts(), spec.out_features)
