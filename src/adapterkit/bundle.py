@@ -80,6 +80,9 @@ class TaskRecord(_Strict):
     type: str | None = None
     labels: list[str] | None = Field(default=None, max_length=MAX_LABELS)
     max_length: int = Field(default=128, ge=1, le=1_000_000)
+    no_answer_threshold: float | None = Field(default=None, ge=0, le=1)
+    """Extractive QA: the no-answer share above which the answer is empty (chosen on
+    validation when the data has unanswerable questions)."""
 
 
 class ParentRecord(_Strict):

@@ -30,7 +30,13 @@ from adapterkit.cli.commands import (
     cmd_train,
 )
 from adapterkit.cli.config_file import merged_values
-from adapterkit.cli.flags import add_decode_flags, add_serve_flags, add_train_flags, at_least
+from adapterkit.cli.flags import (
+    add_decode_flags,
+    add_serve_flags,
+    add_train_flags,
+    at_least,
+    unit_interval,
+)
 from adapterkit.cli.interop_commands import FORMATS, cmd_export, cmd_import
 from adapterkit.cli.lifecycle_commands import (
     add_compose_flags,
@@ -50,6 +56,12 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+NO_ANSWER_HELP = (
+    "question answering: answer nothing when the no-answer share is above this, 0 to 1 "
+    "(default: the bundle's, chosen on validation when its data had unanswerable questions)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--text-column", default="text")
     ev.add_argument("--text-pair-column")
     ev.add_argument("--label-column", default="label")
+    ev.add_argument("--no-answer-threshold", type=unit_interval, help=NO_ANSWER_HELP)
     add_decode_flags(ev)
     pr = sub.add_parser(
         "predict", help="predict raw inputs (arguments, --file, or stdin); JSONL out"
@@ -103,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("inputs", nargs="*", help="texts to classify/tag ('-' or none: read stdin)")
     pr.add_argument("--file", help="one input per line (plain text or JSON objects)")
     pr.add_argument("--model", help="base model (default: the one recorded in the bundle)")
+    pr.add_argument("--no-answer-threshold", type=unit_interval, help=NO_ANSWER_HELP)
     add_decode_flags(pr)
     gen = sub.add_parser(
         "generate", help="generate text with a base model and optionally a causal-lm bundle"

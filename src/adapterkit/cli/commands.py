@@ -86,6 +86,7 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     from adapterkit.train.evaluate import evaluate_features
 
     model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    _override_threshold(task, values)
     splits = load_data(
         values["data"],
         task=task.task_type,
@@ -114,6 +115,18 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     return 0
 
 
+def _override_threshold(task: Any, values: dict[str, Any]) -> None:
+    """``--no-answer-threshold`` over the bundle's own (question-answering bundles only)."""
+    value = values.get("no_answer_threshold")
+    if value is None:
+        return
+    if task.task_type != "question-answering":
+        raise AdapterkitError(
+            f"--no-answer-threshold applies to question-answering bundles, not {task.task_type}"
+        )
+    task.apply_info({"no_answer_threshold": value})
+
+
 def cmd_predict(values: dict[str, Any]) -> int:
     """Predict raw inputs with a bundle; one JSON line per input (generation bundles generate)."""
     from adapterkit.predict import load_for_inference, predict_raw
@@ -124,6 +137,7 @@ def cmd_predict(values: dict[str, Any]) -> int:
 
         return generate_command(values, inputs)
     model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    _override_threshold(task, values)
     for raw, answer in zip(inputs, predict_raw(model, name, task, inputs), strict=True):
         print(json.dumps({"input": raw, **answer}, ensure_ascii=False))
     return 0

@@ -176,6 +176,17 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def unit_interval(text: str) -> float:
+    """An argparse ``type``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
 def add_decode_flags(p: argparse.ArgumentParser) -> None:
     """Decoding flags of ``evaluate``, ``predict`` and ``generate`` (generation bundles)."""
     d = p.add_argument_group("decoding")

@@ -53,7 +53,9 @@ def task_from_info(info: dict[str, Any], tokenizer: Any) -> Task:
     """Rebuild the task a bundle was trained for from its stored ``task`` record."""
     if not info or "type" not in info:
         raise AdapterkitError("this bundle records no task, so it cannot predict")
-    return make_task(info["type"], tokenizer, info.get("labels"), int(info.get("max_length", 128)))
+    task = make_task(info["type"], tokenizer, info.get("labels"), int(info.get("max_length", 128)))
+    task.apply_info(info)
+    return task
 
 
 __all__ = [

@@ -9,6 +9,7 @@ The trainer, evaluator, predictor and server only speak this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -56,6 +57,17 @@ class Task(ABC):
     def task_info(self) -> dict[str, Any]:
         """What a bundle stores to rebuild this task: type, labels, max_length."""
         return {"type": self.task_type, "labels": self.label_names, "max_length": self.max_length}
+
+    def apply_info(self, info: dict[str, Any]) -> None:
+        """Take what a bundle's task record holds beyond type, labels and max_length (what
+        :meth:`calibrate` chose); the default task keeps nothing more."""
+        return None
+
+    def calibrate(self, references: list[Any], predict: Callable[[], list[Any]]) -> dict[str, Any]:
+        """After training: settle what the task decides from its validation predictions
+        (``predict()`` makes them; a pass over validation, so only when needed), and return
+        it for the bundle's task record; default: nothing."""
+        return {}
 
     # Training and evaluation --------------------------------------------------------------
     @abstractmethod

@@ -11,10 +11,15 @@ here"); in evaluation and inference, each window proposes its best span and the 
 with the highest probability wins. Span probabilities are normalised over the context
 tokens *and* CLS, so a window the model judges to hold no answer proposes a weak span
 and windows compare fairly (as transformers' question-answering pipeline does).
+
+Questions the context does not answer (SQuAD 2.0) are trained towards CLS; a bundle
+trained on data that has them stores a no-answer threshold, chosen on validation, above
+which the answer is empty (see :mod:`adapterkit.tasks.unanswerable`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +30,13 @@ from adapterkit.heads import Head, SpanQAHead
 from adapterkit.metrics import exact_match_f1
 from adapterkit.padding import pad_rows
 from adapterkit.tasks.base import Task
+from adapterkit.tasks.unanswerable import (
+    best_threshold,
+    breakdown,
+    check_threshold,
+    has_unanswerable,
+    no_answer_share,
+)
 
 MAX_ANSWER_TOKENS = 30
 CONTEXT_SEQUENCE = 1  # sequence id of the context in a (question, context) encoding
@@ -32,17 +44,19 @@ NO_ANSWER_POSITION = 0  # CLS: the target of a window that does not hold the ans
 
 
 class ScoredAnswer(str):
-    """An answer string that also carries its span probability (``score``).
+    """An answer string that also carries its span probability (``score``) and the
+    probability of "no answer" (``null``).
 
-    Evaluation compares answers as strings; the score lets the windows of one long
-    context be merged into the single most probable answer.
+    Evaluation compares answers as strings; the scores let the windows of one long
+    context be merged into the single most probable answer, or none.
     """
 
     score: float
+    null: float
 
-    def __new__(cls, text: str, score: float) -> ScoredAnswer:
+    def __new__(cls, text: str, score: float, null: float = 0.0) -> ScoredAnswer:
         answer = super().__new__(cls, text)
-        answer.score = score
+        answer.score, answer.null = score, null
         return answer
 
 
@@ -84,6 +98,19 @@ def best_span(
     return start, end, float(scores[start, end].exp())
 
 
+def null_probability(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, context_mask: torch.Tensor
+) -> float:
+    """``p_start(CLS) * p_end(CLS)`` in :func:`best_span`'s normalisation: how sure the
+    model is that this window holds no answer."""
+    normaliser = context_mask.bool().clone()
+    normaliser[NO_ANSWER_POSITION] = True
+    neg = torch.finfo(torch.float32).min
+    log_start = start_logits.float().masked_fill(~normaliser, neg).log_softmax(-1)
+    log_end = end_logits.float().masked_fill(~normaliser, neg).log_softmax(-1)
+    return float((log_start[NO_ANSWER_POSITION] + log_end[NO_ANSWER_POSITION]).exp())
+
+
 class QuestionAnsweringTask(Task):
     """Span extraction from a (question, context) pair with a start/end head.
 
@@ -103,6 +130,34 @@ class QuestionAnsweringTask(Task):
         # do (128 of 384), so an answer near one window's edge is whole in the next.
         self.stride = max_length // 3
         self.encoded = self.split = self.windows = self.answers_cut = 0
+        self.no_answer_threshold: float | None = None
+        """Answer nothing when the no-answer share exceeds this (None: always a span)."""
+
+    def task_info(self) -> dict[str, Any]:
+        info = super().task_info()
+        if self.no_answer_threshold is not None:
+            info["no_answer_threshold"] = self.no_answer_threshold
+        return info
+
+    def apply_info(self, info: dict[str, Any]) -> None:
+        """Take a bundle's no-answer threshold (checked: a number from 0 to 1)."""
+        if info.get("no_answer_threshold") is not None:
+            self.no_answer_threshold = check_threshold(info["no_answer_threshold"])
+
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """F1 of answering nothing: the share of unanswerable questions (0 without any)."""
+        return exact_match_f1([""] * len(references), references)["f1"] if references else 0.0
+
+    def calibrate(self, references: list[Any], predict: Callable[[], list[Any]]) -> dict[str, Any]:
+        """On validation data with unanswerable questions, choose and keep the no-answer
+        threshold that maximises F1 (on predictions made with none); else nothing."""
+        if not has_unanswerable(references):
+            return {}
+        self.no_answer_threshold = None
+        predictions = predict()
+        shares = [no_answer_share(p.score, p.null) for p in predictions]
+        self.no_answer_threshold = round(best_threshold(references, predictions, shares), 6)
+        return {"no_answer_threshold": self.no_answer_threshold}
 
     def pop_notes(self) -> list[str]:
         """How many contexts encoding split into windows since the last call, then reset."""
@@ -236,24 +291,41 @@ class QuestionAnsweringTask(Task):
         """The answer text of each row, carrying its probability (:class:`ScoredAnswer`)."""
         answers = []
         for i, row in enumerate(logits):
-            start, end, score = best_span(row[:, 0], row[:, 1], batch["context_mask"][i])
+            mask = batch["context_mask"][i]
+            start, end, score = best_span(row[:, 0], row[:, 1], mask)
             chars = batch["context_chars"][i]
             context = "".join(map(chr, chars[chars >= 0].tolist()))
             offsets = batch["offsets"][i]
             text = context[int(offsets[start, 0]) : int(offsets[end, 1])]
-            answers.append(ScoredAnswer(text, score))
+            answers.append(ScoredAnswer(text, score, null_probability(row[:, 0], row[:, 1], mask)))
         return answers
 
     def merge_window_predictions(self, predictions: list[Any]) -> Any:
-        """The most probable of one context's window answers (decoded or formatted)."""
-        return max(predictions, key=_score_of)
+        """One context's answer: the most probable of its windows' spans (decoded or
+        formatted), or nothing when the threshold says the context holds no answer."""
+        best = max(predictions, key=_score_of)
+        null = min(_null_of(p) for p in predictions)  # one window holding it is enough
+        if isinstance(best, dict):
+            best = {**best, "no_answer_score": null}
+        else:
+            best = ScoredAnswer(best, best.score, null)
+        share = no_answer_share(_score_of(best), null)
+        if self.no_answer_threshold is None or share <= self.no_answer_threshold:
+            return best
+        if isinstance(best, dict):
+            # The answer given is "none", and its score that of "none".
+            return {"answer": "", "start": None, "end": None, "score": null, "no_answer": True}
+        return ScoredAnswer("", best.score, null)
 
     def references(self, examples: list[dict[str, Any]]) -> list[Any]:
         # An unanswerable question's reference is the empty answer (SQuAD 2.0's rule).
         return [list(ex["answers"]["text"]) or [""] for ex in examples]
 
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
-        return exact_match_f1(predictions, references)
+        scores: dict[str, Any] = exact_match_f1(predictions, references)
+        if has_unanswerable(references):
+            scores.update(breakdown(references, predictions))
+        return scores
 
     def parse_input(self, raw: Any) -> dict[str, Any]:
         if isinstance(raw, dict):
@@ -282,7 +354,15 @@ class QuestionAnsweringTask(Task):
             "start": char_start,
             "end": char_end,
             "score": score,
+            "no_answer_score": null_probability(logits[:, 0], logits[:, 1], mask),
         }
+
+
+def _null_of(prediction: Any) -> float:
+    """A window's probability of holding no answer (formatted dict or ScoredAnswer)."""
+    if isinstance(prediction, dict):
+        return float(prediction.get("no_answer_score", 0.0))
+    return float(getattr(prediction, "null", 0.0))
 
 
 def _score_of(prediction: Any) -> float:

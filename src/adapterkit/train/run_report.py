@@ -66,6 +66,7 @@ def finish_job(
             step_losses=state.step_losses,
             best_epoch=state.best_epoch,
         )
+    calibrate(built, job, spec.config.eval_batch_size, log)
     lineage = {"parents": built.parents} if built.parents else None
     bundle_path = built.model.save_adapter(
         built.name, job_dir / "adapter", extra=lineage, include_base=built.full
@@ -90,6 +91,23 @@ def finish_job(
         f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {job_dir / 'report.md'}"
     )
     return final
+
+
+def calibrate(built: RunModel, job: TrainJob, batch_size: int, log: Log) -> None:
+    """Let the task settle its decisions on validation (SQuAD 2.0's no-answer threshold)
+    before the bundle is saved; what it chose joins the bundle's task record."""
+    if job.validation is None:
+        return
+    features, references = job.validation
+
+    def predict() -> list[Any]:
+        model, name, task = built.model, built.name, built.task
+        return evaluate_features(model, name, task, features, references, batch_size)[2]
+
+    chosen = built.task.calibrate(references, predict)
+    if chosen:
+        built.model.task_info[built.name].update(chosen)
+        log(f"calibrated on validation: {', '.join(f'{k} {v}' for k, v in chosen.items())}")
 
 
 def data_name(options: RunOptions) -> str:
