@@ -120,6 +120,12 @@ class RunOptions:
             )
         elif self.method is None:
             self.method = DEFAULT_METHOD
+        elif self.method in ("composition", "fusion", "stack", "average"):
+            raise AdapterkitError(
+                f"--method {self.method} composes bundles: train a fusion with --fuse A B, a new "
+                "adapter over bundles with --stack-on A, or write an average or a stack with "
+                "adapterkit compose"
+            )
         if self.adapter_name is not None:
             check_adapter_name(self.adapter_name)
         if self.quantize is not None and self.method == "full":

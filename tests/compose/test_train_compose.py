@@ -1,0 +1,118 @@
+"""``train --fuse`` and ``train --stack-on`` on a tiny saved BERT: frozen parts stay
+bit-identical, the new parts train, parents are recorded; bad runs are one line with no
+run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tests.compose.helpers import FFN_OUT
+from tests.lifecycle.helpers import make_bundle, other_base, run
+from tests.tiny import FINISHED, save_tiny_bert
+
+from adapterkit.bundle import read_bundle
+from adapterkit.models import load_base
+
+WORDS = ["good", "bad", "movie", "plot", "fun", "dull", "okay", "fine"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("fuse")
+    found = {"model": save_tiny_bert(folder / "model", WORDS)}
+    on_base = {
+        "a": ("pfeiffer", {}, ["x", "y"]),
+        "b": ("pfeiffer", {}, ["u", "v", "w"]),
+        "lora": ("lora", {"target_modules": [FFN_OUT]}, None),
+        "ia3": ("ia3", {}, ["x", "y"]),
+        "dora": ("dora", {"target_modules": [FFN_OUT]}, None),
+        "houlsby": ("houlsby", {}, ["x", "y"]),
+    }
+    for seed, (name, (method, options, labels)) in enumerate(on_base.items(), start=1):
+        found[name] = folder / name
+        base = load_base(str(found["model"]))
+        make_bundle(found[name], method, seed=seed, labels=labels, base=base, **options)
+    found["foreign"] = folder / "foreign"  # the tiny BERT with every weight moved
+    make_bundle(found["foreign"], "pfeiffer", seed=9, labels=["x", "y"], base=other_base())
+    found["data"] = folder / "data.csv"
+    found["data"].write_text("text,label\n" + "good fun movie,pos\nbad dull plot,neg\n" * 10)
+    return found
+
+
+def _train(setup: dict[str, Path], out: Path, *args: str | Path) -> tuple[int, str, str]:
+    common = ["--model", setup["model"], "--train", setup["data"], "--batch-size", "4"]
+    return run("train", "--output", out, *common, "--report-to", "none", "--epochs", "1", *args)
+
+
+def _parts_unchanged(record, tensors, setup, names: list[str]) -> None:
+    """The bundle's first parts are ``names``' weights bit for bit, recorded as parents."""
+    for place, name in enumerate(names):
+        part, theirs = read_bundle(setup[name])
+        sha = part["files"]["adapterkit.safetensors"]["sha256"]
+        assert record["parents"][place] == {"name": "a", "sha256": sha, "relation": "part"}
+        for key, tensor in theirs.items():
+            if key.startswith("adapter."):
+                layer, module, leaf = key.rsplit(".", 2)
+                assert torch.equal(tensors[f"{layer}.parts.{place}.{module}.{leaf}"], tensor)
+
+
+def test_fuse_trains_the_attention_and_a_head_and_leaves_the_parts_alone(setup, tmp_path) -> None:
+    code, stdout, stderr = _train(setup, tmp_path / "run", "--fuse", setup["a"], setup["lora"])
+    assert code in FINISHED, stderr
+    assert "fusion" in stdout
+    record, tensors = read_bundle(tmp_path / "run" / "adapter")
+    assert record["method"] == "composition" and record["config"]["mode"] == "fusion"
+    assert record["task"]["labels"] == ["neg", "pos"]  # a new head for the data's task
+    _parts_unchanged(record, tensors, setup, ["a", "lora"])
+    keys = [k for k in tensors if ".fusion.key.weight" in k]
+    assert keys and all(tensors[k].abs().max() > 0 for k in keys)  # started at 0: it trained
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "lr: 5.0e-05" in config  # fusion's default rate
+
+
+def test_stack_on_trains_a_new_adapter_over_frozen_parts(setup, tmp_path) -> None:
+    code, _, stderr = _train(setup, tmp_path / "run", "--stack-on", setup["a"], "--method", "lora",
+                             "--target-modules", FFN_OUT)  # fmt: skip
+    assert code in FINISHED, stderr
+    record, tensors = read_bundle(tmp_path / "run" / "adapter")
+    assert record["config"]["mode"] == "stack" and len(record["config"]["parts"]) == 2
+    assert record["config"]["parts"][1]["sha256"] is None  # trained here: no bundle of its own
+    _parts_unchanged(record, tensors, setup, ["a"])
+    new = [v for k, v in tensors.items() if ".parts.1.lora_B." in k]
+    assert new and all(t.abs().max() > 0 for t in new)  # LoRA's B starts at zero: it trained
+    assert "lr: 0.001" in (tmp_path / "run" / "config.yaml").read_text()  # LoRA's rate
+
+
+PATHS = ("a", "b", "lora", "ia3", "dora", "houlsby", "foreign", "nowhere")
+REFUSALS = {
+    "another base": (["--fuse", "a", "foreign"], "made for base"),
+    "not the run's base": (["--fuse", "foreign", "foreign"], "bundle 1"),
+    "ia3 part": (["--fuse", "a", "ia3"], "is a ia3 adapter"),
+    "dora part": (["--fuse", "lora", "dora"], "is a dora adapter"),
+    "other layers": (["--fuse", "a", "houlsby"], "adapt the same layers"),
+    "missing part": (["--fuse", "a", "nowhere"], "no bundle directory"),
+    "one part": (["--fuse", "a"], "at least 2 bundles"),
+    "with init-from": (["--fuse", "a", "b", "--init-from", "a"], "--init-from"),
+    "with a method": (["--fuse", "a", "b", "--method", "lora"], "drop --method"),
+    "with method options": (["--fuse", "a", "b", "--rank", "4"], "--rank"),
+    "fuse and stack": (["--fuse", "a", "b", "--stack-on", "a"], "pick one"),
+    "stack of dora": (["--stack-on", "a", "--method", "dora"], "a stack takes"),
+    "stack elsewhere": (["--stack-on", "a", "--method", "houlsby"], "a stack adapts the same"),
+    "fusion alone": (["--method", "fusion"], "composes bundles"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))
+def test_bad_composition_runs_are_one_line_and_write_nothing(setup, tmp_path, case) -> None:
+    args, message = REFUSALS[case]
+    # Part names become their bundles' paths; "lora" after --method is the method.
+    words = [
+        (setup.get(w, tmp_path / w) if w in PATHS and before != "--method" else w)
+        for before, w in zip(["", *args], args, strict=False)
+    ]
+    code, _, stderr = _train(setup, tmp_path / "run", *words)
+    assert code == 2 and message in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "run").exists()
