@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.compose.helpers import FFN_OUT, model_with, parts
+from tests.compose.helpers import FFN_OUT, composed, model_with, parts
 from tests.lifecycle.helpers import LABELS, make_bundle, other_base, run
 from tests.tiny import main_output, tiny_inputs, tiny_model
 
@@ -26,6 +26,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     found["houlsby"], found["foreign"] = folder / "houlsby", folder / "foreign"
     make_bundle(found["houlsby"], "houlsby", seed=6, labels=LABELS)
     make_bundle(found["foreign"], "pfeiffer", seed=7, labels=LABELS, base=other_base())
+    found["average"] = composed(folder, "average", ["a", "b"], found)
     return found
 
 
@@ -94,6 +95,12 @@ def test_a_mixed_batch_of_compositions_and_plain_adapters_equals_each_alone(
             torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-6)
 
 
+def test_compositions_do_not_merge(average, tmp_path: Path) -> None:
+    code, _, stderr = run("merge", average, average, "--out", tmp_path / "merged")
+    assert code == 2 and "compositions do not merge" in stderr
+    assert not (tmp_path / "merged").exists()
+
+
 def test_info_shows_the_parts(average) -> None:
     code, stdout, _ = run("info", average)
     shown = json.loads(stdout)
@@ -113,6 +120,7 @@ REFUSALS = {
     "no head chosen": (["a", "b"], [], "pass --head-from"),
     "head out of range": (["a", "b"], ["--head-from", "3"], "give 1 to 2"),
     "fusion untrained": (["a", "b"], ["--mode", "fusion"], "invalid choice"),
+    "nested": (["a", "average"], ["--head-from", "1"], "compositions do not nest"),
 }
 
 

@@ -13,6 +13,7 @@ from tests.lifecycle.helpers import make_bundle, other_base, run
 from tests.tiny import FINISHED, save_tiny_bert
 
 from adapterkit.bundle import read_bundle
+from adapterkit.lifecycle.compose_bundles import compose_bundles
 from adapterkit.models import load_base
 
 WORDS = ["good", "bad", "movie", "plot", "fun", "dull", "okay", "fine"]
@@ -36,6 +37,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         make_bundle(found[name], method, seed=seed, labels=labels, base=base, **options)
     found["foreign"] = folder / "foreign"  # the tiny BERT with every weight moved
     make_bundle(found["foreign"], "pfeiffer", seed=9, labels=["x", "y"], base=other_base())
+    found["fused"] = folder / "fused"
+    compose_bundles([found["a"], found["b"]], found["fused"], "average", head_from="1")
     found["data"] = folder / "data.csv"
     found["data"].write_text("text,label\n" + "good fun movie,pos\nbad dull plot,neg\n" * 10)
     return found
@@ -85,7 +88,7 @@ def test_stack_on_trains_a_new_adapter_over_frozen_parts(setup, tmp_path) -> Non
     assert "lr: 0.001" in (tmp_path / "run" / "config.yaml").read_text()  # LoRA's rate
 
 
-PATHS = ("a", "b", "lora", "ia3", "dora", "houlsby", "foreign", "nowhere")
+PATHS = ("a", "b", "lora", "ia3", "dora", "houlsby", "foreign", "nowhere", "fused")
 REFUSALS = {
     "another base": (["--fuse", "a", "foreign"], "made for base"),
     "not the run's base": (["--fuse", "foreign", "foreign"], "bundle 1"),
@@ -101,7 +104,13 @@ REFUSALS = {
     "stack of dora": (["--stack-on", "a", "--method", "dora"], "a stack takes"),
     "stack elsewhere": (["--stack-on", "a", "--method", "houlsby"], "a stack adapts the same"),
     "fusion alone": (["--method", "fusion"], "composes bundles"),
+    "continuing a composition": (["--init-from", "fused"], "continuing one is not supported"),
 }
+
+
+def test_a_run_folder_over_a_part_is_refused(setup, tmp_path) -> None:
+    code, _, stderr = _train(setup, setup["a"].parent, "--fuse", setup["a"], setup["b"])
+    assert code == 2 and "--fuse bundle 1" in stderr and setup["a"].is_dir()
 
 
 @pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))

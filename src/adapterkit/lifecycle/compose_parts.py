@@ -93,14 +93,13 @@ def check_part(part: Part, place: int, flag: str) -> None:
         )
     if part.config.method not in PART_METHODS:
         why = {
-            "ia3": "ia3 rescales the layer's input",
-            "dora": "dora reads the frozen weight",
-            "composition": "it is a composition itself",
-        }.get(part.config.method, "")
+            "ia3": "ia3 rescales the layer's input, which a composition does not forward",
+            "dora": "dora reads the frozen weight, which a composition does not forward",
+            "composition": "compositions do not nest: give its parts instead",
+        }.get(part.config.method)
         raise AdapterkitError(
             f"{flag}: bundle {place} ({part.path}) is a {part.config.method} adapter; "
-            f"compositions take {' and '.join(PART_METHODS)} parts"
-            + (f" ({why}, which a composition does not forward)" if why else "")
+            f"compositions take {' and '.join(PART_METHODS)} parts" + (f" ({why})" if why else "")
         )
 
 

@@ -120,6 +120,10 @@ def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> 
                 f"bundle {place} ({parent.path}) is a {parent.config.method} adapter and "
                 f"bundle 1 a {method} one; only adapters of one method merge"
             )
+    if method == "composition":
+        raise AdapterkitError(
+            "compositions do not merge: merge their parts, or compose the merged parts"
+        )
     if method == "dora":
         raise AdapterkitError(
             "DoRA adapters do not merge: each one's magnitudes are the lengths of its own "

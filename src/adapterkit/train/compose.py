@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.files import check_not_over_inputs
 from adapterkit.inject import resolve_targets
 from adapterkit.lifecycle.compose_parts import describe_layers, part_tensors, read_parts
 from adapterkit.methods import make_config
@@ -32,6 +33,10 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
     flag = "--fuse" if options.fuse else "--stack-on"
     if options.fuse and options.stack_on:
         raise AdapterkitError("--fuse and --stack-on are two kinds of composition; pick one")
+    paths = options.fuse or options.stack_on
+    check_not_over_inputs(
+        options.output, "--output", {f"{flag} bundle {i}": p for i, p in enumerate(paths, 1)}
+    )
     if options.init_from:
         raise AdapterkitError(
             f"{flag} starts a new composition from its bundles; --init-from continues one "

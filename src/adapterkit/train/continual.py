@@ -85,6 +85,11 @@ def bundle_method(
             f"--init-from {path}: continuing into full fine-tuning is not supported; "
             "continue the adapter, or train full from the base"
         )
+    if record.get("method") == "composition":
+        raise AdapterkitError(
+            f"--init-from {path}: a composition bundle; continuing one is not supported, train "
+            "a new one from its parts (--fuse, --stack-on)"
+        )
     stored = check_bundle_record(record, path)
     try:
         wanted: AdapterConfig = make_config(method or stored.method, **given)
