@@ -73,6 +73,16 @@ def test_fuse_trains_the_attention_and_a_head_and_leaves_the_parts_alone(setup, 
     assert keys and all(tensors[k].abs().max() > 0 for k in keys)  # started at 0: it trained
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "lr: 5.0e-05" in config  # fusion's default rate
+    _same_run_again(tmp_path)
+
+
+def _same_run_again(tmp_path: Path) -> None:
+    """The run's config.yaml, read back with --config, makes the same run."""
+    again = tmp_path / "again"
+    code, _, stderr = run("train", "--config", tmp_path / "run" / "config.yaml", "--output", again)
+    assert code in FINISHED, stderr
+    before, after = ((d / "config.yaml").read_text() for d in (tmp_path / "run", again))
+    assert before.replace(str(tmp_path / "run"), str(again)) == after
 
 
 def test_stack_on_trains_a_new_adapter_over_frozen_parts(setup, tmp_path) -> None:
@@ -86,6 +96,7 @@ def test_stack_on_trains_a_new_adapter_over_frozen_parts(setup, tmp_path) -> Non
     new = [v for k, v in tensors.items() if ".parts.1.lora_B." in k]
     assert new and all(t.abs().max() > 0 for t in new)  # LoRA's B starts at zero: it trained
     assert "lr: 0.001" in (tmp_path / "run" / "config.yaml").read_text()  # LoRA's rate
+    _same_run_again(tmp_path)
 
 
 PATHS = ("a", "b", "lora", "ia3", "dora", "houlsby", "foreign", "nowhere", "fused")

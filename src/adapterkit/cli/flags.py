@@ -105,7 +105,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 def one_value(spec: FieldFlag, value: Any) -> Any:
     """A single-valued option's value: sweepable flags parse into lists, and one job takes
     one value (several are expanded into jobs first, see :mod:`adapterkit.cli.jobs`)."""
-    if spec.many or not isinstance(value, list):
+    # A YAML-only key (no flag, so never swept) keeps its value as written: a
+    # composition's parts are a list.
+    if spec.many or spec.flag is None or not isinstance(value, list):
         return value
     if len(value) != 1:
         raise AdapterkitError(f"{spec.flag or spec.name} takes one value here, got {value}")
@@ -122,7 +124,8 @@ def method_options(values: dict[str, Any]) -> dict[str, Any]:
     # An empty list (target_modules: [] in YAML) means "not given", as before: the default.
     given = {name: value for name, value in given.items() if value is not None and value != []}
     specs = {spec.name: spec for spec in method_flags()}
-    if values.get("fuse") and given:
+    # "parts" only comes from a run's config.yaml read back: the run re-derives them.
+    if values.get("fuse") and given and "parts" not in given:
         shown = ", ".join(specs[name].flag or name for name in given)
         raise AdapterkitError(
             f"--fuse trains only the fusion and a head; {shown} would shape an adapter, and "

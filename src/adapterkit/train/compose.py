@@ -42,27 +42,33 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
             f"{flag} starts a new composition from its bundles; --init-from continues one "
             "bundle: drop one of them"
         )
+    method, given = options.method, dict(options.method_options)
+    stored = given.pop("parts", None)
+    if stored is not None:  # a run's config.yaml read back: derive it all again
+        for key in ("mode", "target_modules", "layers"):
+            given.pop(key, None)
+        if method == "stack" and stored and stored[-1].get("sha256") is None:
+            method, given = stored[-1]["method"], dict(stored[-1].get("config") or {})
     if options.fuse:
-        if options.method not in (None, "fusion"):
+        if method not in (None, "fusion"):
             raise AdapterkitError(
-                f"--fuse trains a fusion of its bundles, not a {options.method} adapter; drop "
+                f"--fuse trains a fusion of its bundles, not a {method} adapter; drop "
                 "--method (--stack-on trains a new adapter on top of bundles)"
             )
-        if options.method_options:
-            given = ", ".join(sorted(options.method_options))
+        if given:
             raise AdapterkitError(
-                f"--fuse trains only the fusion and a head; method option(s) {given} apply "
-                "to the parts, which keep their own: drop them"
+                f"--fuse trains only the fusion and a head; method option(s) "
+                f"{', '.join(sorted(given))} apply to the parts, which keep their own: drop them"
             )
         parts = read_parts(options.fuse, "--fuse", minimum=2, with_tensors=False)
         return "fusion", {"parts": [part.entry() for part in parts]}
-    method = options.method or default_method
+    method = method or default_method
     if method in ("fusion", "stack", "average", "composition"):
         raise AdapterkitError(
             f"--stack-on trains a new adapter on top of its bundles; --method names its "
             f"method ({', '.join(PART_METHODS)} or their presets), not {method}"
         )
-    new = make_config(method, **options.method_options)
+    new = make_config(method, **given)
     if new.method not in PART_METHODS:
         raise AdapterkitError(
             f"--stack-on: the new adapter is {method}; a stack takes {' and '.join(PART_METHODS)} "
