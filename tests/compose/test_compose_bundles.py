@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.compose.helpers import FFN_OUT, composed, model_with, parts
+from tests.compose.helpers import FFN_OUT, composed, hosts_of, layer_input, model_with, parts
 from tests.lifecycle.helpers import LABELS, make_bundle, other_base, run
 from tests.tiny import main_output, tiny_inputs, tiny_model
 
@@ -95,6 +95,25 @@ def test_a_mixed_batch_of_compositions_and_plain_adapters_equals_each_alone(
             torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-6)
 
 
+@torch.no_grad()
+def test_parts_on_other_layers_compose_where_they_are(bundles, tmp_path: Path) -> None:
+    out = tmp_path / "mixed"
+    assert run("compose", bundles["houlsby"], bundles["a"], "--mode", "average", "--out", out,
+               "--head-from", "1")[0] == 0  # fmt: skip
+    model = model_with({"mixed": out, "a": bundles["a"], "houlsby": bundles["houlsby"]})
+    layers = hosts_of(model, "mixed")
+    assert len(layers) == 4 and read_bundle(out)[0]["targets"] == list(layers)
+    for name, host in layers.items():
+        x, base = layer_input(host)
+        both = "a" in host.adapters  # Pfeiffer adapts the FFN outputs only
+        assert both == name.endswith("layer.0.output.dense") or name.endswith(
+            "layer.1.output.dense"
+        )
+        other = host.adapters["a"](x, base, None) if both else base  # absent: unchanged
+        expected = torch.stack([host.adapters["houlsby"](x, base, None), other]).mean(0)
+        assert torch.equal(host.adapters["mixed"](x, base, None), expected)
+
+
 def test_compositions_do_not_merge(average, tmp_path: Path) -> None:
     code, _, stderr = run("merge", average, average, "--out", tmp_path / "merged")
     assert code == 2 and "compositions do not merge" in stderr
@@ -114,7 +133,6 @@ REFUSALS = {
     "another base": (["a", "foreign"], [], "made for base"),
     "ia3 part": (["a", "ia3"], [], "is a ia3 adapter"),
     "dora part": (["lora", "dora"], [], "is a dora adapter"),
-    "other layers": (["a", "houlsby"], [], "adapt the same layers"),
     "missing part": (["a", "nowhere"], [], "no bundle directory"),
     "one part": (["a"], [], "at least 2 bundles"),
     "no head chosen": (["a", "b"], [], "pass --head-from"),

@@ -62,15 +62,20 @@ def _parts_unchanged(record, tensors, setup, names: list[str]) -> None:
 
 
 def test_fuse_trains_the_attention_and_a_head_and_leaves_the_parts_alone(setup, tmp_path) -> None:
-    code, stdout, stderr = _train(setup, tmp_path / "run", "--fuse", setup["a"], setup["lora"])
+    # Houlsby also adapts the attention output: there the fusion attends over it alone.
+    parts = [setup[name] for name in ("a", "lora", "houlsby")]
+    code, stdout, stderr = _train(setup, tmp_path / "run", "--fuse", *parts)
     assert code in FINISHED, stderr
     assert "fusion" in stdout
     record, tensors = read_bundle(tmp_path / "run" / "adapter")
     assert record["method"] == "composition" and record["config"]["mode"] == "fusion"
     assert record["task"]["labels"] == ["neg", "pos"]  # a new head for the data's task
-    _parts_unchanged(record, tensors, setup, ["a", "lora"])
-    keys = [k for k in tensors if ".fusion.key.weight" in k]
-    assert keys and all(tensors[k].abs().max() > 0 for k in keys)  # started at 0: it trained
+    _parts_unchanged(record, tensors, setup, ["a", "lora", "houlsby"])
+    assert len(record["targets"]) == 4  # the FFN and attention outputs of both layers
+    # Where several parts meet, the keys (which start at 0) trained; over one part alone
+    # the softmax is 1 whatever the keys say, so only its value matrix learns there.
+    keys = [k for k in tensors if ".fusion.key.weight" in k and ".attention." not in k]
+    assert len(keys) == 2 and all(tensors[k].abs().max() > 0 for k in keys)
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "lr: 5.0e-05" in config  # fusion's default rate
     _same_run_again(tmp_path)
@@ -105,7 +110,7 @@ REFUSALS = {
     "not the run's base": (["--fuse", "foreign", "foreign"], "bundle 1"),
     "ia3 part": (["--fuse", "a", "ia3"], "is a ia3 adapter"),
     "dora part": (["--fuse", "lora", "dora"], "is a dora adapter"),
-    "other layers": (["--fuse", "a", "houlsby"], "adapt the same layers"),
+    "stack on other layers": (["--stack-on", "a", "houlsby"], "adapt the same layers"),
     "missing part": (["--fuse", "a", "nowhere"], "no bundle directory"),
     "one part": (["--fuse", "a"], "at least 2 bundles"),
     "with init-from": (["--fuse", "a", "b", "--init-from", "a"], "--init-from"),

@@ -77,7 +77,10 @@ def add_compose_flags(parser: argparse.ArgumentParser) -> None:
     from adapterkit.lifecycle.compose_bundles import COMPOSE_MODES
 
     parser.add_argument(
-        "bundles", nargs="+", help="bundle folders of one base adapting the same layers"
+        "bundles",
+        nargs="+",
+        help="bundle folders of one base (bottleneck or LoRA adapters); each layer composes "
+        "the parts that adapt it",
     )
     parser.add_argument(
         "--mode",

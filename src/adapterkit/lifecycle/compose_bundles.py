@@ -67,7 +67,7 @@ def compose_bundles(
         "name": name,
         "method": config.method,
         "config": config.to_dict(),
-        "targets": parts[0].record.get("targets", []),
+        "targets": config.union_of_targets() or parts[0].record.get("targets", []),
         "base_model": parts[0].record["base_model"],
         "head": keeper.record.get("head"),
         "task": keeper.record.get("task") or {},

@@ -3,7 +3,8 @@
 Shared by ``adapterkit compose`` (:mod:`.compose_bundles`) and by ``train --fuse`` /
 ``--stack-on`` (:mod:`adapterkit.train.compose`). Every refusal is one line naming the
 bundle by its 1-based place and what differs from bundle 1: parts must be adapters (no
-full fine-tuning) of a method a composition takes, of one base, adapting the same layers.
+full fine-tuning) of a method a composition takes, of one base; parts a new adapter is
+stacked on must adapt the same layers (others compose layer by layer where they are).
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ class Part:
     """Its weights (empty when only the config was read)."""
 
     def entry(self) -> dict[str, Any]:
-        """The part as the composition's config names it: method, config, name, sha256."""
+        """The part as the composition's config names it: method, config, name, sha256 and
+        the layers it adapts."""
         parent = self.parent()
         return {
             "method": self.config.method,
             "config": self.config.to_dict(),
             "name": parent["name"],
             "sha256": parent["sha256"],
+            "targets": list(self.record.get("targets", [])),
         }
 
     def parent(self) -> dict[str, Any]:
@@ -49,7 +52,11 @@ class Part:
 
 
 def read_parts(
-    paths: Sequence[str | Path], flag: str, minimum: int, with_tensors: bool = True
+    paths: Sequence[str | Path],
+    flag: str,
+    minimum: int,
+    with_tensors: bool = True,
+    same_layers: bool = False,
 ) -> list[Part]:
     """Read and check the bundles at ``paths`` as parts of one composition.
 
@@ -58,10 +65,13 @@ def read_parts(
         flag: How the user named them (``--fuse``), for messages.
         minimum: The fewest bundles that make sense here.
         with_tensors: Read the weights too (checksums checked); else the configs only.
+        same_layers: Refuse parts adapting other layers than bundle 1 (a stack trained on
+            top of them); else each layer composes the parts that adapt it.
 
     Raises:
         AdapterkitError: One line for a missing or broken bundle, a full fine-tuning bundle,
-            a method compositions do not take, another base or other adapted layers.
+            a method compositions do not take, another base, or (``same_layers``) other
+            adapted layers.
     """
     if len(paths) < minimum:
         raise AdapterkitError(f"{flag} needs at least {minimum} bundles, got {len(paths)}")
@@ -80,7 +90,8 @@ def read_parts(
         parts.append(part)
     for place, part in enumerate(parts[1:], start=2):
         check_same_base(parts[0], part, place, flag)
-        check_same_layers(parts[0], part, place, flag)
+        if same_layers:
+            check_same_layers(parts[0], part, place, flag)
     return parts
 
 

@@ -74,7 +74,9 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
             f"--stack-on: the new adapter is {method}; a stack takes {' and '.join(PART_METHODS)} "
             "adapters and their presets (houlsby, pfeiffer, parallel)"
         )
-    parts = read_parts(options.stack_on, "--stack-on", minimum=1, with_tensors=False)
+    parts = read_parts(
+        options.stack_on, "--stack-on", minimum=1, with_tensors=False, same_layers=True
+    )
     trained = {"method": new.method, "config": new.to_dict(), "name": None, "sha256": None}
     return "stack", {"parts": [*(part.entry() for part in parts), trained]}
 

@@ -1,9 +1,11 @@
 """Configuration of compositions: trained adapters stacked, averaged or fused.
 
 A composition names its parts by their records: each part's method and method config
-(which build its modules), its name and the sha256 of the weights file it came from. A
-part without a sha256 is trained together with the composition (the new adapter of a
-stack); the others stay frozen. A composition's bundle holds every part's weights, so it
+(which build its modules), its name, the sha256 of the weights file it came from and the
+layers it adapts. A part without a sha256 is trained together with the composition (the
+new adapter of a stack); the others stay frozen. Parts may adapt different layers: the
+composition then adapts every layer one of them does, each layer composing the parts
+that adapt it. A composition's bundle holds every part's weights, so it
 loads and serves as any one adapter.
 """
 
@@ -20,7 +22,7 @@ PART_METHODS = ("bottleneck", "lora")
 """Methods a composition takes as parts. IA3 rescales the frozen layer's *input* and DoRA
 reads the frozen weight (the ``adapts_input`` and ``reads_base`` hooks): both would need
 the host's help per part, which a composition does not forward."""
-PART_KEYS = frozenset({"method", "config", "name", "sha256"})
+PART_KEYS = frozenset({"method", "config", "name", "sha256", "targets"})
 
 
 @dataclass
@@ -33,8 +35,9 @@ class CompositionConfig(AdapterConfig):
     """fusion, stack or average."""
 
     parts: list[dict[str, Any]] = field(default_factory=list, metadata={"flag": None})
-    """The parts, in order: each a mapping of method, config, name and sha256 (None for a
-    part trained with the composition)."""
+    """The parts, in order: each a mapping of method, config, name, sha256 (None for a
+    part trained with the composition) and targets (the layers it adapts; None: every
+    layer of the composition)."""
 
     method: ClassVar[str] = "composition"
 
@@ -47,10 +50,21 @@ class CompositionConfig(AdapterConfig):
             )
         configs = self.part_configs()
         if self.target_modules is None and self.layers is None:
-            # Parts adapt the same layers (checked where they are read): the first part's
-            # patterns find them again on the base.
-            self.target_modules = configs[0].target_modules
-            self.layers = configs[0].layers
+            union = self.union_of_targets()
+            if union is not None:  # parts on different layers: the composition is on all
+                self.target_modules = union
+            else:  # the first part's patterns find every part's layers again on the base
+                self.target_modules = configs[0].target_modules
+                self.layers = configs[0].layers
+
+    def union_of_targets(self) -> list[str] | None:
+        """Every layer some part adapts, in first-seen order, when the parts' recorded
+        layers differ; None when they agree (or none are recorded)."""
+        recorded = [part.get("targets") for part in self.parts]
+        lists = [targets for targets in recorded if targets is not None]
+        if len(lists) < 2 or all(targets == lists[0] for targets in lists):
+            return None
+        return list(dict.fromkeys(name for targets in lists for name in targets))
 
     def part_configs(self) -> list[AdapterConfig]:
         """Each part's method config, checked.
@@ -78,6 +92,11 @@ class CompositionConfig(AdapterConfig):
             config = part.get("config") or {}
             if not isinstance(config, dict):
                 raise AdapterkitError(f"composition part {place}: config must be a mapping")
+            targets = part.get("targets")
+            if targets is not None and not (
+                isinstance(targets, list) and all(isinstance(t, str) for t in targets)
+            ):
+                raise AdapterkitError(f"composition part {place}: targets must be layer names")
             configs.append(config_from_dict(method, config))
         return configs
 
@@ -94,5 +113,19 @@ class CompositionConfig(AdapterConfig):
     def build_layer(self, spec: LayerSpec, base: BaseWeights) -> AdapterModule:
         from adapterkit.methods.compose.layer import CompositionAdapter
 
-        modules = [config.build_layer(spec, base) for config in self.part_configs()]
-        return CompositionAdapter(self.mode, modules, self.trained_parts(), spec.out_features)
+        # A part builds only on the layers it adapts (all, when it records none).
+        present = {
+            place: config.build_layer(spec, base)
+            for place, (config, part) in enumerate(
+                zip(self.part_configs(), self.parts, strict=True)
+            )
+            if part.get("targets") is None or spec.name in part["targets"]
+        }
+        trained = self.trained_parts()
+        return CompositionAdapter(
+            self.mode,
+            present,
+            {place: trained[place] for place in present},
+            len(self.parts),
+            spec.out_features,
+        )
