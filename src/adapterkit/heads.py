@@ -152,3 +152,43 @@ class SpanQAHead(Head):
         self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.out(hidden)
+
+
+class EntityPairHead(Head):
+    """Relation classification from the two entity-start tokens (Baldini Soares et al. 2019).
+
+    The classifier is ``linear([h_head; h_tail])`` (2C -> L) over the hidden states at
+    the head's and the tail's start markers. A linear map of a concatenation is the sum
+    of two maps, ``W [a; b] = W_1 a + W_2 b``, so this head projects *every* token to
+    ``[W_1 h; W_2 h]`` (B, T, 2L) and the task adds the two halves at the two positions
+    (:func:`pair_logits`). That keeps the head's call the same as every other head's:
+    the positions travel in the task's batch, and nothing between the base and the task
+    (server, packed training) needs to know about them. ``W_1`` and ``W_2`` are two
+    tensors with one row per label, so a head widened to new labels (``train
+    --init-from``) keeps its old rows in front, as the other heads do.
+    """
+
+    head_type = "entity-pair"
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__(hidden_size=hidden_size, num_labels=num_labels, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.head_out = nn.Linear(hidden_size, num_labels)  # W_1 and the bias
+        self.tail_out = nn.Linear(hidden_size, num_labels, bias=False)  # W_2
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        hidden = self.dropout(hidden)
+        return torch.cat([self.head_out(hidden), self.tail_out(hidden)], dim=-1)  # (B, T, 2L)
+
+
+def pair_logits(token_logits: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """(B, T, 2L) per-token halves of :class:`EntityPairHead` and (B, 2) head/tail start
+    positions -> (B, L) relation logits: the head half at the head, plus the tail half at
+    the tail. One row: (T, 2L) and (2,) -> (L,)."""
+    labels = token_logits.shape[-1] // 2
+    if token_logits.dim() == 2:
+        return token_logits[starts[0], :labels] + token_logits[starts[1], labels:]
+    rows = torch.arange(token_logits.shape[0], device=token_logits.device)
+    return token_logits[rows, starts[:, 0], :labels] + token_logits[rows, starts[:, 1], labels:]

@@ -8,6 +8,8 @@ per task (the contract the task modules code against):
 - ``token-classification``: ``{"tokens": list[str], "tags": list[str]}`` (IOB2 when IOB)
 - ``question-answering``: ``{"question": str, "context": str,
   "answers": {"text": list[str], "answer_start": list[int]}}``
+- ``relation-extraction``: ``{"text": str, "head": [start, end], "tail": [start, end],
+  "relation": str}`` (character offsets, end exclusive; see ``data/relations.py``)
 - ``causal-lm``: ``{"prompt": str, "response": str}`` or ``{"messages": [{"role", "content"}]}``;
   summarization and translation keep the raw ``source`` and ``reference`` too.
 
@@ -25,6 +27,7 @@ from adapterkit.data.splits import (
     CAUSAL_LM,
     MULTI_LABEL_CLASSIFICATION,
     QUESTION_ANSWERING,
+    RELATION_EXTRACTION,
     SEQUENCE_CLASSIFICATION,
     TASKS,
     TOKEN_CLASSIFICATION,
@@ -44,6 +47,7 @@ __all__ = [
     "MULTI_LABEL_CLASSIFICATION",
     "PINNED",
     "QUESTION_ANSWERING",
+    "RELATION_EXTRACTION",
     "SEQUENCE_CLASSIFICATION",
     "TASKS",
     "TOKEN_CLASSIFICATION",

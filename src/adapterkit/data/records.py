@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapterkit.data.relations import looks_like_relations, relation_example
 from adapterkit.data.splits import (
     CAUSAL_LM,
     MULTI_LABEL_CLASSIFICATION,
     QUESTION_ANSWERING,
+    RELATION_EXTRACTION,
     SEQUENCE_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
 )
@@ -53,6 +55,8 @@ def detect_task(records: Sequence[Record], columns: Columns) -> str:
         return TOKEN_CLASSIFICATION
     if {"question", "context"} <= keys:
         return QUESTION_ANSWERING
+    if looks_like_relations(keys):
+        return RELATION_EXTRACTION
     if keys.intersection({"messages", "prompt", "response"}):
         return CAUSAL_LM
     if any(_looks_like_list(rec.get(columns.label)) for _, rec in records[:100]):
@@ -234,6 +238,8 @@ def convert_records(records: Sequence[Record], task: str, columns: Columns) -> l
         convert = _qa
     elif task == CAUSAL_LM:
         convert = _causal
+    elif task == RELATION_EXTRACTION:
+        convert = lambda w, r: relation_example(w, r, columns.label)  # noqa: E731
     else:
         raise DataError(f"unknown task {task!r}")
     return [convert(where, rec) for where, rec in records]

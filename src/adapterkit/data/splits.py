@@ -16,12 +16,14 @@ MULTI_LABEL_CLASSIFICATION = "multi-label-classification"
 TOKEN_CLASSIFICATION = "token-classification"
 QUESTION_ANSWERING = "question-answering"
 CAUSAL_LM = "causal-lm"
+RELATION_EXTRACTION = "relation-extraction"
 TASKS = (
     SEQUENCE_CLASSIFICATION,
     MULTI_LABEL_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
     QUESTION_ANSWERING,
     CAUSAL_LM,
+    RELATION_EXTRACTION,
 )
 EVAL_SPLITS = ("validation", "test")
 
@@ -93,6 +95,8 @@ def example_labels(example: dict, task: str) -> list[str]:
         return list(example["labels"])
     if task == TOKEN_CLASSIFICATION:
         return list(example["tags"])
+    if task == RELATION_EXTRACTION:
+        return [example["relation"]]
     return []
 
 

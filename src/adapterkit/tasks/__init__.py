@@ -9,6 +9,7 @@ from adapterkit.tasks.base import Task, head_forward, model_inputs
 from adapterkit.tasks.causal_lm import CausalLMTask
 from adapterkit.tasks.classification import MultiLabelClassificationTask, SequenceClassificationTask
 from adapterkit.tasks.question_answering import QuestionAnsweringTask
+from adapterkit.tasks.relation_extraction import RelationExtractionTask
 from adapterkit.tasks.seq2seq import Seq2SeqTask
 from adapterkit.tasks.token_classification import TokenClassificationTask
 
@@ -19,6 +20,7 @@ TASK_CLASSES: dict[str, type[Task]] = {
         MultiLabelClassificationTask,
         TokenClassificationTask,
         QuestionAnsweringTask,
+        RelationExtractionTask,
         CausalLMTask,
         Seq2SeqTask,
     )

@@ -1,7 +1,4 @@
-"""Sequence classification: single-label (softmax) and multi-label (sigmoid), single texts or pairs.
-
-Relation extraction is this task on entity-marked text (see ``relation_extraction.py``).
-"""
+"""Sequence classification: single-label (softmax) and multi-label (sigmoid), single texts or pairs."""
 
 from __future__ import annotations
 

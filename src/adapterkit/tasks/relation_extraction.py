@@ -1,139 +1,202 @@
-"""Relation extraction as sequence classification over entity-marked text.
+"""Relation extraction: the relation between a head and a tail entity of one sentence.
 
-The recipe of Soares et al. 2019 ("Matching the Blanks"), entity-marker variant:
-wrap the head and tail entity in marker strings and classify the marked sentence
-with :class:`~adapterkit.tasks.classification.SequenceClassificationTask`. No new
-task type, head or bundle format is needed; ``docs/relation_extraction.md`` walks
-through it from a JSONL file to ``adapterkit train``.
+Entity markers with entity-start pooling (Baldini Soares et al. 2019, "Matching the
+Blanks"): the head entity is wrapped in ``<e1> ... </e1>``, the tail in
+``<e2> ... </e2>``, and :class:`~adapterkit.heads.EntityPairHead` classifies the
+concatenated hidden states at the first sub-token of each start marker.
 
-Markers are plain text by default (``<e1> ... </e1>``): the tokenizer splits them
-into sub-tokens it already has, so a frozen base needs no new embeddings. Dedicated
-special tokens (:data:`SPECIAL_MARKERS` with :func:`add_marker_tokens`) are one id
-each, but then the base's embedding matrix must grow and its new rows be trained,
-which a frozen base (and its bundle fingerprint) does not allow.
+The markers are plain text that the tokenizer splits into sub-tokens it already has
+(``<``, ``e``, ``##1``, ``>`` in WordPiece), not new vocabulary: a frozen base cannot
+learn embedding rows for new tokens, a bundle must keep matching its base's
+fingerprint, and the server runs rows of many bundles through one base forward on
+plain ``input_ids``. Zhou & Chen 2022 ("An Improved Baseline for Sentence-level
+Relation Extraction") find such punctuation markers as good as new special tokens.
+
+Examples are ``{"text", "head": [start, end], "tail": [start, end], "relation"}``
+(character offsets, end exclusive; ``data/relations.py`` reads the file layouts).
+A marked sentence longer than ``max_length`` keeps both start markers: the tokens
+cut are those farthest from them (context first, then the ends of long entities),
+and :meth:`RelationExtractionTask.pop_notes` counts such examples.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections import Counter
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
+from adapterkit.data.relations import check_pair, parse_span
 from adapterkit.errors import DataError
+from adapterkit.heads import EntityPairHead, Head, pair_logits
+from adapterkit.metrics.relations import find_no_relation, relation_metrics
+from adapterkit.tasks.base import MODEL_INPUT_KEYS, Task, check_input_fields
 
 Span = tuple[int, int]
-PLAIN_MARKERS = ("<e1>", "</e1>", "<e2>", "</e2>")
-SPECIAL_MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
+MARKERS = ("<e1>", "</e1>", "<e2>", "</e2>")
+"""Head open, head close, tail open, tail close."""
+INPUT_FIELDS = ("text", "head", "tail")
 
 
-def _check_span(text: str, span: Any, name: str) -> Span:
-    if not (isinstance(span, (list, tuple)) and len(span) == 2):
-        raise DataError(f"{name} span must be [start, end], got {span!r}")
-    start, end = span
-    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
-        raise DataError(
-            f"{name} span {list(span)} is not a non-empty range of the {len(text)}-character text"
-        )
-    return start, end
-
-
-def mark_entities(
-    text: str, head_span: Span, tail_span: Span, markers: tuple[str, ...] = PLAIN_MARKERS
-) -> str:
-    """Wrap the head and tail entities of ``text`` in marker strings.
+def mark_entities(text: str, head: Span, tail: Span) -> tuple[str, list[Span]]:
+    """Wrap the head and tail entities of ``text`` in :data:`MARKERS`.
 
     Each marker is separated from the entity by one space, so that word-level
     tokenizers (BPE, SentencePiece) see the entity's words as they see them unmarked.
 
-    Args:
-        text: The sentence.
-        head_span: ``(start, end)`` character offsets of the head entity (end exclusive).
-        tail_span: The same for the tail entity; it may come before the head.
-        markers: Head open/close and tail open/close strings.
-
     Returns:
-        The marked text, e.g. ``"<e1> John </e1> works at <e2> Acme </e2>."``.
-
-    Raises:
-        DataError: If a span is empty, out of range, or the two spans overlap.
+        The marked text, e.g. ``"<e1> John Smith </e1> works at <e2> Acme </e2>."``,
+        and the character range of the marked head and the marked tail in it (open
+        marker to close marker); each range starts at its open marker.
     """
-    if len(markers) != 4:
-        raise DataError(
-            "markers must be four strings: head open, head close, tail open, tail close"
-        )
-    head, tail = _check_span(text, head_span, "head"), _check_span(text, tail_span, "tail")
-    if head[0] < tail[1] and tail[0] < head[1]:
-        raise DataError(f"head span {list(head)} and tail span {list(tail)} overlap")
-    wraps = sorted([(head, markers[0], markers[1]), (tail, markers[2], markers[3])])
-    pieces, cursor = [], 0
-    for (start, end), opening, closing in wraps:
-        pieces += [text[cursor:start], f"{opening} {text[start:end]} {closing}"]
+    wraps = sorted([(tuple(head), 0), (tuple(tail), 1)])
+    pieces, regions, cursor, length = [], [(0, 0), (0, 0)], 0, 0
+    for (start, end), which in wraps:
+        opening, closing = MARKERS[2 * which], MARKERS[2 * which + 1]
+        pieces.append(text[cursor:start])
+        length += start - cursor
+        marked = f"{opening} {text[start:end]} {closing}"
+        regions[which] = (length, length + len(marked))
+        pieces.append(marked)
+        length += len(marked)
         cursor = end
     pieces.append(text[cursor:])
-    return "".join(pieces)
+    return "".join(pieces), regions
 
 
-def relation_example(
-    text: str,
-    head_span: Span,
-    tail_span: Span,
-    relation: str,
-    markers: tuple[str, ...] = PLAIN_MARKERS,
-) -> dict[str, Any]:
-    """A sequence-classification example (``text``/``text_pair``/``label``) for one relation."""
-    if not isinstance(relation, str) or not relation:
-        raise DataError(f"relation must be a non-empty string, got {relation!r}")
-    return {
-        "text": mark_entities(text, head_span, tail_span, markers),
-        "text_pair": None,
-        "label": relation,
-    }
+def keep_tokens(count: int, starts: list[int], regions: list[Span], budget: int) -> list[int]:
+    """Indices (sorted) of the ``budget`` tokens of ``count`` to keep: both start markers,
+    then entity tokens, then context, each nearest to a start marker first."""
+
+    def rank(i: int) -> tuple[int, int]:
+        inside = any(a <= i < b for a, b in regions)
+        tier = 0 if i in starts else 1 if inside else 2
+        return tier, min(abs(i - s) for s in starts)
+
+    return sorted(sorted(range(count), key=rank)[:budget])
 
 
-def convert_relation_file(
-    source: str | Path, target: str | Path, markers: tuple[str, ...] = PLAIN_MARKERS
-) -> int:
-    """Convert a relation JSONL file to a classification JSONL file ``adapterkit train`` reads.
+class RelationExtractionTask(Task):
+    """One relation label per (sentence, head, tail), from the two entity-start tokens."""
 
-    Each source line is ``{"text": str, "head": [start, end], "tail": [start, end],
-    "relation": str}``; each target line is ``{"text": marked text, "label": relation}``.
+    task_type = "relation-extraction"
+    primary_metric = "f1"
+    trivial_predictor = "always answering the no-relation label (else the most frequent one)"
 
-    Returns:
-        The number of examples written.
+    def __init__(
+        self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
+    ) -> None:
+        super().__init__(tokenizer, label_names, max_length)
+        self.no_relation = find_no_relation(self.label_names)
+        self.encoded = self.shortened = 0
 
-    Raises:
-        DataError: Naming ``file:line`` for malformed lines or bad spans.
-    """
-    rows = []
-    lines = Path(source).read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            example = relation_example(
-                rec["text"], rec["head"], rec["tail"], rec["relation"], markers
+    def build_head(self, hidden_size: int) -> Head:
+        return EntityPairHead(hidden_size, len(self.label_names))
+
+    # Encoding ---------------------------------------------------------------------------
+    def encode(self, example: dict[str, Any]) -> dict[str, Any]:
+        head, tail = tuple(example["head"]), tuple(example["tail"])
+        check_pair("an example", list(head), list(tail))
+        marked, regions = mark_entities(example["text"], head, tail)
+        enc = self.tokenizer(marked, return_offsets_mapping=True, return_special_tokens_mask=True)
+        special = enc["special_tokens_mask"]
+        body = [i for i, s in enumerate(special) if not s]  # the sentence's own tokens
+        offsets = [enc["offset_mapping"][i] for i in body]
+        # A region's tokens: those whose characters fall in it; its start marker's first
+        # sub-token is the first of them.
+        spans = [[j for j, (a, b) in enumerate(offsets) if a < hi and b > lo] for lo, hi in regions]
+        if not all(spans):
+            raise DataError(f"the tokenizer drops an entity marker of {marked!r}")
+        starts = [span[0] for span in spans]
+        budget = self.max_length - (len(special) - len(body))
+        self.encoded += 1
+        kept = list(range(len(body)))
+        if len(body) > budget:
+            if budget < 2:
+                raise DataError(f"max_length {self.max_length} leaves no room for two entities")
+            kept = keep_tokens(len(body), starts, [(s[0], s[-1] + 1) for s in spans], budget)
+            self.shortened += 1
+        first, last = body[0], body[-1]
+        rows = list(range(first)) + [body[j] for j in kept] + list(range(last + 1, len(special)))
+        features = {k: [enc[k][i] for i in rows] for k in MODEL_INPUT_KEYS if k in enc}
+        features["entity_starts"] = [first + kept.index(s) for s in starts]
+        if "relation" in example:
+            relation = example["relation"]
+            if relation not in self.label_to_id:
+                raise DataError(
+                    f"relation '{relation}' is not one of the trained relations {self.label_names}"
+                )
+            features["labels"] = self.label_to_id[relation]
+        return features
+
+    def pop_notes(self) -> list[str]:
+        """How many examples were shortened to ``max_length`` since the last call, then reset."""
+        notes = []
+        if self.shortened:
+            notes.append(
+                f"{self.shortened} of {self.encoded} examples were longer than max_length "
+                f"{self.max_length}: the tokens farthest from the entities were cut"
             )
-        except (json.JSONDecodeError, KeyError, TypeError, DataError) as exc:
-            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise DataError(f"{source}:{lineno}: {detail}") from None
-        rows.append(
-            json.dumps({"text": example["text"], "label": example["label"]}, ensure_ascii=False)
-        )
-    Path(target).write_text("".join(row + "\n" for row in rows), encoding="utf-8")
-    return len(rows)
+        self.encoded = self.shortened = 0
+        return notes
 
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.collate_inputs(features)
+        batch["entity_starts"] = torch.tensor([f["entity_starts"] for f in features])  # (B, 2)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features])
+        return batch
 
-def add_marker_tokens(tokenizer: Any, markers: tuple[str, ...] = SPECIAL_MARKERS) -> int:
-    """Register ``markers`` as special tokens so each becomes a single, never-split id.
+    # Training and evaluation ----------------------------------------------------------
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(pair_logits(logits.float(), batch["entity_starts"]), batch["labels"])
 
-    Only for setups that also train the embeddings: the caller must then call
-    ``base.resize_token_embeddings(len(tokenizer))`` and train the new rows. With a
-    frozen base, keep the default :data:`PLAIN_MARKERS` instead (see the module docs).
+    def decode(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        chosen = pair_logits(logits, batch["entity_starts"]).argmax(-1)
+        return [self.label_names[i] for i in chosen.tolist()]
 
-    Returns:
-        How many tokens were new to the tokenizer.
-    """
-    # add_tokens(special_tokens=True) rather than add_special_tokens(): the latter's
-    # dict key changed in transformers 5 and it replaces any extra special tokens.
-    return int(tokenizer.add_tokens(list(markers), special_tokens=True))
+    def references(self, examples: list[dict[str, Any]]) -> list[Any]:
+        return [ex["relation"] for ex in examples]
+
+    def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
+        return relation_metrics(references, predictions, self.label_names)
+
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """F1 of always answering the no-relation label: 0. Without such a label, F1 runs
+        over every label (it is then accuracy), and the floor is the majority label's
+        (None when that is perfect)."""
+        if not references:
+            return None
+        guess = self.no_relation or Counter(references).most_common(1)[0][0]
+        score = self.metrics(references, [guess] * len(references))["f1"]
+        return None if score >= 1.0 else float(score)
+
+    # Inference on raw inputs ------------------------------------------------------------
+    def parse_input(self, raw: Any) -> dict[str, Any]:
+        """``{"text": str, "head": [start, end], "tail": [start, end]}``: the training
+        record's shape without its relation (spans may be ``{"start", "end"}`` too)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
+            raise DataError(
+                "each input must be an object with 'text', 'head': [start, end] and "
+                "'tail': [start, end]"
+            )
+        check_input_fields(raw, INPUT_FIELDS)
+        text = raw["text"]
+        if not text.strip():
+            raise DataError("an input has an empty 'text'")
+        for key in ("head", "tail"):
+            if key not in raw:
+                raise DataError(f"an input has no '{key}' span; give it as [start, end]")
+        head = parse_span("input", text, raw["head"], "head")
+        tail = parse_span("input", text, raw["tail"], "tail")
+        check_pair("input", head, tail)
+        return {"text": text, "head": head, "tail": tail}
+
+    def format_prediction(
+        self, example: dict[str, Any], logits: torch.Tensor, features: dict[str, Any]
+    ) -> dict:
+        starts = torch.tensor(features["entity_starts"], device=logits.device)
+        probs = pair_logits(logits.float(), starts).softmax(-1).tolist()
+        ranked = sorted(zip(self.label_names, probs, strict=True), key=lambda kv: -kv[1])
+        return {"relation": ranked[0][0], "score": ranked[0][1], "scores": dict(ranked)}
