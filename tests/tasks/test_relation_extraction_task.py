@@ -94,7 +94,7 @@ def test_entities_too_far_apart_keep_both_start_markers(tokenizer) -> None:
 
 
 def test_an_unknown_relation_is_refused(task) -> None:
-    with pytest.raises(DataError, match="relation 'lives_in' is not one of the trained"):
+    with pytest.raises(DataError, match="relation 'lives_in' is not one of the trained labels"):
         task.encode({"text": TEXT, "head": JOHN, "tail": ACME, "relation": "lives_in"})
 
 

@@ -44,6 +44,13 @@ class Task(ABC):
         self.label_to_id = {label: i for i, label in enumerate(self.label_names)}
         self.max_length = max_length
 
+    def label_id(self, label: str, kind: str = "label") -> int:
+        """The head output of ``label``; one the task was not trained on (an evaluation
+        file with a new label) is a DataError naming it and the trained ones."""
+        if label not in self.label_to_id:
+            raise DataError(f"{kind} '{label}' is not one of the trained labels {self.label_names}")
+        return self.label_to_id[label]
+
     # Bundle round trip ---------------------------------------------------------------------
     trivial_predictor: ClassVar[str] = "predicting nothing"
     """What the trivial predictor of :meth:`trivial_score` does, for messages."""

@@ -41,12 +41,7 @@ class SequenceClassificationTask(Task):
     def encode(self, example: dict[str, Any]) -> dict[str, Any]:
         features = self._tokenize(example)
         if "label" in example:
-            label = example["label"]
-            if label not in self.label_to_id:
-                raise DataError(
-                    f"label '{label}' is not one of the trained labels {self.label_names}"
-                )
-            features["labels"] = self.label_to_id[label]
+            features["labels"] = self.label_id(example["label"])
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -110,14 +105,9 @@ class MultiLabelClassificationTask(SequenceClassificationTask):
     def encode(self, example: dict[str, Any]) -> dict[str, Any]:
         features = self._tokenize(example)
         if "labels" in example:
-            unknown = [label for label in example["labels"] if label not in self.label_to_id]
-            if unknown:
-                raise DataError(
-                    f"label '{unknown[0]}' is not one of the trained labels {self.label_names}"
-                )
             target = [0.0] * len(self.label_names)
             for label in example["labels"]:
-                target[self.label_to_id[label]] = 1.0
+                target[self.label_id(label)] = 1.0
             features["labels"] = target
         return features
 

@@ -122,12 +122,7 @@ class RelationExtractionTask(Task):
         features = {k: [enc[k][i] for i in rows] for k in MODEL_INPUT_KEYS if k in enc}
         features["entity_starts"] = [first + kept.index(s) for s in starts]
         if "relation" in example:
-            relation = example["relation"]
-            if relation not in self.label_to_id:
-                raise DataError(
-                    f"relation '{relation}' is not one of the trained relations {self.label_names}"
-                )
-            features["labels"] = self.label_to_id[relation]
+            features["labels"] = self.label_id(example["relation"], "relation")
         return features
 
     def pop_notes(self) -> list[str]:
