@@ -60,3 +60,10 @@ def layer_input(host: AdapterHost, seed: int = 0) -> tuple[torch.Tensor, torch.T
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 5, host.features()[0], generator=generator)
     return x, host.base_layer(x)
+
+
+def composed_key(key: str, targets: list[str], place: int) -> str:
+    """Where a part's tensor ``adapter.<layer>.<param>`` sits in a composition bundle:
+    ``adapter.<layer>.parts.<place>.<param>`` (the layer found among the part's targets)."""
+    layer = max((t for t in targets if key.startswith(f"adapter.{t}.")), key=len)
+    return f"adapter.{layer}.parts.{place}.{key[len(f'adapter.{layer}.') :]}"

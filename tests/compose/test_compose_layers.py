@@ -102,13 +102,56 @@ def test_fusion_trains_its_attention_and_never_its_parts(bundles) -> None:
     assert report.trainable == sum(p.numel() for p in trainable.values())
 
 
-def test_parts_of_methods_a_composition_does_not_forward_are_refused() -> None:
-    for method in ("ia3", "dora", "composition"):
+def test_parts_of_methods_that_do_not_wrap_layers_are_refused() -> None:
+    for method in ("none", "composition"):
         part = {"method": method, "config": {}, "name": "p", "sha256": None}
         with pytest.raises(AdapterkitError, match=f"is a {method} adapter"):
             make_config("average", parts=[part, part])
     with pytest.raises(AdapterkitError, match="at least 2 parts"):
         make_config("fusion")
+
+
+@pytest.mark.parametrize("mode", ["average", "stack"])
+def test_ia3_and_dora_parts_act_as_they_do_alone(tmp_path: Path, mode: str) -> None:
+    """IA3 rescales the FFN down-projection's input and DoRA reads the frozen weight: in a
+    composition each part still sees what the host gives it alone, layer by layer."""
+    from tests.compose.helpers import FFN_OUT
+    from tests.lifecycle.helpers import make_bundle
+
+    found = {"ia3": tmp_path / "ia3", "dora": tmp_path / "dora", "lora": tmp_path / "lora"}
+    make_bundle(found["ia3"], "ia3", seed=1)
+    make_bundle(found["dora"], "dora", seed=2, target_modules=[FFN_OUT])
+    make_bundle(found["lora"], "lora", seed=3, target_modules=[FFN_OUT])
+    found["mix"] = composed(tmp_path, mode, ["ia3", "dora", "lora"], found)
+    model = model_with(found)
+    layers = hosts_of(model, "mix")
+    assert len(layers) == 6  # IA3's keys, values and FFN outputs; the others on the last
+    for name, host in layers.items():
+        x, base = layer_input(host)
+        names = [n for n in ("ia3", "dora", "lora") if n in host.adapters]
+        if mode == "average":  # an absent part leaves the layer as it is
+            outs = [_alone(host, n, x) for n in names] + [base] * (3 - len(names))
+            expected = torch.stack(outs).mean(0)
+        else:  # each part on the output so far; IA3 comes first, so on the frozen output
+            expected = base
+            with torch.no_grad():
+                for n in names:
+                    extra = {"base": host.base_weights()} if n == "dora" else {}
+                    module = host.adapters[n]
+                    expected = (
+                        _alone(host, n, x) if n == "ia3" else module(x, expected, None, **extra)
+                    )
+        torch.testing.assert_close(_alone(host, "mix", x), expected, rtol=1e-5, atol=1e-6)
+        if "ia3" in names and host.adapters["ia3"].adapts_input:
+            assert (_alone(host, "ia3", x) - base).abs().max() > 1e-3, name  # the scale acts
+
+
+def _alone(host, adapter: str, x: torch.Tensor) -> torch.Tensor:
+    """The wrapped layer's output for ``x`` with ``adapter`` routed, as the host runs it."""
+    from adapterkit.routing import make_routing, use_routing
+
+    with torch.no_grad(), use_routing(make_routing(adapter)):
+        return host(x)
 
 
 def test_parallel_parts_read_the_block_input(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.compose.helpers import FFN_OUT
+from tests.compose.helpers import FFN_OUT, composed_key
 from tests.lifecycle.helpers import make_bundle, other_base, run
 from tests.tiny import FINISHED, save_tiny_bert
 
@@ -57,8 +57,7 @@ def _parts_unchanged(record, tensors, setup, names: list[str]) -> None:
         assert record["parents"][place] == {"name": "a", "sha256": sha, "relation": "part"}
         for key, tensor in theirs.items():
             if key.startswith("adapter."):
-                layer, module, leaf = key.rsplit(".", 2)
-                assert torch.equal(tensors[f"{layer}.parts.{place}.{module}.{leaf}"], tensor)
+                assert torch.equal(tensors[composed_key(key, part["targets"], place)], tensor)
 
 
 def test_fuse_trains_the_attention_and_a_head_and_leaves_the_parts_alone(setup, tmp_path) -> None:
@@ -104,12 +103,25 @@ def test_stack_on_trains_a_new_adapter_over_frozen_parts(setup, tmp_path) -> Non
     _same_run_again(tmp_path)
 
 
+def test_ia3_and_dora_parts_fuse_and_a_dora_adapter_stacks(setup, tmp_path) -> None:
+    """IA3 rescales the FFN input and DoRA reads the frozen weight, inside a composition too."""
+    code, _, stderr = _train(setup, tmp_path / "fused", "--fuse", setup["ia3"], setup["dora"])
+    assert code in FINISHED, stderr
+    record, tensors = read_bundle(tmp_path / "fused" / "adapter")
+    _parts_unchanged(record, tensors, setup, ["ia3", "dora"])
+    args = ["--stack-on", setup["lora"], "--method", "dora", "--target-modules", FFN_OUT]
+    code, _, stderr = _train(setup, tmp_path / "stacked", *args)
+    assert code in FINISHED, stderr
+    record, tensors = read_bundle(tmp_path / "stacked" / "adapter")
+    _parts_unchanged(record, tensors, setup, ["lora"])
+    new = [v for k, v in tensors.items() if ".parts.1.lora_B." in k]
+    assert new and all(t.abs().max() > 0 for t in new)  # DoRA's B starts at zero: it trained
+
+
 PATHS = ("a", "b", "lora", "ia3", "dora", "houlsby", "foreign", "nowhere", "fused")
 REFUSALS = {
     "another base": (["--fuse", "a", "foreign"], "made for base"),
     "not the run's base": (["--fuse", "foreign", "foreign"], "bundle 1"),
-    "ia3 part": (["--fuse", "a", "ia3"], "is a ia3 adapter"),
-    "dora part": (["--fuse", "lora", "dora"], "is a dora adapter"),
     "stack on other layers": (["--stack-on", "a", "houlsby"], "adapt the same layers"),
     "missing part": (["--fuse", "a", "nowhere"], "no bundle directory"),
     "one part": (["--fuse", "a"], "at least 2 bundles"),
@@ -117,7 +129,8 @@ REFUSALS = {
     "with a method": (["--fuse", "a", "b", "--method", "lora"], "drop --method"),
     "with method options": (["--fuse", "a", "b", "--rank", "4"], "--rank"),
     "fuse and stack": (["--fuse", "a", "b", "--stack-on", "a"], "pick one"),
-    "stack of dora": (["--stack-on", "a", "--method", "dora"], "a stack takes"),
+    "stack of a head": (["--stack-on", "a", "--method", "head"], "a stack takes"),
+    "nested": (["--fuse", "a", "fused"], "compositions do not nest"),
     "stack elsewhere": (["--stack-on", "a", "--method", "houlsby"], "a stack adapts the same"),
     "fusion alone": (["--method", "fusion"], "composes bundles"),
     "continuing a composition": (["--init-from", "fused"], "continuing one is not supported"),

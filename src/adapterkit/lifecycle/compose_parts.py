@@ -103,14 +103,12 @@ def check_part(part: Part, place: int, flag: str) -> None:
             "take adapters over one frozen base"
         )
     if part.config.method not in PART_METHODS:
-        why = {
-            "ia3": "ia3 rescales the layer's input, which a composition does not forward",
-            "dora": "dora reads the frozen weight, which a composition does not forward",
-            "composition": "compositions do not nest: give its parts instead",
-        }.get(part.config.method)
+        why = {"composition": "compositions do not nest: give its parts instead"}
+        reason = why.get(part.config.method)
         raise AdapterkitError(
             f"{flag}: bundle {place} ({part.path}) is a {part.config.method} adapter; "
-            f"compositions take {' and '.join(PART_METHODS)} parts" + (f" ({why})" if why else "")
+            f"compositions take {', '.join(PART_METHODS)} parts"
+            + (f" ({reason})" if reason else "")
         )
 
 

@@ -66,12 +66,12 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
     if method in ("fusion", "stack", "average", "composition"):
         raise AdapterkitError(
             f"--stack-on trains a new adapter on top of its bundles; --method names its "
-            f"method ({', '.join(PART_METHODS)} or their presets), not {method}"
+            f"method ({', '.join(PART_METHODS)} or a preset), not {method}"
         )
     new = make_config(method, **given)
     if new.method not in PART_METHODS:
         raise AdapterkitError(
-            f"--stack-on: the new adapter is {method}; a stack takes {' and '.join(PART_METHODS)} "
+            f"--stack-on: the new adapter is {method}; a stack takes {', '.join(PART_METHODS)} "
             "adapters and their presets (houlsby, pfeiffer, parallel)"
         )
     parts = read_parts(

@@ -18,10 +18,10 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.methods.base import AdapterConfig, AdapterModule, BaseWeights, LayerSpec
 
 MODES = ("fusion", "stack", "average")
-PART_METHODS = ("bottleneck", "lora")
-"""Methods a composition takes as parts. IA3 rescales the frozen layer's *input* and DoRA
-reads the frozen weight (the ``adapts_input`` and ``reads_base`` hooks): both would need
-the host's help per part, which a composition does not forward."""
+PART_METHODS = ("bottleneck", "lora", "ia3", "dora")
+"""Methods a composition takes as parts: those whose modules wrap a leaf layer's output
+(prompt or prefix methods would not). IA3's and DoRA's hooks (``adapts_input``,
+``reads_base``) are served by the composition module itself."""
 PART_KEYS = frozenset({"method", "config", "name", "sha256", "targets"})
 
 
@@ -86,8 +86,7 @@ class CompositionConfig(AdapterConfig):
             if method not in PART_METHODS:
                 raise AdapterkitError(
                     f"composition part {place} is a {method} adapter; compositions take "
-                    f"{' and '.join(PART_METHODS)} parts (ia3 rescales the layer's input and "
-                    "dora reads the frozen weight, which a composition does not forward)"
+                    f"{', '.join(PART_METHODS)} parts"
                 )
             config = part.get("config") or {}
             if not isinstance(config, dict):

@@ -12,6 +12,10 @@ the mean of the parts' updates, an absent one's being 0), a fusion attends over 
 present.
 
 Parallel bottleneck parts read the tapped block input, passed to every part unchanged.
+DoRA parts get the frozen weight, as the host gives it to them alone. An IA3 part that
+rescales the layer's input gets the frozen layer run on its own input (``F.linear`` on the
+frozen weight; the host runs the layer once, on ``x``); in a stack it adds its update
+``W (l ⊙ x) - W x`` to the output so far.
 Parts loaded from bundles are frozen: :meth:`CompositionAdapter.trainable_parameters`
 leaves them out, and their ``requires_grad`` starts off.
 """
@@ -19,9 +23,10 @@ leaves them out, and their ``requires_grad`` starts off.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.base import AdapterModule, BaseWeights
 from adapterkit.methods.compose.fusion import FusionAttention
 
 
@@ -54,16 +59,26 @@ class CompositionAdapter(AdapterModule):
         self.fusion = FusionAttention(features) if mode == "fusion" else None
         for place, part in self.parts.items():
             part.requires_grad_(self.trained[place])
+        # Parts that rescale the layer's input (IA3 on the FFN) or read the frozen weight
+        # (DoRA) need that weight: the host passes it when this module asks.
+        self.reads_base = any(p.reads_base or p.adapts_input for p in self.parts.values())
 
     def forward(
-        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        base: BaseWeights | None = None,
     ) -> torch.Tensor:
         if self.mode == "stack":
             out = base_out
             for part in self.parts.values():
-                out = part(x, out, block_input)
+                out = self._run_part(part, x, base_out, out, block_input, base)
             return out
-        outs = [part(x, base_out, block_input) for part in self.parts.values()]  # k x (B, T, C)
+        outs = [
+            self._run_part(part, x, base_out, base_out, block_input, base)
+            for part in self.parts.values()
+        ]  # k x (B, T, C)
         if self.mode == "average":
             # A part that does not adapt this layer leaves it as it is: its output is base_out.
             outs += [base_out] * (self.count - len(outs))
@@ -71,6 +86,40 @@ class CompositionAdapter(AdapterModule):
         assert self.fusion is not None
         deltas = torch.stack([out - base_out for out in outs], dim=2)  # (B, T, k, C)
         return self.fusion(base_out, deltas)
+
+    @staticmethod
+    def _run_part(
+        part: AdapterModule,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        base: BaseWeights | None,
+    ) -> torch.Tensor:
+        """``part`` on the layer output ``out`` (``base_out`` itself, or a stack's output so
+        far), with the hooks the host would give it alone."""
+        extra = {"base": base} if part.reads_base else {}
+        if not part.adapts_input:
+            return part(x, out, block_input, **extra)
+        # The host ran the frozen layer once, on x; this part wants it on its own input.
+        assert base is not None, "an input-adapting part needs the frozen weight"
+        seen = part.adapt_input(x)
+        own = F.linear(seen.to(base.weight.dtype), base.weight, base.bias).to(base_out.dtype)
+        adapted = part(seen, own, block_input, **extra)
+        return adapted if out is base_out else out + (adapted - base_out)  # a stack: its update
+
+    @classmethod
+    def forward_rows(
+        cls,
+        modules: list[AdapterModule],
+        slot: torch.Tensor,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        base: BaseWeights | None = None,
+    ) -> torch.Tensor | None:
+        """Compositions run one group of rows at a time (never batched across adapters)."""
+        return None
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         """The fusion's parameters and those of parts trained with the composition."""
