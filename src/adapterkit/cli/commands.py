@@ -247,6 +247,12 @@ def cmd_search(values: dict[str, Any]) -> int:
     from adapterkit.cli.search_request import search_request
     from adapterkit.search import run_search
 
+    composing = [flag for flag in ("fuse", "stack_on") if values.get(flag)]
+    if composing:  # its space draws the method and the adapter's size: a composition has neither
+        raise AdapterkitError(
+            f"search draws methods and their options; train a --{composing[0].replace('_', '-')} "
+            "run with adapterkit train (--lr takes several values: one job per rate)"
+        )
     parallel = values.get("parallel")
     if parallel is None:  # measured: packing gains nothing on a CPU (docs/packing.md)
         gpu = torch.cuda.is_available() and values.get("device") != "cpu"
