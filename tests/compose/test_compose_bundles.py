@@ -110,6 +110,19 @@ def test_parts_on_other_layers_compose_where_they_are(bundles, tmp_path: Path) -
         assert torch.equal(host.adapters["mixed"](x, base, None), expected)
 
 
+@torch.no_grad()
+def test_a_weighted_average_weighs_each_part(bundles, tmp_path: Path) -> None:
+    out = tmp_path / "weighted"
+    assert run("compose", bundles["a"], bundles["houlsby"], "--mode", "average", "--out", out,
+               "--head-from", "1", "--weights", "3", "1")[0] == 0  # fmt: skip
+    model = model_with({"w": out, "a": bundles["a"], "houlsby": bundles["houlsby"]})
+    for host in hosts_of(model, "w").values():
+        x, base = layer_input(host)
+        a = host.adapters["a"](x, base, None) if "a" in host.adapters else base
+        expected = 0.75 * a + 0.25 * host.adapters["houlsby"](x, base, None)
+        torch.testing.assert_close(host.adapters["w"](x, base, None), expected)
+
+
 def test_compositions_do_not_merge(average, tmp_path: Path) -> None:
     code, _, stderr = run("merge", average, average, "--out", tmp_path / "merged")
     assert code == 2 and "compositions do not merge" in stderr
@@ -132,6 +145,9 @@ REFUSALS = {
     "no head chosen": (["a", "b"], [], "pass --head-from"),
     "head out of range": (["a", "b"], ["--head-from", "3"], "give 1 to 2"),
     "fusion untrained": (["a", "b"], ["--mode", "fusion"], "invalid choice"),
+    "weights of a stack": (["a", "b"], ["--mode", "stack", "--weights", "1", "2"], "average"),
+    "one weight short": (["a", "b"], ["--head-from", "1", "--weights", "1"], "one per bundle"),
+    "weights summing to 0": (["a", "b"], ["--head-from", "1", "--weights", "1", "-1"], "sum"),
     "nested": (["a", "average"], ["--head-from", "1"], "compositions do not nest"),
 }
 

@@ -95,6 +95,12 @@ def add_compose_flags(parser: argparse.ArgumentParser) -> None:
         help="keep this bundle's head and task (1-based number or its path); needed when "
         "the parts have heads",
     )
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        help="--mode average: one weight per bundle, normalised to sum 1 (default: equal)",
+    )
     parser.add_argument("--name", help="the composition's name (default: the --out folder's)")
 
 
@@ -105,7 +111,12 @@ def cmd_compose(values: dict[str, Any]) -> int:
 
     check_writable_dir(values["out"], "--out")
     record = compose_bundles(
-        values["bundles"], values["out"], values["mode"], values["head_from"], values["name"]
+        values["bundles"],
+        values["out"],
+        values["mode"],
+        values["head_from"],
+        values["name"],
+        values["weights"],
     )
     summary = {
         "composed": values["out"],

@@ -11,6 +11,7 @@ before anything is written and the bundle is written atomically.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def compose_bundles(
     mode: str,
     head_from: str | None = None,
     name: str | None = None,
+    weights: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Write a composition of the bundles at ``paths`` as a new bundle at ``out``; returns
     its record.
@@ -42,6 +44,7 @@ def compose_bundles(
         mode: ``average`` or ``stack``.
         head_from: Keep this part's head and task (a 1-based number or its path).
         name: The composition's adapter name (default: the out folder's name).
+        weights: ``average``: one weight per part, normalised to sum 1 (default: equal).
 
     Raises:
         AdapterkitError: One line for whatever does not compose; nothing is written then.
@@ -58,9 +61,14 @@ def compose_bundles(
     check_out(paths, out)
     name = merged_name(name, out)
     place = head_index(paths, head_from)  # a bad --head-from is refused before any read
+    check_weights(weights, len(paths), mode)
     parts = read_parts(paths, "compose", minimum=2)
     keeper = head_keeper(parts, place)
-    config = CompositionConfig(mode=mode, parts=[part.entry() for part in parts])
+    config = CompositionConfig(
+        mode=mode,
+        parts=[part.entry() for part in parts],
+        weights=None if weights is None else [float(w) for w in weights],
+    )
     tensors = part_tensors(parts)
     tensors.update({k: v for k, v in keeper.tensors.items() if k.startswith("head.")})
     record = {
@@ -77,6 +85,22 @@ def compose_bundles(
     check_bundle_record(record, out)  # what the bundle's readers will check
     write_bundle(out, record, tensors)
     return record
+
+
+def check_weights(weights: Sequence[float] | None, count: int, mode: str) -> None:
+    """Refuse ``--weights`` that no part list could take, before any bundle is read."""
+    if weights is None:
+        return
+    if mode != "average":
+        raise AdapterkitError(f"--weights apply to --mode average, not {mode}")
+    if len(weights) != count:
+        raise AdapterkitError(
+            f"--weights gives {len(weights)} number(s) for {count} bundles; give one per bundle"
+        )
+    if not all(math.isfinite(w) for w in weights) or sum(weights) == 0:
+        raise AdapterkitError(
+            f"--weights must be finite numbers with a sum other than 0, got {list(weights)}"
+        )
 
 
 def head_keeper(parts: Sequence[Part], place: int | None) -> Part:

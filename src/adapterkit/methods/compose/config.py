@@ -39,6 +39,9 @@ class CompositionConfig(AdapterConfig):
     part trained with the composition) and targets (the layers it adapts; None: every
     layer of the composition)."""
 
+    weights: list[float] | None = field(default=None, metadata={"flag": None})
+    """average: one weight per part, normalised to sum 1 (None: equal weights)."""
+
     method: ClassVar[str] = "composition"
 
     def __post_init__(self) -> None:
@@ -48,6 +51,7 @@ class CompositionConfig(AdapterConfig):
                 f"a {self.mode} composition needs at least 2 parts, got {len(self.parts)}: "
                 "train one with --fuse A B or --stack-on A, or write one with adapterkit compose"
             )
+        self.check_weights()
         configs = self.part_configs()
         if self.target_modules is None and self.layers is None:
             union = self.union_of_targets()
@@ -56,6 +60,20 @@ class CompositionConfig(AdapterConfig):
             else:  # the first part's patterns find every part's layers again on the base
                 self.target_modules = configs[0].target_modules
                 self.layers = configs[0].layers
+
+    def check_weights(self) -> None:
+        """Refuse weights outside an average, of another count than the parts, or summing
+        to 0 (no normalised average)."""
+        if self.weights is None:
+            return
+        if self.mode != "average":
+            raise AdapterkitError(f"weights apply to an average composition, not a {self.mode}")
+        if len(self.weights) != len(self.parts):
+            raise AdapterkitError(
+                f"{len(self.weights)} weight(s) for {len(self.parts)} parts; give one per part"
+            )
+        if sum(self.weights) == 0:
+            raise AdapterkitError("the weights sum to 0, so they have no normalised average")
 
     def union_of_targets(self) -> list[str] | None:
         """Every layer some part adapts, in first-seen order, when the parts' recorded
@@ -127,4 +145,5 @@ class CompositionConfig(AdapterConfig):
             {place: trained[place] for place in present},
             len(self.parts),
             spec.out_features,
+            weights=None if self.weights is None else [w / sum(self.weights) for w in self.weights],
         )

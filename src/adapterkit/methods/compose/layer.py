@@ -40,6 +40,7 @@ class CompositionAdapter(AdapterModule):
         trained: dict[int, bool],
         count: int,
         features: int,
+        weights: list[float] | None = None,
     ) -> None:
         """Args:
         mode: ``stack``, ``average`` or ``fusion``.
@@ -48,6 +49,8 @@ class CompositionAdapter(AdapterModule):
         trained: Per part here, whether it trains with the composition (else it is frozen).
         count: How many parts the composition has (some may not adapt this layer).
         features: The layer's output width (the fusion's query, key and value width).
+        weights: ``average``: each part's weight (all ``count`` of them, summing to 1);
+            None for the plain mean.
         """
         super().__init__()
         self.mode = mode
@@ -56,6 +59,7 @@ class CompositionAdapter(AdapterModule):
         self.parts = nn.ModuleDict({str(place): module for place, module in parts.items()})
         self.trained = {str(place): trains for place, trains in trained.items()}
         self.count = count
+        self.weights = weights
         self.fusion = FusionAttention(features) if mode == "fusion" else None
         for place, part in self.parts.items():
             part.requires_grad_(self.trained[place])
@@ -80,12 +84,24 @@ class CompositionAdapter(AdapterModule):
             for part in self.parts.values()
         ]  # k x (B, T, C)
         if self.mode == "average":
+            if self.weights is not None:
+                return self._weighted(outs, base_out)
             # A part that does not adapt this layer leaves it as it is: its output is base_out.
             outs += [base_out] * (self.count - len(outs))
             return torch.stack(outs).mean(dim=0)
         assert self.fusion is not None
         deltas = torch.stack([out - base_out for out in outs], dim=2)  # (B, T, k, C)
         return self.fusion(base_out, deltas)
+
+    def _weighted(self, outs: list[torch.Tensor], base_out: torch.Tensor) -> torch.Tensor:
+        """``Σ w_i out_i`` over all parts, those absent from this layer counting as base_out."""
+        assert self.weights is not None
+        present = [int(place) for place in self.parts]
+        absent = sum(w for place, w in enumerate(self.weights) if place not in present)
+        total = absent * base_out
+        for place, out in zip(present, outs, strict=True):
+            total = total + self.weights[place] * out
+        return total
 
     @staticmethod
     def _run_part(
