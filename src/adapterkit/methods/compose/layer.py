@@ -3,7 +3,7 @@
 For a wrapped layer with input ``x`` and output ``h`` (B, T, C), parts ``P_1 .. P_N``::
 
     stack:    h' = P_N(x, ... P_2(x, P_1(x, h)))      each part adapts the previous output
-    average:  h' = mean_i P_i(x, h)
+    average:  h' = Σ_i w_i P_i(x, h)                   w_i = 1/N unless weights are given
     fusion:   h' = FusionAttention(h, [P_i(x, h) - h]_i)
 
 Parts may adapt different layers. On a layer, only the parts that adapt it run: a stack
@@ -16,6 +16,7 @@ DoRA parts get the frozen weight, as the host gives it to them alone. An IA3 par
 rescales the layer's input gets the frozen layer run on its own input (``F.linear`` on the
 frozen weight; the host runs the layer once, on ``x``); in a stack it adds its update
 ``W (l ⊙ x) - W x`` to the output so far.
+
 Parts loaded from bundles are frozen: :meth:`CompositionAdapter.trainable_parameters`
 leaves them out, and their ``requires_grad`` starts off.
 """
