@@ -281,7 +281,8 @@ def read_file(
     Args:
         path: A ``.csv``, ``.tsv``, ``.txt``, ``.jsonl``, ``.json`` or ``.conll`` file.
         task: Task to read for; None detects it from the content (tokens/tags or
-            CoNLL -> token classification; question/context -> QA;
+            CoNLL -> token classification; question/context -> QA; text/head/tail
+            or TACRED's token/subj_start/obj_start -> relation extraction;
             prompt/response/messages -> causal LM; list labels -> multi-label;
             anything else -> sequence classification).
         text_column: Field with the input text (classification).
