@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from tests.tiny import FINISHED, save_tiny_bert
 
 from adapterkit.cli import main
@@ -148,3 +150,21 @@ def test_a_relation_only_in_test_exits_2_naming_its_line(model_dir, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0, err
     assert "'founded'" in err and f"{folder / 'test.jsonl'}:2" in err
+
+
+def test_init_from_widens_both_halves_of_the_head(model_dir, tmp_path) -> None:
+    old = [r for r in _records(48, 0) if r["relation"] != "born_in"]
+    first = tmp_path / "v1"
+    assert _train(model_dir, first, "--train", str(_write(tmp_path / "old.jsonl", old))) in FINISHED
+    new = _write(tmp_path / "new.jsonl", _records(48, 1))
+    args = ["--train", str(new), "--epochs", "1", "--lr", "1e-12", "--weight-decay", "0"]
+    assert _train(model_dir, tmp_path / "v2", "--init-from", str(first / "adapter"), *args) in (
+        FINISHED
+    )
+    before = load_file(str(first / "adapter" / "adapterkit.safetensors"))
+    after = load_file(str(tmp_path / "v2" / "adapter" / "adapterkit.safetensors"))
+    record = json.loads((tmp_path / "v2" / "adapter" / "adapterkit.json").read_text())
+    assert record["task"]["labels"] == ["no_relation", "works_for", "born_in"]
+    for key in ("head.head_out.weight", "head.tail_out.weight"):
+        assert after[key].shape[0] == 3  # one row per relation in each half
+        torch.testing.assert_close(after[key][:2], before[key], atol=1e-6, rtol=0)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.train.test_packed_equivalence import compare
+from tests.train.test_packed_equivalence import tiny_bert as dropout_free_bert
 from torch import nn
 
 from adapterkit.errors import DataError
 from adapterkit.heads import EntityPairHead, build_head, pair_logits
 from adapterkit.methods import make_config
 from adapterkit.metrics.relations import find_no_relation, relation_metrics
+from adapterkit.model import AdaptedModel
 from adapterkit.tasks import head_forward, make_task, task_from_info
 from adapterkit.tasks.relation_extraction import RelationExtractionTask, mark_entities
 
@@ -200,3 +203,24 @@ def test_a_few_steps_learn_the_training_pairs(task, tiny_bert) -> None:
     answer = task.format_prediction(examples[1], logits[1], task.encode(examples[1]))
     assert answer["relation"] == "born_in" and set(answer["scores"]) == set(RELATIONS)
     assert answer["score"] == pytest.approx(max(answer["scores"].values()))
+
+
+def test_an_re_job_trained_packed_beside_a_classification_job_equals_it_alone(
+    tokenizer, tmp_path
+) -> None:
+    # Packed training runs the heads on hidden states cut to each job's width; the entity
+    # positions travel in the job's own batch, so nothing there knows about them.
+    rows = [
+        {"text": TEXT, "head": JOHN, "tail": ACME, "relation": "works_for"},
+        {"text": BORN, "head": MARY, "tail": WASHINGTON, "relation": "born_in"},
+        {"text": TEXT, "head": LONDON, "tail": JOHN, "relation": "no_relation"},
+    ] * 3
+    classification = [
+        {"text": "cats eat fish " * (1 + i % 4), "text_pair": None, "label": "ab"[i % 2]}
+        for i in range(8)
+    ]
+    specs = [
+        (make_task("relation-extraction", tokenizer, RELATIONS, 64), rows, rows[:3]),
+        (make_task("sequence-classification", tokenizer, ["a", "b"], 64), classification, None),
+    ]
+    compare(lambda: AdaptedModel(dropout_free_bert(len(tokenizer))), specs, "lora", tmp_path)
