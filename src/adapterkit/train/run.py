@@ -109,41 +109,30 @@ def train_jobs(
             model.check_bundle_base(lineage.record, lineage.path)
     for spec in specs:  # a composition's parts: the same, before anything is written
         check_parts_fit(model, spec.options)
+    built = {  # a method option the layers refuse (a rank above their width) stops it here too
+        spec.name: add_job_adapter(
+            model, tokenizer, spec, splits[spec.name], job_log(spec), lineages[spec.name]
+        )
+        for spec in specs
+    }
     if processes.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not single and not hooks.nested:
             record_job_list(run_dir, specs, resume)
-    jobs, built = [], {}
+    jobs = []
     for spec in specs:
         job_dir = run_dir if single else run_dir / spec.name
         lineage = lineages[spec.name]
-        built[spec.name] = add_job_adapter(
-            model, tokenizer, spec, splits[spec.name], job_log(spec), lineage
+        job = make_job(
+            spec,
+            built[spec.name],
+            splits[spec.name],
+            lineage,
+            job_dir,
+            resume,
+            job_log(spec),
+            processes.main,
         )
-        task = built[spec.name].task
-        features, validation = encode_splits(
-            task, splits[spec.name], spec.options.packing, job_log(spec)
-        )
-        fresh, replayed = len(features), 0
-        if lineage is not None and lineage.replay:
-            features += encode_rows(task, lineage.replay, spec.options.packing)
-            ratio = spec.options.replay_ratio or 0.0
-            replayed = replay_count(fresh, len(features) - fresh, ratio)
-            job_log(spec)(f"replay: {replayed} of {len(features) - fresh} old rows join each epoch")
-        config = budgeted(spec.config, fresh + replayed, job_log(spec))
-        lr = config.learning_rate(rate_method(spec.options))
-        if resume:
-            check_resume_matches(job_dir / "config.yaml", {**config.to_dict(), "lr": lr})
-        if processes.main:
-            job_dir.mkdir(parents=True, exist_ok=True)
-            write_run_config(job_dir, spec.options, config, built[spec.name].adapter_config, lr)
-        full = built[spec.name].full
-        job = TrainJob(spec.name, task, features, validation, config, lr, job_dir, full)
-        if replayed:
-            job.fresh_rows, job.replay_per_epoch = fresh, replayed
-        if lineage is not None and spec.options.anchor_weight:
-            own = {**model.adapter_parameters(spec.name), **model.head_parameters(spec.name)}
-            job.anchor = Anchor.of(spec.options.anchor_weight, lineage, own)
         if lineage is not None and lineage.old is not None and processes.main:
             built[spec.name].old = lineage.old
             built[spec.name].old_before = score_parent(
@@ -188,6 +177,42 @@ def train_jobs(
         metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}
         write_job_table(run_dir, specs, finals, metrics)
     return finals
+
+
+def make_job(
+    spec: JobSpec,
+    built: RunModel,
+    splits: DataSplits,
+    lineage: Lineage | None,
+    job_dir: Path,
+    resume: bool,
+    log: Log,
+    main: bool,
+) -> TrainJob:
+    """The job of ``spec`` ready to train: its data encoded (with the replayed old rows of a
+    continued job), its epochs and learning rate decided, its ``config.yaml`` written."""
+    task = built.task
+    features, validation = encode_splits(task, splits, spec.options.packing, log)
+    fresh, replayed = len(features), 0
+    if lineage is not None and lineage.replay:
+        features += encode_rows(task, lineage.replay, spec.options.packing)
+        replayed = replay_count(fresh, len(features) - fresh, spec.options.replay_ratio or 0.0)
+        log(f"replay: {replayed} of {len(features) - fresh} old rows join each epoch")
+    config = budgeted(spec.config, fresh + replayed, log)
+    lr = config.learning_rate(rate_method(spec.options))
+    if resume:
+        check_resume_matches(job_dir / "config.yaml", {**config.to_dict(), "lr": lr})
+    if main:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(job_dir, spec.options, config, built.adapter_config, lr)
+    job = TrainJob(spec.name, task, features, validation, config, lr, job_dir, built.full)
+    if replayed:
+        job.fresh_rows, job.replay_per_epoch = fresh, replayed
+    if lineage is not None and spec.options.anchor_weight:
+        model = built.model
+        own = {**model.adapter_parameters(spec.name), **model.head_parameters(spec.name)}
+        job.anchor = Anchor.of(spec.options.anchor_weight, lineage, own)
+    return job
 
 
 def budgeted(config: TrainConfig, rows: int, log: Log) -> TrainConfig:
