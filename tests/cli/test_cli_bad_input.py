@@ -60,6 +60,16 @@ def test_empty_data_set(capsys, model_dir: Path, tmp_path: Path) -> None:
     _fails_with(capsys, _train_args(model_dir, tmp_path, train))
 
 
+def test_a_rank_above_the_layers_width_leaves_no_run_folder(
+    capsys, model_dir: Path, tmp_path: Path
+) -> None:
+    train = tmp_path / "t.csv"
+    train.write_text("text,label\n" + "good movie,pos\nbad plot,neg\n" * 5)
+    argv = _train_args(model_dir, tmp_path, train, "--method", "lora", "--rank", "1000")
+    _fails_with(capsys, argv, "rank r=1000 is above the layer's width")
+    assert not (tmp_path / "run").exists()  # refused when the layers are wrapped, before writing
+
+
 def test_unseen_test_label_is_named(capsys, model_dir: Path, tmp_path: Path) -> None:
     train, test = tmp_path / "train.csv", tmp_path / "test.csv"
     train.write_text("text,label\n" + "good movie,pos\nbad plot,neg\n" * 5)
