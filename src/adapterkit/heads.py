@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 from adapterkit.bundle import MAX_LABELS
 from adapterkit.checked import check_value
 from adapterkit.errors import AdapterkitError
+from adapterkit.routing import current_routing
 
 _HEADS: dict[str, type[Head]] = {}
 POOLINGS = ("cls", "mean", "last")
@@ -28,6 +30,7 @@ ARGUMENT_RULES: dict[str, dict[str, Any]] = {
     "num_labels": {"min": 1, "max": MAX_LABELS},
     "dropout": {"min": 0, "below": 1},
     "pooling": {"choices": POOLINGS},
+    "first_marker_id": {"min": 0, "max": 2**31 - 1},
 }
 
 
@@ -44,6 +47,12 @@ class Head(nn.Module):
         super().__init_subclass__(**kwargs)
         if cls.head_type:
             _HEADS[cls.head_type] = cls
+
+    def attach(self, base: nn.Module, heads: Callable[[], dict[str, Head]]) -> None:
+        """Called when the head joins a model over ``base`` (``heads`` returns the model's
+        heads by adapter name, at call time): a head that needs more than the final hidden
+        states hooks the base here. Most heads need nothing."""
+        return None
 
 
 def build_head(head_type: str, config: dict[str, Any]) -> Head:
@@ -155,26 +164,48 @@ class SpanQAHead(Head):
 
 
 class EntityPairHead(Head):
-    """Relation classification from the two entity-start tokens (Baldini Soares et al. 2019).
+    """Relation classification from the two entity-start markers (Baldini Soares et al. 2019).
 
-    The classifier is ``linear([h_head; h_tail])`` (2C -> L) over the hidden states at
-    the head's and the tail's start markers. A linear map of a concatenation is the sum
-    of two maps, ``W [a; b] = W_1 a + W_2 b``, so this head projects *every* token to
+    **Markers.** The task marks the head entity ``<e1> ... </e1>`` and the tail
+    ``<e2> ... </e2>``, each marker one token id past the tokenizer's vocabulary
+    (``first_marker_id`` + 0..3). The base's embedding matrix stays as it is (frozen, and
+    matching its fingerprint): ``markers`` (4, C) holds the four rows, trained with this
+    head and saved in its bundle, and :func:`attach_marker_rows` puts them in at the
+    input embeddings for the rows routed to this head's adapter.
+
+    **Classifier.** ``linear([h_head; h_tail])`` (2C -> L) over the final hidden states at
+    the two start markers. A linear map of a concatenation is the sum of two maps,
+    ``W [a; b] = W_1 a + W_2 b``, so this head projects *every* token to
     ``[W_1 h; W_2 h]`` (B, T, 2L) and the task adds the two halves at the two positions
-    (:func:`pair_logits`). That keeps the head's call the same as every other head's:
-    the positions travel in the task's batch, and nothing between the base and the task
+    (:func:`pair_logits`). The head's call stays the same as every other head's: the
+    positions travel in the task's batch, and nothing between the base and the task
     (server, packed training) needs to know about them. ``W_1`` and ``W_2`` are two
     tensors with one row per label, so a head widened to new labels (``train
     --init-from``) keeps its old rows in front, as the other heads do.
     """
 
     head_type = "entity-pair"
+    marker_count: ClassVar[int] = 4
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1) -> None:
-        super().__init__(hidden_size=hidden_size, num_labels=num_labels, dropout=dropout)
+    def __init__(
+        self, hidden_size: int, num_labels: int, first_marker_id: int, dropout: float = 0.1
+    ) -> None:
+        super().__init__(
+            hidden_size=hidden_size,
+            num_labels=num_labels,
+            first_marker_id=first_marker_id,
+            dropout=dropout,
+        )
+        self.first_marker_id = first_marker_id
+        # BERT's embedding init scale; the rows learn from there.
+        self.markers = nn.Parameter(torch.randn(self.marker_count, hidden_size) * 0.02)
         self.dropout = nn.Dropout(dropout)
         self.head_out = nn.Linear(hidden_size, num_labels)  # W_1 and the bias
         self.tail_out = nn.Linear(hidden_size, num_labels, bias=False)  # W_2
+
+    def attach(self, base: nn.Module, heads: Callable[[], dict[str, Head]]) -> None:
+        """The marker rows enter at the base's input embeddings."""
+        attach_marker_rows(base, heads)
 
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -192,3 +223,70 @@ def pair_logits(token_logits: torch.Tensor, starts: torch.Tensor) -> torch.Tenso
         return token_logits[starts[0], :labels] + token_logits[starts[1], labels:]
     rows = torch.arange(token_logits.shape[0], device=token_logits.device)
     return token_logits[rows, starts[:, 0], :labels] + token_logits[rows, starts[:, 1], labels:]
+
+
+# Marker rows at the input embeddings ------------------------------------------------------
+_MARKER_IDS = "entity-pair marker ids"  # where a call's original ids wait for the output hook
+
+
+def attach_marker_rows(base: nn.Module, heads: Callable[[], dict[str, Head]]) -> None:
+    """Hook the base's input embeddings so that :class:`EntityPairHead` markers work.
+
+    Before the lookup, ids in any marker head's range (past the vocabulary) become id 0,
+    so the frozen table is never indexed out of range; after it, the rows of each adapter
+    whose head has markers get that head's ``markers`` at those positions. Per-row
+    routing decides which rows are whose, so one batch may mix adapters (the server,
+    packed training). Attaching twice is a no-op.
+
+    Args:
+        base: The transformers model (``get_input_embeddings()`` is hooked).
+        heads: Returns the model's heads by adapter name, at call time.
+    """
+    embeddings = base.get_input_embeddings()
+    if getattr(embeddings, "_adapterkit_marker_rows", False):
+        return
+    embeddings._adapterkit_marker_rows = True
+
+    def marker_heads() -> dict[str, EntityPairHead]:
+        return {n: h for n, h in heads().items() if isinstance(h, EntityPairHead)}
+
+    def take_ids(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        ids = args[0]  # (B, T)
+        hit = torch.zeros_like(ids, dtype=torch.bool)
+        for first in {h.first_marker_id for h in marker_heads().values()}:
+            hit |= (ids >= first) & (ids < first + EntityPairHead.marker_count)
+        if not hit.any():
+            return None
+        routing = current_routing()
+        if routing is not None:
+            routing.block_inputs[_MARKER_IDS] = ids
+        return (ids.masked_fill(hit, 0), *args[1:])
+
+    def put_rows(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> Any:
+        routing = current_routing()
+        ids = routing.block_inputs.pop(_MARKER_IDS, None) if routing is not None else None
+        if ids is None or routing is None or routing.disabled:
+            return None
+        found = marker_heads()
+        output = output.clone()  # (B, T, C); the frozen lookup's result is not ours to edit
+        for name in routing.names() & set(found):
+            rows = None if routing.groups is None else routing.groups[name]
+            _put_markers(output, ids, rows, found[name])
+        return output
+
+    embeddings.register_forward_pre_hook(take_ids)
+    embeddings.register_forward_hook(put_rows)
+
+
+def _put_markers(
+    output: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor | None, head: EntityPairHead
+) -> None:
+    """Write ``head``'s marker rows into ``output`` (B, T, C) where ``rows`` (all when None)
+    hold its marker ids."""
+    if rows is None:
+        rows = torch.arange(ids.shape[0], device=ids.device)
+    offset = ids[rows] - head.first_marker_id  # (b, T)
+    hit = (offset >= 0) & (offset < head.marker_count)
+    r, t = hit.nonzero(as_tuple=True)
+    if len(r):
+        output[rows[r], t] = head.markers[offset[r, t]].to(output.dtype)

@@ -123,6 +123,7 @@ class AdaptedModel(BundleIO, nn.Module):
         reference = next(self.base.parameters())
         head.train(self.training)
         self.heads[name] = head.to(device=reference.device, dtype=reference.dtype)
+        head.attach(self.base, lambda: dict(self.heads.items()))
 
     def activate(self, name: str | None) -> None:
         """Set the adapter used by calls that pass no ``adapter`` argument (None = base only)."""

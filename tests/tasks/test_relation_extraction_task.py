@@ -14,8 +14,8 @@ from adapterkit.heads import EntityPairHead, build_head, pair_logits
 from adapterkit.methods import make_config
 from adapterkit.metrics.relations import find_no_relation, relation_metrics
 from adapterkit.model import AdaptedModel
-from adapterkit.tasks import head_forward, make_task, task_from_info
-from adapterkit.tasks.relation_extraction import RelationExtractionTask, mark_entities
+from adapterkit.tasks import head_forward, make_task, model_inputs, task_from_info
+from adapterkit.tasks.relation_extraction import MARKERS, RelationExtractionTask, mark_entities
 
 TEXT = "John Smith works at Acme in London."
 JOHN, ACME, LONDON = [0, 10], [20, 24], [28, 34]
@@ -30,25 +30,34 @@ def task(tokenizer) -> RelationExtractionTask:
 
 
 def _tokens(task: RelationExtractionTask, features: dict) -> list[str]:
-    return task.tokenizer.convert_ids_to_tokens(features["input_ids"])
+    """The tokens of ``features``, each marker id shown as its marker."""
+    first = task.first_marker_id
+    return [
+        MARKERS[i - first] if i >= first else task.tokenizer.convert_ids_to_tokens(i)
+        for i in features["input_ids"]
+    ]
 
 
 def test_markers_wrap_head_and_tail_in_either_order() -> None:
-    marked, regions = mark_entities(TEXT, JOHN, ACME)
+    marked, spans = mark_entities(TEXT, JOHN, ACME)
     assert marked == "<e1> John Smith </e1> works at <e2> Acme </e2> in London."
-    assert [marked[a:b] for a, b in regions] == ["<e1> John Smith </e1>", "<e2> Acme </e2>"]
+    assert [marked[a:b] for a, b in spans] == list(MARKERS)
     # Tail before head: the markers still say which entity is which.
-    marked, regions = mark_entities(TEXT, LONDON, JOHN)
+    marked, spans = mark_entities(TEXT, LONDON, JOHN)
     assert marked == "<e2> John Smith </e2> works at Acme in <e1> London </e1>."
-    assert [marked[a:b] for a, b in regions] == ["<e1> London </e1>", "<e2> John Smith </e2>"]
+    assert [marked[a:b] for a, b in spans] == list(MARKERS)
+    assert spans[2] == (0, 4)
 
 
 def test_entity_starts_point_at_the_start_markers(task) -> None:
     features = task.encode({"text": TEXT, "head": JOHN, "tail": ACME, "relation": "works_for"})
     tokens = _tokens(task, features)
     head, tail = features["entity_starts"]
-    assert tokens[head : head + 5] == ["<", "e", "##1", ">", "john"]
-    assert tokens[tail : tail + 5] == ["<", "e", "##2", ">", "acme"]
+    # Each marker is one id (past the vocabulary), its sub-tokens folded into it.
+    want = "[CLS] <e1> john smith </e1> works at <e2> acme </e2> in london . [SEP]"
+    assert tokens == want.split()
+    assert (head, tail) == (1, 7)
+    assert features["input_ids"][head] == len(task.tokenizer)  # <e1>: the first id past it
     assert features["labels"] == RELATIONS.index("works_for")
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
     assert len(features["attention_mask"]) == len(features["input_ids"])
@@ -60,8 +69,8 @@ def test_head_after_tail_and_a_split_entity(task) -> None:
     tokens = _tokens(task, features)
     head, tail = features["entity_starts"]
     assert tail < head  # the tail comes first in the sentence
-    assert tokens[head : head + 7] == ["<", "e", "##1", ">", "wash", "##ing", "##ton"]
-    assert tokens[tail : tail + 5] == ["<", "e", "##2", ">", "mary"]
+    assert tokens[head : head + 5] == ["<e1>", "wash", "##ing", "##ton", "</e1>"]
+    assert tokens[tail : tail + 3] == ["<e2>", "mary", "</e2>"]
 
 
 def test_a_long_sentence_is_shortened_around_the_entities(tokenizer) -> None:
@@ -75,9 +84,12 @@ def test_a_long_sentence_is_shortened_around_the_entities(tokenizer) -> None:
     tokens = _tokens(task, features)
     assert len(tokens) == 24 and tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
     h, t = features["entity_starts"]
-    assert tokens[h : h + 7] == ["<", "e", "##1", ">", "wash", "##ing", "##ton"]
-    assert tokens[t : t + 5] == ["<", "e", "##2", ">", "mary"]
-    assert "cats" not in tokens and "tea" not in tokens  # the far context went first
+    assert tokens[h : h + 5] == ["<e1>", "wash", "##ing", "##ton", "</e1>"]
+    assert tokens[t : t + 3] == ["<e2>", "mary", "</e2>"]
+    # The far context went first (two of eight "cats eat fish ." and the start of six
+    # "bob likes tea ." stay), and what stays reads in order.
+    kept = "cats eat fish . " * 2 + "<e2> mary </e2> was born in <e1> wash ##ing ##ton </e1> ."
+    assert tokens == ["[CLS]", *kept.split(), "bob", "likes", "[SEP]"]
     (note,) = task.pop_notes()
     assert note.startswith("1 of 1 examples were longer than max_length 24")
     assert task.pop_notes() == []
@@ -91,7 +103,7 @@ def test_entities_too_far_apart_keep_both_start_markers(tokenizer) -> None:
     tokens = _tokens(task, features)
     h, t = features["entity_starts"]
     assert len(tokens) == 12
-    assert tokens[h : h + 3] == ["<", "e", "##1"] and tokens[t : t + 3] == ["<", "e", "##2"]
+    assert tokens[h : h + 2] == ["<e1>", "mary"] and tokens[t : t + 2] == ["<e2>", "london"]
     with pytest.raises(DataError, match="no room for two entities"):
         RelationExtractionTask(tokenizer, RELATIONS, 3).encode(example)
 
@@ -103,7 +115,7 @@ def test_an_unknown_relation_is_refused(task) -> None:
 
 def test_the_head_is_a_linear_map_of_the_two_start_states() -> None:
     torch.manual_seed(0)
-    head = EntityPairHead(32, 3, dropout=0.0).eval()
+    head = EntityPairHead(32, 3, first_marker_id=100, dropout=0.0).eval()
     hidden = torch.randn(2, 7, 32)  # (B, T, C)
     starts = torch.tensor([[1, 4], [5, 0]])  # (B, 2): head, tail
     token_logits = head(hidden)
@@ -224,3 +236,34 @@ def test_an_re_job_trained_packed_beside_a_classification_job_equals_it_alone(
         (make_task("sequence-classification", tokenizer, ["a", "b"], 64), classification, None),
     ]
     compare(lambda: AdaptedModel(dropout_free_bert(len(tokenizer))), specs, "lora", tmp_path)
+
+
+def test_marker_rows_enter_at_the_input_embeddings_per_row(task, tiny_bert) -> None:
+    model = tiny_bert()
+    rows_before = model.base.get_input_embeddings().weight.shape[0]
+    model.add_adapter("re", make_config("lora"), head=task.build_head(32), task=task.task_info())
+    model.add_adapter("plain", make_config("lora"))
+    assert model.base.get_input_embeddings().weight.shape[0] == rows_before  # no new rows
+    assert "head.markers" in model.head_parameters("re")  # saved with the bundle
+    example = {"text": TEXT, "head": JOHN, "tail": ACME}
+    batch = task.collate([task.encode(example)] * 2)
+    seen: list[torch.Tensor] = []
+    model.base.get_input_embeddings().register_forward_hook(lambda m, a, out: seen.append(out))
+    markers = model.heads["re"].markers
+    ids = batch["input_ids"]
+    is_marker = ids >= task.first_marker_id
+    model(**model_inputs(batch), adapter=["re", "plain"])  # one row each
+    (looked_up,) = seen
+    plain = model.base.get_input_embeddings().weight[ids.masked_fill(is_marker, 0)]
+    # Row 0 (re): the head's marker rows at the marker positions, the lookup elsewhere.
+    torch.testing.assert_close(
+        looked_up[0][is_marker[0]], markers[ids[0][is_marker[0]] - len(task.tokenizer)]
+    )
+    torch.testing.assert_close(looked_up[0][~is_marker[0]], plain[0][~is_marker[0]])
+    # Row 1 (another adapter): no marker rows of someone else's head.
+    torch.testing.assert_close(looked_up[1], plain[1])
+    # The marker rows learn: the loss reaches them.
+    task.loss(
+        head_forward(model, "re", batch), {**batch, "labels": torch.tensor([0, 0])}
+    ).backward()
+    assert markers.grad is not None and markers.grad[[0, 2]].abs().sum() > 0
