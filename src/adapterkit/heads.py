@@ -255,8 +255,7 @@ def attach_marker_rows(base: nn.Module, heads: Callable[[], dict[str, Head]]) ->
         hit = torch.zeros_like(ids, dtype=torch.bool)
         for first in {h.first_marker_id for h in marker_heads().values()}:
             hit |= (ids >= first) & (ids < first + EntityPairHead.marker_count)
-        if not hit.any():
-            return None
+        # No `hit.any()` test: it would make every forward wait for the device.
         routing = current_routing()
         if routing is not None:
             routing.block_inputs[_MARKER_IDS] = ids
@@ -268,8 +267,11 @@ def attach_marker_rows(base: nn.Module, heads: Callable[[], dict[str, Head]]) ->
         if ids is None or routing is None or routing.disabled:
             return None
         found = marker_heads()
+        names = routing.names() & set(found)
+        if not names:
+            return None
         output = output.clone()  # (B, T, C); the frozen lookup's result is not ours to edit
-        for name in routing.names() & set(found):
+        for name in names:
             rows = None if routing.groups is None else routing.groups[name]
             _put_markers(output, ids, rows, found[name])
         return output
