@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from tests.serve.conftest import WORDS, add_random_adapter, close
 from tests.tiny import save_tiny_bert
@@ -16,6 +17,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
 from adapterkit.predict import predict_raw
 from adapterkit.serve import ServeSettings, create_app
+from adapterkit.serve.compute import predict_rows
 from adapterkit.tasks import make_task
 
 RELATIONS = ["born_in", "no_relation", "works_for"]
@@ -38,11 +40,13 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
     adapters = root / "adapters"
     rel = make_task("relation-extraction", tokenizer, RELATIONS, 48)
     add_random_adapter(model, "rel", "lora", rel, 1, adapters)
+    add_random_adapter(model, "rel2", "pfeiffer", rel, 3, adapters)  # other marker rows
     topic = make_task("sequence-classification", tokenizer, ["sport", "food", "tech"], 48)
     add_random_adapter(model, "topic", "pfeiffer", topic, 2, adapters)
     model.eval()
     want = {
         "rel": predict_raw(model, "rel", rel, INPUTS["rel"]),
+        "rel2": predict_raw(model, "rel2", rel, INPUTS["rel"]),
         "topic": predict_raw(model, "topic", topic, INPUTS["topic"]),
     }
     return model_dir, adapters, want
@@ -69,3 +73,16 @@ def test_an_re_bundle_answers_like_predict_raw(bundles, naive: bool) -> None:
         assert answer.json()["detail"].startswith("input 0: ") and "overlap" in answer.text
         plain = client.post("/v1/predict", json={"adapter": "rel", "inputs": ["john"]})
         assert plain.status_code == 422 and "'head': [start, end]" in plain.text
+        if not naive:  # one forward over interleaved rows of both bundles, deterministically
+            registry = client.app.state.registry
+            rows = []
+            for i in range(2):
+                for name in ("rel", "topic", "rel2"):
+                    task = registry.entries[name].task
+                    example = task.parse_input(INPUTS[name.rstrip("2")][i])
+                    rows.append((name, task, example, task.encode(example)))
+            with torch.no_grad():
+                answers = predict_rows(registry, rows)
+            want_rows = [want[name][i] for i in range(2) for name in ("rel", "topic", "rel2")]
+            assert want_rows[0] != want_rows[2]  # the two RE bundles answer differently
+            assert close(answers, want_rows)
