@@ -155,7 +155,8 @@ def test_a_relation_only_in_test_exits_2_naming_its_line(model_dir, tmp_path, ca
 def test_init_from_widens_both_halves_of_the_head(model_dir, tmp_path) -> None:
     old = [r for r in _records(48, 0) if r["relation"] != "born_in"]
     first = tmp_path / "v1"
-    assert _train(model_dir, first, "--train", str(_write(tmp_path / "old.jsonl", old))) in FINISHED
+    old_file = _write(tmp_path / "old.jsonl", old)
+    assert _train(model_dir, first, "--train", str(old_file), "--epochs", "1") in FINISHED
     new = _write(tmp_path / "new.jsonl", _records(48, 1))
     args = ["--train", str(new), "--epochs", "1", "--lr", "1e-12", "--weight-decay", "0"]
     assert _train(model_dir, tmp_path / "v2", "--init-from", str(first / "adapter"), *args) in (
