@@ -232,11 +232,11 @@ _MARKER_IDS = "entity-pair marker ids"  # where a call's original ids wait for t
 def attach_marker_rows(base: nn.Module, heads: Callable[[], dict[str, Head]]) -> None:
     """Hook the base's input embeddings so that :class:`EntityPairHead` markers work.
 
-    Before the lookup, ids in any marker head's range (past the vocabulary) become id 0,
-    so the frozen table is never indexed out of range; after it, the rows of each adapter
-    whose head has markers get that head's ``markers`` at those positions. Per-row
-    routing decides which rows are whose, so one batch may mix adapters (the server,
-    packed training). Attaching twice is a no-op.
+    Before the lookup, ids past the frozen table become id 0, so it is never indexed out
+    of range; after it, the rows routed to each adapter whose head has markers get that
+    head's ``markers`` where they hold its marker ids. Per-row routing decides which rows
+    are whose, so one batch may mix adapters (the server, packed training), and a head
+    changes no other adapter's rows. Attaching twice is a no-op.
 
     Args:
         base: The transformers model (``get_input_embeddings()`` is hooked).
@@ -250,16 +250,15 @@ def attach_marker_rows(base: nn.Module, heads: Callable[[], dict[str, Head]]) ->
     def marker_heads() -> dict[str, EntityPairHead]:
         return {n: h for n, h in heads().items() if isinstance(h, EntityPairHead)}
 
-    def take_ids(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def take_ids(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         ids = args[0]  # (B, T)
-        hit = torch.zeros_like(ids, dtype=torch.bool)
-        for first in {h.first_marker_id for h in marker_heads().values()}:
-            hit |= (ids >= first) & (ids < first + EntityPairHead.marker_count)
-        # No `hit.any()` test: it would make every forward wait for the device.
         routing = current_routing()
         if routing is not None:
             routing.block_inputs[_MARKER_IDS] = ids
-        return (ids.masked_fill(hit, 0), *args[1:])
+        # Only ids past the table change here, so a head cannot touch another adapter's
+        # rows (its markers go in below, for its own rows only). No `.any()` test: it
+        # would make every forward wait for the device.
+        return (ids.masked_fill(ids >= module.num_embeddings, 0), *args[1:])
 
     def put_rows(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> Any:
         routing = current_routing()

@@ -262,6 +262,13 @@ def test_marker_rows_enter_at_the_input_embeddings_per_row(task, tiny_bert) -> N
     torch.testing.assert_close(looked_up[0][~is_marker[0]], plain[0][~is_marker[0]])
     # Row 1 (another adapter): no marker rows of someone else's head.
     torch.testing.assert_close(looked_up[1], plain[1])
+    # A head whose markers claim real ids (0..3: [PAD] [UNK] [CLS] [SEP]) changes its own
+    # rows only: row 0 looks up exactly as before.
+    odd = EntityPairHead(32, 3, first_marker_id=0)
+    model.add_adapter("odd", make_config("lora"), head=odd, task=task.task_info())
+    model(**model_inputs(batch), adapter=["re", "odd"])
+    torch.testing.assert_close(seen[1][0], looked_up[0])
+    torch.testing.assert_close(seen[1][1][0], odd.markers[2])  # [CLS]: its "<e2>" row
     # The marker rows learn: the loss reaches them.
     task.loss(
         head_forward(model, "re", batch), {**batch, "labels": torch.tensor([0, 0])}
