@@ -18,7 +18,7 @@ import torch
 
 from adapterkit.bundle import parent_record, read_bundle, read_bundle_config
 from adapterkit.errors import AdapterkitError
-from adapterkit.fingerprint import describe
+from adapterkit.lifecycle.same_base import check_same_base
 from adapterkit.methods import AdapterConfig
 from adapterkit.methods.compose.config import PART_METHODS
 from adapterkit.model_bundles import check_bundle_record
@@ -89,7 +89,10 @@ def read_parts(
         check_part(part, place, flag)
         parts.append(part)
     for place, part in enumerate(parts[1:], start=2):
-        check_same_base(parts[0], part, place, flag)
+        try:
+            check_same_base(parts[0], part, place, "a composition's parts share one base")
+        except AdapterkitError as exc:
+            raise AdapterkitError(f"{flag}: {exc}") from None
         if same_layers:
             check_same_layers(parts[0], part, place, flag)
     return parts
@@ -109,22 +112,6 @@ def check_part(part: Part, place: int, flag: str) -> None:
             f"{flag}: bundle {place} ({part.path}) is a {part.config.method} adapter; "
             f"compositions take {', '.join(PART_METHODS)} parts"
             + (f" ({reason})" if reason else "")
-        )
-
-
-def check_same_base(first: Part, part: Part, place: int, flag: str) -> None:
-    """Refuse a part made for another base (fingerprint or quantization) than bundle 1."""
-    ours, theirs = first.record["base_model"], part.record["base_model"]
-    keys = ("structure", "weights")
-    same = all(ours["fingerprint"].get(k) == theirs["fingerprint"].get(k) for k in keys)
-    if not same or ours.get("quantize") != theirs.get("quantize"):
-        raise AdapterkitError(
-            f"{flag}: bundle {place} ({part.path}) was made for base "
-            f"{describe(theirs['fingerprint'], theirs['name_or_path'])}"
-            f"{' quantized ' + theirs['quantize'] if theirs.get('quantize') else ''}, bundle 1 "
-            f"for {describe(ours['fingerprint'], ours['name_or_path'])}"
-            f"{' quantized ' + ours['quantize'] if ours.get('quantize') else ''}; "
-            "a composition's parts share one base"
         )
 
 

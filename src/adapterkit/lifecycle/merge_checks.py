@@ -20,8 +20,8 @@ import torch
 from adapterkit.bundle import check_adapter_name, is_bundle_dir, read_bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import check_not_over_inputs
-from adapterkit.fingerprint import describe
 from adapterkit.lifecycle.merge import COMBINES
+from adapterkit.lifecycle.same_base import check_same_base
 from adapterkit.methods import AdapterConfig
 from adapterkit.model_bundles import check_bundle_record
 
@@ -137,24 +137,8 @@ def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> 
     if method not in LOW_RANK_METHODS and rank is not None:
         raise AdapterkitError(f"--rank applies to LoRA merges; {method} adapters keep their shape")
     for place, parent in enumerate(parents[1:], start=2):
-        check_same_base(first, parent, place)
+        check_same_base(first, parent, place, "only adapters of one base merge")
         check_same_shape(first, parent, place)
-
-
-def check_same_base(first: Parent, parent: Parent, place: int) -> None:
-    """Refuse a bundle made for another base (fingerprint or quantization) than bundle 1."""
-    ours, theirs = first.record["base_model"], parent.record["base_model"]
-    keys = ("structure", "weights")
-    same = all(ours["fingerprint"].get(k) == theirs["fingerprint"].get(k) for k in keys)
-    if not same or ours.get("quantize") != theirs.get("quantize"):
-        raise AdapterkitError(
-            f"bundle {place} ({parent.path}) was made for base "
-            f"{describe(theirs['fingerprint'], theirs['name_or_path'])}"
-            f"{' quantized ' + theirs['quantize'] if theirs.get('quantize') else ''}, bundle 1 for "
-            f"{describe(ours['fingerprint'], ours['name_or_path'])}"
-            f"{' quantized ' + ours['quantize'] if ours.get('quantize') else ''}; "
-            "only adapters of one base merge"
-        )
 
 
 def check_same_shape(first: Parent, parent: Parent, place: int) -> None:
