@@ -98,9 +98,9 @@ class RunOptions:
     """With --init-from: old data whose validation and test splits are scored before (the
     bundle) and after (the new adapter): the report's forgetting."""
     fuse: list[str] | None = None
-    """Train an AdapterFusion of these bundles (2 or more, of one base, adapting the same
-    layers): they stay frozen; a learned attention over their outputs in each layer and a
-    new head for the data's task train."""
+    """Train an AdapterFusion of these bundles (2 or more, of one base, of any method): they
+    stay frozen; a learned attention over their outputs in each adapted layer and a new head
+    for the data's task train."""
     stack_on: list[str] | None = None
     """Train a new adapter of --method that runs on the output of these bundles (frozen,
     applied in order): a stack, e.g. a task adapter over a domain adapter."""
