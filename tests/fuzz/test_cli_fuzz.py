@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.fuzz.cli_corpus import CASES, Case
+from tests.fuzz.lifecycle_corpus import LIFECYCLE_CASES
 
 from adapterkit.cli import main
 
@@ -46,7 +47,10 @@ def no_serving(*args: object, **kwargs: object) -> None:
     raise AssertionError("the server started on bad settings")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+ALL_CASES = [*CASES, *LIFECYCLE_CASES]
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_bad_command_line(case: Case, env, tmp_path: Path, monkeypatch, caplog) -> None:
     monkeypatch.setattr("uvicorn.run", no_serving)
     argv = case.build(env, tmp_path)
