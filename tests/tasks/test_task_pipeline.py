@@ -69,7 +69,9 @@ def test_evaluate_predict_and_bundle_record(
     assert 0.0 <= metrics[headline] <= 1.0 and math.isfinite(loss)
     assert len(predictions) == len(examples)
     (answer,) = predict_raw(model, "a", task, [raw])
-    assert set(answer) == ({"entities", "tags"} if labels else {"answer", "start", "end", "score", "no_answer_score"})
+    assert set(answer) == (
+        {"entities", "tags"} if labels else {"answer", "start", "end", "score", "no_answer_score"}
+    )
     rebuilt = task_from_info(model.task_info["a"], tokenizer)
     assert type(rebuilt) is task_class
     assert (rebuilt.label_names, rebuilt.max_length) == (task.label_names, 32)

@@ -143,8 +143,8 @@ def load_lineage(options: Any, splits: DataSplits, seed: int, log: Log) -> Linea
             raise AdapterkitError(f"--old-data {options.old_data}: no validation or test split")
     if lineage.labels is not None and splits.label_names is not None:
         seen = [*splits.label_names, *_labels_of(lineage.replay, splits.task)]
-        splits.label_names = [*lineage.labels, *_new(lineage.labels, seen)]
         added = _new(lineage.labels, seen)
+        splits.label_names = [*lineage.labels, *added]
         if added:
             log(f"init-from: {len(added)} new label(s) join the head: {', '.join(added[:10])}")
     if lineage.old is not None and lineage.labels is not None:
