@@ -7,6 +7,8 @@ fill in fields of a method's config.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
@@ -64,12 +66,15 @@ def config_from_dict(method: str, values: dict[str, Any]) -> AdapterConfig:
     return config_class(method).from_dict(values)
 
 
-# Registration happens on import of each method package.
-from adapterkit.methods import bottleneck as _bottleneck  # noqa: E402, F401
-from adapterkit.methods import compose as _compose  # noqa: E402, F401
-from adapterkit.methods import dora as _dora  # noqa: E402, F401
-from adapterkit.methods import ia3 as _ia3  # noqa: E402, F401
-from adapterkit.methods import lora as _lora  # noqa: E402, F401
+def _import_method_packages() -> None:
+    """Import every method folder under this package: each registers itself on import, so
+    adding a method touches only its own folder. Sorted, for a stable registration order."""
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.ispkg:
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_method_packages()
 from adapterkit.methods.base_only import NoAdapterConfig  # noqa: E402
 
 register_method(NoAdapterConfig, presets={"head": {}, "full": {}})
