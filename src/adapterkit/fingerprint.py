@@ -17,11 +17,21 @@ from torch import nn
 _SAMPLES_PER_TENSOR = 16
 
 
+ADAPTER_SLOTS = (".adapters.", ".base_tuning.")
+"""Where an adapter host keeps its adapters' modules: parameter names with one of these
+parts belong to adapters, not to the base."""
+
+
+def is_adapter_parameter(name: str) -> bool:
+    """Whether the parameter (or module) ``name`` of an adapted model belongs to an adapter."""
+    return any(slot in name for slot in ADAPTER_SLOTS)
+
+
 def _base_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """Base parameters with adapter wrappers' names undone (``x.base_layer.weight`` -> ``x.weight``)."""
     out = []
     for name, param in model.named_parameters(remove_duplicate=True):
-        if ".adapters." in name:
+        if is_adapter_parameter(name):
             continue
         out.append((name.replace(".base_layer.", "."), param))
     return sorted(out, key=lambda item: item[0])

@@ -1,10 +1,11 @@
 """The wrapper that hosts adapters around one frozen leaf layer.
 
 An :class:`AdapterHost` replaces a leaf module (``nn.Linear`` or GPT-2's
-``Conv1D``) in its parent and keeps the original inside as ``base_layer``. Its
-forward runs the original layer, then the adapters that the current call's
-routing (see :mod:`adapterkit.routing`) selects for each row. It holds no state
-about which adapter is active: that comes with each call.
+``Conv1D``, or a normalisation layer for norm tuning) in its parent and keeps the
+original inside as ``base_layer``. Its forward runs the original layer, then the
+adapters that the current call's routing (see :mod:`adapterkit.routing`) selects
+for each row. It holds no state about which adapter is active: that comes with
+each call.
 """
 
 from __future__ import annotations
@@ -57,11 +58,22 @@ class AdapterHost(nn.Module):
         super().__init__()
         self.base_layer = base_layer
         self.adapters = nn.ModuleDict()
+        self.base_tuning = nn.ModuleDict()
+        """Adapter name -> its learned change of this layer's bias or norm (``--train-bias``,
+        ``--train-norms``), applied to the layer's own output before any adapter module."""
         self.tap_key: str | None = None
         """Set when this layer's input is the FFN block input that parallel adapters read."""
         self.reads_block: dict[str, str] = {}
         """Adapter name -> block key of the tapped input it reads (parallel adapters)."""
         self.merged: str | None = None
+
+    def holds(self, name: str) -> bool:
+        """Whether adapter ``name`` has a module or a base tuning on this layer."""
+        return name in self.adapters or name in self.base_tuning
+
+    def is_empty(self) -> bool:
+        """Whether no adapter lives here any more (nor a tapped input that one reads)."""
+        return len(self.adapters) == 0 and len(self.base_tuning) == 0 and self.tap_key is None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -112,12 +124,16 @@ class AdapterHost(nn.Module):
     ) -> torch.Tensor:
         name = routing.single
         self._check_merged_ok(name)
-        if name is None or name == self.merged or name not in self.adapters:
+        if name is None or name == self.merged:
             return self.base_layer(x, *args, **kwargs)
+        if name not in self.adapters:
+            return self._tuned(name, self.base_layer(x, *args, **kwargs))
         module = self.adapters[name]
         seen = module.adapt_input(x) if module.adapts_input else x
         out = self.base_layer(seen, *args, **kwargs)
-        return self._run(module, seen, out, self._block_input(routing, name, None))
+        return self._tuned(
+            name, self._run(module, seen, out, self._block_input(routing, name, None))
+        )
 
     def _forward_mixed(
         self, routing: Routing, x: torch.Tensor, args: tuple, kwargs: dict
@@ -135,6 +151,12 @@ class AdapterHost(nn.Module):
         present = [name for name in routing.groups if name in self.adapters]
         x = self._adapt_rows(routing, present, x)
         out = self.base_layer(x, *args, **kwargs)
+        return self._tuned_rows(routing, self._adapted_rows(routing, present, x, out))
+
+    def _adapted_rows(
+        self, routing: Routing, present: list[str], x: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
+        """The frozen output ``out`` with each row's adapter module applied."""
         runs = routing.runs
         if runs is not None and routing.batch_size >= SLICE_ROWS_FROM * len(runs):
             return self._forward_runs(routing, runs, x, out)
@@ -150,6 +172,25 @@ class AdapterHost(nn.Module):
             )
             result = result.index_copy(0, rows, adapted)
         return result
+
+    def _tuned(self, name: str, out: torch.Tensor) -> torch.Tensor:
+        """``out`` with adapter ``name``'s base tuning, if it has one here.
+
+        The tuning applies to the layer's final output, after the adapter module: merging
+        folds the module first and the tuning second, in the same order."""
+        if name not in self.base_tuning:
+            return out
+        return self.base_tuning[name](out, self.base_layer)
+
+    def _tuned_rows(self, routing: Routing, out: torch.Tensor) -> torch.Tensor:
+        """``out`` with each routed adapter's base tuning applied to its own rows."""
+        if not self.base_tuning:
+            return out
+        for name in routing.groups:
+            if name in self.base_tuning:
+                rows = routing.groups[name].to(out.device)
+                out = out.index_copy(0, rows, self.base_tuning[name](out[rows], self.base_layer))
+        return out
 
     def _adapt_rows(self, routing: Routing, present: list[str], x: torch.Tensor) -> torch.Tensor:
         """The layer input with each input-adapting adapter's rows replaced by its adaptation."""
@@ -217,9 +258,9 @@ class AdapterHost(nn.Module):
 
     # Merging ---------------------------------------------------------------------------
     def merge(self, name: str) -> None:
-        """Fold a mergeable adapter into the frozen weight (and bias)."""
-        adapter: AdapterModule = self.adapters[name]
-        if not adapter.mergeable:
+        """Fold a mergeable adapter (and its base tuning) into the frozen weight and bias."""
+        adapter: AdapterModule | None = self.adapters[name] if name in self.adapters else None  # noqa: SIM401 (ModuleDict has no .get)
+        if adapter is not None and not adapter.mergeable:
             raise AdapterkitError(f"adapter '{name}' ({type(adapter).__name__}) cannot be merged")
         if self.merged is not None:
             raise AdapterkitError(
@@ -230,14 +271,25 @@ class AdapterHost(nn.Module):
                 f"adapter '{name}' cannot be merged into a quantized base layer; export it "
                 "with `adapterkit export --format merged`, which loads the base unquantized"
             )
-        self._write(adapter.merged_weights(self._base_double()))
+        if adapter is not None:
+            self._write(adapter.merged_weights(self._base_double()))
+        if name in self.base_tuning:  # after the module, as in the forward (see _tuned)
+            try:
+                self.base_tuning[name].merge_into(self.base_layer)
+            except AdapterkitError:
+                if adapter is not None:
+                    self._write(adapter.unmerged_weights(self._base_double()))
+                raise
         self.merged = name
 
     def unmerge(self) -> None:
         """Take the merged adapter out of the frozen weight again."""
         if self.merged is None:
             return
-        self._write(self.adapters[self.merged].unmerged_weights(self._base_double()))
+        if self.merged in self.base_tuning:
+            self.base_tuning[self.merged].unmerge_from(self.base_layer)
+        if self.merged in self.adapters:
+            self._write(self.adapters[self.merged].unmerged_weights(self._base_double()))
         self.merged = None
 
     def _base_double(self) -> BaseWeights:

@@ -18,8 +18,10 @@ import torch
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.fingerprint import is_adapter_parameter
 from adapterkit.host import LEAF_TYPES, AdapterHost, layer_features
 from adapterkit.methods.base import AdapterConfig, LayerSpec
+from adapterkit.methods.base_tuning import BaseTuning, is_norm_layer
 
 log = logging.getLogger("adapterkit")
 MAX_PATTERN_CHARS = 1000
@@ -135,9 +137,10 @@ def leaf_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Adaptable layers by dotted name: existing hosts, and Linear/Conv1D leaves not inside one."""
     found: dict[str, nn.Module] = {}
     for name, module in model.named_modules():
-        if isinstance(module, AdapterHost) or (
-            isinstance(module, LEAF_TYPES) and not name.endswith("base_layer")
-        ):
+        if isinstance(module, AdapterHost):
+            if isinstance(module.base_layer, LEAF_TYPES):  # not a norm hosted for norm tuning
+                found[name] = module
+        elif isinstance(module, LEAF_TYPES) and not name.endswith("base_layer"):
             found[name] = module
     return found
 
@@ -293,7 +296,63 @@ def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -
         dtype = weight.dtype if weight.is_floating_point() else torch.float32
         module.train(host.training)
         host.adapters[adapter_name] = module.to(device=weight.device, dtype=dtype)
+    for name in tuned_layers(model, config):
+        host = ensure_host(model, name)
+        tuning = BaseTuning(host.base_layer)
+        tuning.train(host.training)
+        host.base_tuning[adapter_name] = tuning
     return targets
+
+
+def tuned_layers(model: nn.Module, config: AdapterConfig) -> list[str]:
+    """The layers whose bias (``train_bias``) or norm (``train_norms``) the adapter tunes.
+
+    Biases: every Linear/Conv1D layer with a bias inside the transformer blocks (those with
+    a layer index; a pooler or LM head is not part of what a head reads). Norms: every
+    normalisation layer, the embedding and final norms included when ``layers`` is unset.
+
+    Raises:
+        AdapterkitError: The option is on but the base has no such layer (Llama's linear
+            layers have no bias).
+    """
+    names: list[str] = []
+    for option, wanted in (("train_bias", _has_bias), ("train_norms", _is_tunable_norm)):
+        if not getattr(config, option):
+            continue
+        found = [
+            name
+            for name, module in model.named_modules()
+            if wanted(name, module)
+            and (config.layers is None or layer_index(name) in config.layers)
+        ]
+        if not found:
+            flag = "--" + option.replace("_", "-")
+            what = "bias in its blocks' linear layers" if option == "train_bias" else "norm layer"
+            raise AdapterkitError(f"{config.method}: {flag}: this base has no {what} to tune")
+        names.extend(n for n in found if n not in names)
+    return names
+
+
+def _unhosted(name: str, module: nn.Module) -> nn.Module | None:
+    """The layer at ``name`` as the base built it: a host's own layer; None for the copy
+    inside a host (reached again as ``<host>.base_layer``) and for adapters' own layers."""
+    if name.endswith("base_layer") or is_adapter_parameter(name + "."):
+        return None
+    return module.base_layer if isinstance(module, AdapterHost) else module
+
+
+def _has_bias(name: str, module: nn.Module) -> bool:
+    layer = _unhosted(name, module)
+    return (
+        isinstance(layer, LEAF_TYPES)
+        and getattr(layer, "bias", None) is not None
+        and layer_index(name) is not None
+    )
+
+
+def _is_tunable_norm(name: str, module: nn.Module) -> bool:
+    layer = _unhosted(name, module)
+    return layer is not None and is_norm_layer(layer)
 
 
 def remove_adapter(model: nn.Module, adapter_name: str) -> None:
@@ -305,11 +364,15 @@ def remove_adapter(model: nn.Module, adapter_name: str) -> None:
                 host.unmerge()
             del host.adapters[adapter_name]
             host.reads_block.pop(adapter_name, None)
+        if adapter_name in host.base_tuning:
+            if host.merged == adapter_name:
+                host.unmerge()
+            del host.base_tuning[adapter_name]
     still_read = {key for host in hosts.values() for key in host.reads_block.values()}
     for name, host in hosts.items():
         if host.tap_key is not None and host.tap_key not in still_read:
             host.tap_key = None
-        if len(host.adapters) == 0 and host.tap_key is None:
+        if host.is_empty():
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, host.base_layer)

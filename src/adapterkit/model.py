@@ -18,7 +18,7 @@ from torch import nn
 
 from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
-from adapterkit.fingerprint import fingerprint_model
+from adapterkit.fingerprint import fingerprint_model, is_adapter_parameter
 from adapterkit.heads import Head
 from adapterkit.host import AdapterHost
 from adapterkit.inject import inject_adapter, remove_adapter
@@ -154,11 +154,16 @@ class AdaptedModel(BundleIO, nn.Module):
         self._require(name)
         params: dict[str, nn.Parameter] = {}
         for host_name, host in self.base.named_modules():
-            if isinstance(host, AdapterHost) and name in host.adapters:
+            if not isinstance(host, AdapterHost):
+                continue
+            if name in host.adapters:
                 module = host.adapters[name]
                 own = module.trainable_parameters() if trainable_only else module.named_parameters()
                 for pname, param in dict(own).items():
                     params[f"adapter.{host_name}.{pname}"] = param
+            if name in host.base_tuning:  # --train-bias / --train-norms
+                for pname, param in host.base_tuning[name].named_parameters():
+                    params[f"adapter.{host_name}.base_tuning.{pname}"] = param
         return params
 
     def head_parameters(self, name: str) -> dict[str, nn.Parameter]:
@@ -181,7 +186,7 @@ class AdaptedModel(BundleIO, nn.Module):
         """Trainable/total counts; with ``name``, the total is base + that adapter + its head,
         of which the adapter's trainable parameters and the head train."""
         base_total = sum(
-            p.numel() for n, p in self.base.named_parameters() if ".adapters." not in n
+            p.numel() for n, p in self.base.named_parameters() if not is_adapter_parameter(n)
         )
         if name is None:
             trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -223,7 +228,7 @@ class AdaptedModel(BundleIO, nn.Module):
     # Merging ------------------------------------------------------------------------------
     def _hosts_of(self, name: str) -> list[AdapterHost]:
         self._require(name)
-        return [m for m in self.base.modules() if isinstance(m, AdapterHost) and name in m.adapters]
+        return [m for m in self.base.modules() if isinstance(m, AdapterHost) and m.holds(name)]
 
     def merge_adapter(self, name: str) -> None:
         """Fold a mergeable adapter (LoRA, DoRA, IA3) into the frozen weights, for

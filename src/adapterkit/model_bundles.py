@@ -14,7 +14,7 @@ import torch
 
 from adapterkit import bundle
 from adapterkit.errors import AdapterkitError, BundleError
-from adapterkit.fingerprint import describe
+from adapterkit.fingerprint import describe, is_adapter_parameter
 from adapterkit.heads import build_head, check_head_config
 from adapterkit.methods import AdapterConfig, config_from_dict
 from adapterkit.models import quantization_of
@@ -80,7 +80,7 @@ class BundleIO:
         return {
             "base." + n.replace(".base_layer.", "."): p
             for n, p in self.base.named_parameters()
-            if ".adapters." not in n
+            if not is_adapter_parameter(n)
         }
 
     def bundle_contents(

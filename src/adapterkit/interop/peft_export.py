@@ -40,6 +40,11 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
         "a full fine-tuning bundle is a model, not an adapter",
     )
     record, tensors, config = source.record, source.tensors, source.config
+    if config.train_bias or config.train_norms:
+        raise AdapterkitError(
+            f"{bundle_path}: a PEFT adapter cannot hold this bundle's per-adapter bias and norm "
+            "changes (--train-bias, --train-norms); export it with --format merged"
+        )
     base_config, base_path, target = source.base_config, source.base_path, source.target
     input_scaled = _input_scaled(record, config, base_config.model_type)
     weights: dict[str, torch.Tensor] = {}

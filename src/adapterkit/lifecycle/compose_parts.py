@@ -113,6 +113,14 @@ def check_part(part: Part, place: int, flag: str) -> None:
             f"compositions take {', '.join(PART_METHODS)} parts"
             + (f" ({reason})" if reason else "")
         )
+    tuned = [
+        f"--{k.replace('_', '-')}" for k in ("train_bias", "train_norms") if getattr(part.config, k)
+    ]
+    if tuned:
+        raise AdapterkitError(
+            f"{flag}: bundle {place} ({part.path}) was trained with {' and '.join(tuned)}; "
+            "compositions combine adapter modules only, and would drop its bias and norm changes"
+        )
 
 
 def check_same_layers(first: Part, part: Part, place: int, flag: str) -> None:

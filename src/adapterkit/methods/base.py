@@ -69,6 +69,15 @@ class AdapterConfig:
     layers: list[int] | None = field(default=None, metadata={"min": 0})
     """Adapt only these layer (block) indices; ``None`` adapts every layer."""
 
+    train_bias: bool = False
+    """Also learn a change of every bias in the transformer blocks' linear layers (BitFit),
+    for this adapter's rows only: the shared base stays frozen. With ``--method head`` this
+    is BitFit itself."""
+
+    train_norms: bool = False
+    """Also learn a rescaling and shift of every normalisation layer (LayerNorm, RMSNorm), as
+    Houlsby et al. train beside their adapters; for this adapter's rows only."""
+
     method: ClassVar[str] = ""
 
     def __post_init__(self) -> None:

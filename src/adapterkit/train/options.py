@@ -132,6 +132,15 @@ class RunOptions:
             raise AdapterkitError(
                 "--quantize freezes the base in low precision; full fine-tuning trains it"
             )
+        tuned = [
+            f"--{k.replace('_', '-')}"
+            for k in ("train_bias", "train_norms")
+            if self.method_options.get(k)
+        ]
+        if tuned and self.method == "full":
+            raise AdapterkitError(
+                f"{' and '.join(tuned)}: full fine-tuning already trains every bias and norm"
+            )
 
     def check_continual(self) -> None:
         """Refuse options against forgetting without the run they belong to."""
