@@ -176,7 +176,12 @@ def test_peft_export_and_compose_refuse_tuned_bundles_and_merged_export_keeps_th
     inputs = tiny_inputs("bert")
     model = AdaptedModel(load_base(str(model_dir)), name_or_path=str(model_dir))
     for name, tuned in (("tuned", True), ("plain", False)):
-        model.add_adapter(name, make_config("lora", train_bias=tuned, train_norms=tuned))
+        model.add_adapter(
+            name,
+            make_config("lora", train_bias=tuned, train_norms=tuned),
+            head=ClassificationHead(32, 2, pooling="cls"),
+            task={"type": "sequence-classification", "labels": ["x", "y"], "max_length": 16},
+        )
         _randomise(model, name, 3)
         model.save_adapter(name, tmp_path / name)
     with torch.no_grad():
