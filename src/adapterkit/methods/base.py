@@ -119,6 +119,44 @@ class AdapterConfig:
         """
         return self.build(spec.in_features, spec.out_features, spec.tap_features)
 
+    def training_controller(
+        self, modules: dict[str, AdapterModule], total_steps: int
+    ) -> TrainingController | None:
+        """What steers this adapter's training beyond its gradients, or None (most methods).
+
+        The trainer calls this once per job, with the adapter's module on each adapted
+        layer (by layer name) and the job's optimizer steps in all, and drives what it
+        returns: no callback for the user to remember (AdaLoRA's rank schedule).
+        """
+        return None
+
+
+class TrainingController:
+    """A method's part in its own training, driven by the trainer for one job.
+
+    The defaults do nothing; a method overrides what it needs. Under several processes
+    every one holds its own controller and sees the same summed gradients, so every one
+    takes the same decisions.
+    """
+
+    def extra_loss(self) -> torch.Tensor | None:
+        """A term added to the job's loss at every batch (a regulariser), or None."""
+        return None
+
+    def after_step(self, step: int) -> None:
+        """Called after optimizer step ``step`` (1 for the first), gradients still present."""
+
+    @property
+    def settled(self) -> bool:
+        """Whether the adapter now has its final shape: evaluations before that are not
+        candidates for the best checkpoint, nor count for early stopping."""
+        return True
+
+    def finish(self) -> str | None:
+        """Called once training ended (and the best checkpoint is back): make the adapter
+        what its bundle stores; returns a line for the log, or None."""
+        return None
+
 
 class AdapterModule(nn.Module):
     """Base class of the per-layer adapter modules."""

@@ -103,9 +103,12 @@ def fit_jobs(
             for k, loss, count in zip(mine, losses, counts, strict=True)
         )
         for job in live:  # once per step over all processes, whose gradients are summed
+            share = processes.world * job.config.grad_accumulation
             if job.anchor is not None:
-                share = processes.world * job.config.grad_accumulation
                 objective = objective + job.anchor.penalty() / share
+            extra = None if job.controller is None else job.controller.extra_loss()
+            if extra is not None:  # a method's regulariser (AdaLoRA's orthogonality)
+                objective = objective + extra / share
         if isinstance(objective, torch.Tensor):
             scaler.scale(objective).backward()
         step_losses = [
@@ -142,6 +145,10 @@ def fit_jobs(
     for job in jobs:
         if processes.main:  # the one that wrote the checkpoints, and writes the bundles
             restore_best(model, job, log if single else _prefixed(log, job.name))
+        if job.controller is not None:  # every process: all keep the same weights
+            line = job.controller.finish()
+            if line and processes.main:
+                (log if single else _prefixed(log, job.name))(line)
         best = job.best_path if job.best_path.exists() else None
         results[job.name] = FitResult(job.state, seconds, best)
     return results
@@ -233,12 +240,15 @@ def end_epoch(
             # Perplexity-like metrics improve downwards (the task says so).
             getattr(task, "greater_is_better", True),
         )
-        improved = verdict.improved
+        # While the adapter's shape still changes (AdaLoRA's ranks), an evaluation is neither
+        # a candidate for the best checkpoint nor a miss: the bundle gets the final shape.
+        settled = job.controller is None or job.controller.settled
+        improved = verdict.improved and settled
         if improved:
             state.best_metric, state.best_loss = score, eval_loss
             state.best_epoch, state.bad_evals = state.epoch, 0
             job.save(model, job.best_path)
-        elif verdict.counts:
+        elif verdict.counts and settled:
             state.bad_evals += 1
             out_of_patience = state.bad_evals >= config.patience
             state.stopped_early = out_of_patience and state.global_step >= job.patience_from_step
@@ -251,6 +261,7 @@ def end_epoch(
         log(
             f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
             f"{task.primary_metric} {score:.4f}{' (best)' if improved else ''}"
+            + ("" if settled else " (adapter shape not final yet: not a best candidate)")
         )
         if verdict.counts and state.bad_evals >= config.patience and not state.stopped_early:
             log(

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from adapterkit.host import AdapterHost
+from adapterkit.methods.base import AdapterModule, TrainingController
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import Task
 from adapterkit.train.batches import epoch_batches
@@ -68,6 +70,8 @@ class TrainJob:
     """Old rows that join each epoch (a seeded sample, another each epoch)."""
     anchor: Anchor | None = None
     """An L2 pull towards the starting weights (``--anchor-weight``), or None."""
+    controller: TrainingController | None = None
+    """What the adapter's method steers itself (AdaLoRA's ranks), or None (see :meth:`start`)."""
 
     @functools.cached_property
     def floor(self) -> float | None:
@@ -116,6 +120,9 @@ class TrainJob:
         self.optimizer = make_optimizer(named, self.config, self.lr)
         self.total_steps = self.config.steps_per_epoch(self.rows_per_epoch) * self.epochs
         self.scheduler = make_scheduler(self.optimizer, self.config, self.total_steps)
+        self.controller = model.configs[self.name].training_controller(
+            adapter_modules(model, self.name), self.total_steps
+        )
         if resume and self.last_path.exists():
             self.state = load_checkpoint(
                 self.last_path, model, self.name, self.optimizer, self.scheduler
@@ -185,8 +192,10 @@ class TrainJob:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
         scaler.step(self.optimizer)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         self.state.global_step += 1
+        if self.controller is not None:  # it reads the gradients: before they are cleared
+            self.controller.after_step(self.state.global_step)
+        self.optimizer.zero_grad(set_to_none=True)
 
     def epoch_loss(self) -> float:
         """Mean training loss of the current epoch's batches run in this process."""
@@ -202,3 +211,12 @@ class TrainJob:
         save_checkpoint(
             path, model, self.name, self.optimizer, self.scheduler, self.state, self.include_base
         )
+
+
+def adapter_modules(model: AdaptedModel, name: str) -> dict[str, AdapterModule]:
+    """Adapter ``name``'s module on each layer it adapts, by the layer's name in the base."""
+    return {
+        layer: host.adapters[name]
+        for layer, host in model.base.named_modules()
+        if isinstance(host, AdapterHost) and name in host.adapters
+    }
