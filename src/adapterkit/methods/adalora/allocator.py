@@ -103,6 +103,7 @@ class RankAllocator(TrainingController):
             self.average.clear()  # no longer needed
             self.uncertainty.clear()
 
+    @torch.no_grad()
     def update_scores(self) -> None:
         """Smooth each weight's sensitivity and uncertainty with this step's gradients."""
         beta1, beta2 = self.config.importance_beta1, self.config.importance_beta2
@@ -137,6 +138,7 @@ class RankAllocator(TrainingController):
             + self.score(module.lora_B).mean(dim=0)
         )
 
+    @torch.no_grad()
     def mask_to_budget(self, budget: int) -> None:
         """Keep the ``budget`` best-scoring triplets of all layers, mask the others."""
         modules = list(self.layers.values())
