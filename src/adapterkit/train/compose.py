@@ -11,13 +11,14 @@ built. The bundle written records each part in ``parents`` (relation ``part``).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import check_not_over_inputs
 from adapterkit.inject import resolve_targets
 from adapterkit.lifecycle.compose_parts import describe_layers, part_tensors, read_parts
-from adapterkit.methods import make_config
+from adapterkit.methods import AdapterConfig, make_config
 from adapterkit.methods.compose.config import PART_METHODS
 from adapterkit.model import AdaptedModel
 
@@ -45,7 +46,7 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
     method, given = options.method, dict(options.method_options)
     stored = given.pop("parts", None)
     if stored is not None:  # a run's config.yaml read back: derive it all again
-        for key in ("mode", "target_modules", "layers"):
+        for key in ("mode", *(f.name for f in fields(AdapterConfig))):
             given.pop(key, None)
         if method == "stack" and stored and stored[-1].get("sha256") is None:
             method, given = stored[-1]["method"], dict(stored[-1].get("config") or {})
