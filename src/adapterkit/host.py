@@ -29,9 +29,12 @@ SLICE_ROWS_FROM = 4
 
 
 def layer_features(layer: nn.Module) -> tuple[int, int]:
-    """(in_features, out_features) of a Linear or Conv1D layer."""
+    """(in_features, out_features) of a Linear or Conv1D layer; of an input embedding
+    table (which hosts prompt tuning's soft tokens), (vocabulary, width)."""
     if isinstance(layer, nn.Linear):
         return layer.in_features, layer.out_features
+    if isinstance(layer, nn.Embedding):
+        return layer.num_embeddings, layer.embedding_dim
     if isinstance(layer, Conv1D):
         return layer.weight.shape[0], layer.weight.shape[1]  # Conv1D stores (in, out)
     raise AdapterkitError(f"cannot adapt a {type(layer).__name__}: only Linear and Conv1D layers")
@@ -81,7 +84,7 @@ class AdapterHost(nn.Module):
 
     @property
     def bias(self) -> torch.Tensor | None:
-        return self.base_layer.bias
+        return getattr(self.base_layer, "bias", None)  # an embedding table has none
 
     def features(self) -> tuple[int, int]:
         """(in_features, out_features) of the wrapped layer."""

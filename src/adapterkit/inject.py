@@ -195,6 +195,9 @@ def layer_roles(arch: str | None, name: str) -> frozenset[str]:
 
 def resolve_targets(model: nn.Module, config: AdapterConfig) -> list[str]:
     """Dotted names of the layers ``config`` adapts on ``model``, in module order."""
+    fixed = config.target_layers(model)
+    if fixed is not None:  # a method that sits at one known place (prompt tuning)
+        return fixed
     if config.target_modules:
         patterns = list(config.target_modules)
     elif not config.roles():

@@ -24,6 +24,7 @@ from adapterkit.host import AdapterHost
 from adapterkit.inject import inject_adapter, remove_adapter
 from adapterkit.methods import AdapterConfig
 from adapterkit.model_bundles import BundleIO
+from adapterkit.prompting import prompted
 from adapterkit.routing import Routing, current_routing, make_routing, use_routing
 
 _UNSET: Any = object()
@@ -209,13 +210,16 @@ class AdaptedModel(BundleIO, nn.Module):
 
     def forward(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """Run the base model with ``adapter`` (one name, None, or one name per row)."""
-        with use_routing(self._routing(adapter)):
-            return self.base(*args, **kwargs)
+        routing = self._routing(adapter)
+        # Prompt tuning lengthens the input and cuts the outputs back (else a no-op).
+        with use_routing(routing), prompted(self.base, routing, kwargs) as call:
+            return call.outputs(self.base(*args, **call.kwargs))
 
     def generate(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """``base.generate`` with the routing held for every decoding step."""
-        with use_routing(self._routing(adapter)):
-            return self.base.generate(*args, **kwargs)
+        routing = self._routing(adapter)
+        with use_routing(routing), prompted(self.base, routing, kwargs, generating=True) as call:
+            return call.sequences(self.base.generate(*args, **call.kwargs))
 
     def head_logits(
         self, name: str, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -25,9 +25,15 @@ def _randomise_adapter(model: AdaptedModel, name: str) -> None:
             param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
 
 
+NOT_IDENTITY_AT_INIT = {"prompt": "soft tokens start as real token embeddings (Lester et al.)"}
+"""Methods whose fresh adapter changes outputs by design, with why."""
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fresh_adapter_is_identity(arch: str, method: str) -> None:
+    if method in NOT_IDENTITY_AT_INIT:
+        pytest.skip(NOT_IDENTITY_AT_INIT[method])
     base = tiny_model(arch)
     inputs = tiny_inputs(arch)
     with torch.no_grad():
@@ -95,10 +101,14 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     from adapterkit.methods.dora.layer import DoraAdapter
     from adapterkit.methods.ia3.layer import Ia3Adapter
     from adapterkit.methods.lora.layer import LoraAdapter
+    from adapterkit.methods.prompt.layer import PromptEmbedding
 
-    module_class = {"lora": LoraAdapter, "ia3": Ia3Adapter, "dora": DoraAdapter}.get(
-        method, BottleneckAdapter
-    )
+    module_class = {
+        "lora": LoraAdapter,
+        "ia3": Ia3Adapter,
+        "dora": DoraAdapter,
+        "prompt": PromptEmbedding,
+    }.get(method, BottleneckAdapter)
     model = AdaptedModel(tiny_model(arch))
     names = ["A", "B", "C", "D"]
     for name in names:

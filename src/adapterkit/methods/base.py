@@ -107,6 +107,18 @@ class AdapterConfig:
         """Whether the module reads the block input tapped from another layer."""
         return False
 
+    def target_layers(self, model: nn.Module) -> list[str] | None:
+        """Dotted names of the layers to host this method when they are not found by
+        target patterns (prompt tuning: the input embedding layer); None (the default)
+        resolves ``target_modules`` or the architecture's patterns for :meth:`roles`."""
+        return None
+
+    def prepare(self, tokenizer: Any, max_length: int, context: int | None) -> AdapterConfig:
+        """This config fitted to a run, before its adapter is built: the run's tokenizer,
+        the task's ``max_length`` and the base's ``context`` positions (None: no limit).
+        Refuses what cannot fit with an ``AdapterkitError``; most methods need nothing."""
+        return self
+
     def build(self, in_features: int, out_features: int, tap_features: int | None) -> AdapterModule:
         """Create the module for one wrapped layer."""
         raise NotImplementedError
