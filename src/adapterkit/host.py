@@ -74,6 +74,18 @@ class AdapterHost(nn.Module):
         """Whether adapter ``name`` has a module or a base tuning on this layer."""
         return name in self.adapters or name in self.base_tuning
 
+    def routed_adapters(self) -> dict[str, torch.Tensor | None]:
+        """This layer's adapter modules that the current call runs, each with the indices of
+        its rows (None: the whole batch). For methods that act beyond the wrapped layer and
+        read their rows from its host (prefix tuning's keys and values, inside attention)."""
+        routing = current_routing()
+        if routing is None or routing.disabled:
+            return {}
+        if routing.groups is None:
+            name = routing.single
+            return {name: None} if name is not None and name in self.adapters else {}
+        return {name: rows for name, rows in routing.groups.items() if name in self.adapters}
+
     def is_empty(self) -> bool:
         """Whether no adapter lives here any more (nor a tapped input that one reads)."""
         return len(self.adapters) == 0 and len(self.base_tuning) == 0 and self.tap_key is None

@@ -280,6 +280,7 @@ def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -
     Returns the dotted names of the adapted layers.
     """
     targets = resolve_targets(model, config)
+    config.prepare_model(model, targets)
     for target in targets:
         host = ensure_host(model, target)
         tap_features = None

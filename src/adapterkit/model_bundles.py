@@ -16,6 +16,7 @@ from adapterkit import bundle
 from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.fingerprint import describe, is_adapter_parameter
 from adapterkit.heads import build_head, check_head_config
+from adapterkit.host import AdapterHost
 from adapterkit.methods import AdapterConfig, config_from_dict
 from adapterkit.models import quantization_of
 
@@ -84,14 +85,21 @@ class BundleIO:
         }
 
     def bundle_contents(
-        self, name: str, extra: dict[str, Any] | None = None, include_base: bool = False
+        self,
+        name: str,
+        extra: dict[str, Any] | None = None,
+        include_base: bool = False,
+        folded: bool = False,
     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The config record and tensors a bundle of adapter ``name`` stores.
 
         ``include_base`` also stores every base weight (the ``full`` fine-tuning baseline).
+        ``folded`` stores what serving needs, where a method trains more (prefix tuning's
+        reparameterisation MLP: see ``AdapterModule.bundle_tensors``); a checkpoint that
+        training resumes from keeps the unfolded form.
         """
         self._require(name)
-        config = self.configs[name]
+        config = self.configs[name].bundle_config() if folded else self.configs[name]
         head = self.heads[name] if name in self.heads else None  # noqa: SIM401 (ModuleDict has no .get)
         record: dict[str, Any] = {
             "name": name,
@@ -108,10 +116,28 @@ class BundleIO:
             "includes_base": include_base,
             **(extra or {}),
         }
-        tensors = {**self.adapter_parameters(name), **self.head_parameters(name)}
+        tensors = {**self.adapter_tensors(name, folded), **self.head_parameters(name)}
         if include_base:
             tensors.update(self.base_parameters())
         return record, tensors
+
+    def adapter_tensors(self, name: str, folded: bool) -> dict[str, torch.Tensor]:
+        """The adapter's tensors keyed as in a bundle; ``folded``: each module's
+        :meth:`~adapterkit.methods.base.AdapterModule.bundle_tensors` where it has them."""
+        tensors: dict[str, torch.Tensor] = dict(self.adapter_parameters(name))
+        if not folded:
+            return tensors
+        for host_name, host in self.base.named_modules():
+            if isinstance(host, AdapterHost) and name in host.adapters:
+                module = host.adapters[name]
+                own = module.bundle_tensors()
+                if own is None:
+                    continue
+                prefix = f"adapter.{host_name}."
+                for pname, _ in module.named_parameters():
+                    del tensors[prefix + pname]
+                tensors.update({prefix + key: value for key, value in own.items()})
+        return tensors
 
     def save_adapter(
         self,
@@ -123,8 +149,12 @@ class BundleIO:
         """Write adapter ``name`` with its head and task info as a bundle directory.
 
         ``include_base`` also stores every base weight (the ``full`` fine-tuning baseline).
+        The bundle stores the folded form of methods that train more than they serve with
+        (prefix tuning's MLP), and the config that builds it.
         """
-        return bundle.write_bundle(path, *self.bundle_contents(name, extra, include_base))
+        return bundle.write_bundle(
+            path, *self.bundle_contents(name, extra, include_base, folded=True)
+        )
 
     def load_adapter(self, path: str | Path, name: str | None = None) -> str:
         """Load a bundle written by :meth:`save_adapter` (or a PEFT adapter folder: LoRA, DoRA,

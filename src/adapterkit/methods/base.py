@@ -131,6 +131,17 @@ class AdapterConfig:
         """
         return self.build(spec.in_features, spec.out_features, spec.tap_features)
 
+    def prepare_model(self, model: nn.Module, targets: list[str]) -> None:
+        """Check ``model`` before its layers ``targets`` are wrapped, and set up what the
+        method needs beyond them. Methods that act outside the wrapped layers (prefix tuning,
+        inside attention) refuse here a model they cannot reach. The default does nothing.
+        """
+
+    def bundle_config(self) -> AdapterConfig:
+        """The config a saved bundle records: this one, unless the modules save a folded form
+        (see :meth:`AdapterModule.bundle_tensors`) that another config builds."""
+        return self
+
     def training_controller(
         self, modules: dict[str, AdapterModule], total_steps: int
     ) -> TrainingController | None:
@@ -190,6 +201,13 @@ class AdapterModule(nn.Module):
         """The parameters training updates, by ``named_parameters`` name: all of them,
         unless a module holds frozen parts (a composition's trained adapters)."""
         return dict(self.named_parameters())
+
+    def bundle_tensors(self) -> dict[str, torch.Tensor] | None:
+        """What a saved bundle stores of this module, keyed as the parameters of the module
+        that :meth:`AdapterConfig.bundle_config` builds; None (the default): its parameters.
+        A method that trains a form serving does not need (prefix tuning's
+        reparameterisation MLP) returns the folded tensors here."""
+        return None
 
     def adapt_input(self, x: torch.Tensor) -> torch.Tensor:
         """The input the frozen layer sees for this adapter's rows (modules with ``adapts_input``)."""
