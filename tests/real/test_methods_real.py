@@ -1,4 +1,4 @@
-"""IA3 and DoRA on the real MiniLM: per-row routing beside LoRA, and exact merges."""
+"""IA3, DoRA and bias/norm tuning on the real MiniLM: per-row routing beside LoRA, and exact merges."""
 
 from __future__ import annotations
 
@@ -62,3 +62,30 @@ def test_merged_equals_unmerged_on_minilm(model: AdaptedModel, method: str) -> N
     torch.testing.assert_close(merged, unmerged, rtol=1e-4, atol=1e-4)
     for name, param in model.base.named_parameters():
         torch.testing.assert_close(param, weights[name], rtol=1e-6, atol=1e-6, msg=name)
+
+
+def test_bias_and_norm_tuning_route_per_row_and_merge_exactly_on_minilm() -> None:
+    adapted = AdaptedModel(load_base("minilm"), name_or_path="minilm")
+    batch = load_tokenizer("minilm")(TEXTS[:4], padding=True, return_tensors="pt")
+    torch.manual_seed(1)
+    adapted.add_adapter("bitfit", make_config("head", train_bias=True, train_norms=True))
+    adapted.add_adapter("lora", make_config("lora", train_norms=True))
+    with torch.no_grad():
+        for name in ("bitfit", "lora"):
+            for param in adapted.adapter_parameters(name).values():
+                param.add_(torch.randn(param.shape) * 0.05)
+        routes = ["bitfit", None, "lora", "bitfit"]
+        mixed = adapted(**batch, adapter=routes).last_hidden_state
+        for row, name in enumerate(routes):
+            alone = adapted(**{k: v[row : row + 1] for k, v in batch.items()}, adapter=name)
+            torch.testing.assert_close(
+                mixed[row : row + 1], alone.last_hidden_state, rtol=1e-4, atol=1e-4
+            )
+        unmerged = adapted(**batch, adapter="bitfit").last_hidden_state
+        adapted.merge_adapter("bitfit")
+        merged = adapted(**batch, adapter="bitfit").last_hidden_state
+        adapted.unmerge_adapter("bitfit")
+    torch.testing.assert_close(merged, unmerged, rtol=1e-4, atol=1e-4)
+    # MiniLM: 6 blocks x 6 biased linear layers, 6 x 2 norms + the embedding norm.
+    tuned = [k for k in adapted.adapter_parameters("bitfit") if ".base_tuning." in k]
+    assert len(tuned) == 6 * 6 + 13 * 2
