@@ -10,7 +10,10 @@ Every number in docs/results.md comes from this script:
     .venv/bin/python -m benchmarks.quality --variant no-attn-dropout --methods pfeiffer
     .venv/bin/python -m benchmarks.quality --report-only          # rebuild the table from runs/quality
 
-docs/results_methods.md (IA3 and DoRA, the same budget; two processes side by side):
+Rows named in quality_spec.RECIPES are a method plus options: ``bitfit`` is ``--method head
+--train-bias``, ``houlsby-norms`` is ``--method houlsby --train-norms``.
+
+docs/results_methods.md (IA3, DoRA, BitFit ..., the same budget; two processes side by side):
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --tasks trec --methods ia3 \
         --seeds 0 1 2 --out docs/results_methods.md &    # then --tasks conll2003 --methods ia3
@@ -36,7 +39,7 @@ from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
 from adapterkit.train.run import train_adapter_run
 from benchmarks.quality_report import write_report
-from benchmarks.quality_spec import METHODS, TASKS, VARIANTS, run_dir
+from benchmarks.quality_spec import METHODS, RECIPES, TASKS, VARIANTS, run_dir
 
 
 def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | None = None) -> dict:
@@ -46,8 +49,13 @@ def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | N
     metrics_path = out / "metrics.json"
     if metrics_path.exists() and not rerun:
         return json.loads(metrics_path.read_text())
+    base_method, method_options = RECIPES.get(method, (method, {}))
     options = RunOptions(
-        data=spec["data"], method=method, max_length=spec["max_length"], output=str(out)
+        data=spec["data"],
+        method=base_method,
+        method_options=dict(method_options),
+        max_length=spec["max_length"],
+        output=str(out),
     )
     switches = VARIANTS[variant].switches if variant else {}
     config = TrainConfig(

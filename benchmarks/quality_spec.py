@@ -16,8 +16,13 @@ TASKS: dict[str, dict[str, Any]] = {
         "epochs": 2,
     },
 }
-METHODS = ["head", "full", "houlsby", "pfeiffer", "lora", "ia3", "dora"]
-ADAPTERS = ["houlsby", "pfeiffer", "lora", "ia3", "dora"]
+# Rows that are a method plus options (what a user passes as flags): name -> (method, options).
+RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "bitfit": ("head", {"train_bias": True}),  # --method head --train-bias
+    "houlsby-norms": ("houlsby", {"train_norms": True}),  # as Houlsby et al. trained theirs
+}
+METHODS = ["head", "full", "houlsby", "pfeiffer", "lora", "ia3", "dora", *RECIPES]
+ADAPTERS = ["houlsby", "pfeiffer", "lora", "ia3", "dora", *RECIPES]
 RUNS = Path("runs/quality")
 FULL_MODEL_BYTES = 90_868_376  # MiniLM's model.safetensors in the wheel
 
