@@ -173,7 +173,10 @@ def test_every_flag_field_has_a_docstring_and_it_is_the_help() -> None:
     assert actions["--patience"].help.endswith(
         "(see adapterkit.train.early_stopping). (default: 2)"
     )
-    assert actions["--rank"].help == "lora, dora: Rank of the update. (default: 8)"
+    assert actions["--rank"].help == (
+        "lora, dora: Rank of the update. (default: 8); "
+        "adalora: Initial rank of every adapted layer (AdaLoRA's init_r). (default: 12)"
+    )
     both = actions["--adapter-dropout"].help  # one flag for two methods' field
     assert both.startswith("bottleneck: Dropout on the adapter's output") and "lora, dora: " in both
 
