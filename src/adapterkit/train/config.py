@@ -34,6 +34,9 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {
     # DoRA: 3e-3 gained 1.4 CoNLL-2003 proxy F1 over LoRA's 1e-3 (85.5 vs 84.1) and lost 1.1
     # on TREC-6 (93.6 vs 94.7, six questions of 545: about the noise of one seed).
     "dora": 3e-3,
+    # Prompt tuning trains k input vectors only and needs a large step: Lester et al. used
+    # 0.3 (Adafactor); with AdamW on MiniLM/TREC-6, 3e-2 (tests/real/test_prompt_real.py).
+    "prompt": 3e-2,
     # AdapterFusion trains attention over frozen adapters, from weights that already start
     # as their average: AdapterHub's documented 5e-5 (Pfeiffer et al. 2021 searched 1e-4
     # and 5e-5), not measured here. A stack trains a new adapter: its method's rate.

@@ -335,6 +335,8 @@ def add_job_adapter(
         max_length = limit
     task = make_task(task_type, tokenizer, splits.label_names, max_length)
     adapter_config = make_config(options.method, **options.method_options)
+    # Refuses what cannot fit the run (prompt tuning's soft tokens + max_length > context).
+    adapter_config = adapter_config.prepare(tokenizer, max_length, limit)
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)
     head = job_head(task, model.base.config.hidden_size, options.pooling, lineage)
