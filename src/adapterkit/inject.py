@@ -284,7 +284,7 @@ def inject_adapter(model: nn.Module, adapter_name: str, config: AdapterConfig) -
     for target in targets:
         host = ensure_host(model, target)
         tap_features = None
-        if config.needs_block_input():
+        if config.reads_block_input(target):
             tap_name = find_block_tap(model, target)
             tap = ensure_host(model, tap_name)
             tap.tap_key = block_key(tap_name)

@@ -216,3 +216,25 @@ def test_bad_options_are_one_line_and_exit_2(
     assert code == 2 and err.startswith("adapterkit: error:") and len(err.splitlines()) == 1, err
     assert all(fragment in err for fragment in fragments), err
     assert not (tmp_path / "run").exists()
+
+
+def test_adalora_jobs_packed_equal_alone(tmp_path: Path, monkeypatch) -> None:
+    """Each job's allocator sees only its own gradients: packed jobs reach the same masks,
+    final ranks and weights as each trained alone (the packed-equivalence check)."""
+    from tests.tasks.conftest import build_tokenizer
+    from tests.train.test_packed_equivalence import compare, head_jobs_data, tiny_bert
+
+    from adapterkit.tasks import make_task
+
+    torch.set_num_threads(1)
+    tokenizer = build_tokenizer()
+    specs = []
+    for index, (task_type, labels, examples) in enumerate(head_jobs_data()[:3]):
+        task = make_task(task_type, tokenizer, labels, 64)
+        specs.append((task, examples, examples[:4] if index == 0 else None))
+    lines = []
+    finish = RankAllocator.finish
+    monkeypatch.setattr(RankAllocator, "finish", lambda self: lines.append(finish(self)))
+    compare(lambda: AdaptedModel(tiny_bert(len(tokenizer))), specs, "adalora", tmp_path)
+    # 3 jobs alone, then 3 packed: each cut from 12 x 10 ranks to 8 x 10
+    assert len(lines) == 6 and all("final ranks 80 in all over 10 layers" in t for t in lines)

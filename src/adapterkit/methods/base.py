@@ -107,6 +107,13 @@ class AdapterConfig:
         """Whether the module reads the block input tapped from another layer."""
         return False
 
+    def reads_block_input(self, target: str) -> bool:
+        """Whether the module on layer ``target`` reads the tapped block input: by default
+        every module does when :meth:`needs_block_input` says so. A method that puts other
+        modules on some layers (MAM: prefixes on the attention's key/value projections,
+        which run before the FFN's input exists) tells them apart here."""
+        return self.needs_block_input()
+
     def target_layers(self, model: nn.Module) -> list[str] | None:
         """Dotted names of the layers to host this method when they are not found by
         target patterns (prompt tuning: the input embedding layer); None (the default)

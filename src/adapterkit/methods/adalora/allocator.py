@@ -72,7 +72,7 @@ class RankAllocator(TrainingController):
 
     def kept_ranks(self) -> int:
         """Ranks not masked, over all layers."""
-        return int(sum(m.rank_mask.sum().item() for m in self.layers.values()))
+        return int(sum((m.rank_mask != 0).sum().item() for m in self.layers.values()))
 
     def extra_loss(self) -> torch.Tensor | None:
         """``orth_reg_weight`` × the mean over P's and Q's of ``‖P Pᵀ - I‖_F`` / ``‖Qᵀ Q - I‖_F``."""
@@ -154,7 +154,7 @@ class RankAllocator(TrainingController):
         """Drop the masked ranks from every layer and record the pattern in the config."""
         kept = self.kept_ranks()
         for module in self.layers.values():
-            module.keep_ranks(module.rank_mask > 0)
+            module.keep_ranks(module.rank_mask != 0)
         self.config.rank_pattern = {name: m.rank for name, m in self.layers.items()}
         ranks = self.config.rank_pattern.values()
         line = (

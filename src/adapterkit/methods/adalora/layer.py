@@ -56,7 +56,9 @@ class AdaLoraAdapter(AdapterModule):
 
     def scaled_p(self) -> torch.Tensor:
         """``diag(λ ⊙ m) P``: (r, in)."""
-        return (self.lora_E * self.rank_mask).unsqueeze(1) * self.lora_A
+        # The mask never gets a gradient, so it stays 0/1 even where a caller marks every
+        # adapter parameter trainable (optimizers skip parameters without a gradient).
+        return (self.lora_E * self.rank_mask.detach()).unsqueeze(1) * self.lora_A
 
     def forward(
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None

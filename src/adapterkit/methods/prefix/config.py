@@ -62,6 +62,11 @@ class PrefixConfig(AdapterConfig):
         return dataclasses.replace(self, prefix_projection=0)
 
 
+def is_key_value_projection(name: str) -> bool:
+    """Whether layer ``name`` projects an attention's keys and/or values (by its last name part)."""
+    return name.rsplit(".", 1)[-1] in KEY_LAYERS | VALUE_LAYERS | FUSED_LAYERS
+
+
 def projection_parts(name: str, out_features: int, method: str) -> dict[str, int]:
     """What the projection ``name`` supplies to its attention: ``key`` and/or ``value``,
     each with its width.
