@@ -118,6 +118,31 @@ AUTO_CLASSES = {
 }
 
 
+def auto_class(name: str, kind: str, config: Any) -> str:
+    """The transformers Auto class that loads ``kind`` from a checkpoint with ``config``.
+
+    Task heads (the ``encoder`` kind) read an encoder's hidden states. For an
+    encoder-decoder checkpoint (T5, mT5, UMT5) that is its encoder stack alone, loaded by
+    the class transformers keeps for it (``T5EncoderModel``): ``AutoModel`` would build the
+    whole model, whose forward then wants decoder inputs.
+
+    Raises:
+        AdapterkitError: An encoder-decoder without an encoder-only class (BART-style).
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
+
+    if kind != "encoder" or not getattr(config, "is_encoder_decoder", False):
+        return AUTO_CLASSES[kind]
+    if config.model_type in MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES:
+        return "AutoModelForTextEncoding"
+    raise AdapterkitError(
+        f"model '{name}' is an encoder-decoder ({config.model_type}) with no encoder-only "
+        "class in transformers, so task heads (classification, tagging, QA) cannot read its "
+        "encoder; use an encoder model or a T5-style one, or train text generation "
+        "(--task seq2seq) on it"
+    )
+
+
 def resolve_model(name: str) -> str:
     """A local directory for a built-in alias, else ``name`` unchanged (a path or hub id)."""
     if name in MODEL_ALIASES:
@@ -191,16 +216,16 @@ def load_base(
     hf_logging.disable_progress_bar()  # a per-tensor progress bar for a 2-second load is noise
     if kind not in AUTO_CLASSES:
         raise AdapterkitError(f"unknown model kind '{kind}'; use one of {', '.join(AUTO_CLASSES)}")
-    auto = getattr(transformers, AUTO_CLASSES[kind])
     path = resolve_model(name)
     try:
+        config = transformers.AutoConfig.from_pretrained(path)
+        auto = getattr(transformers, auto_class(name, kind, config))
         if kind != "encoder":
-            check_generates(name, transformers.AutoConfig.from_pretrained(path))
+            check_generates(name, config)
         extra: dict[str, Any] = {}
         if quantize is not None:
             extra["quantization_config"] = quantization_config(quantize)
         if attention_dropout is not None:
-            config = transformers.AutoConfig.from_pretrained(path)
             set_attention_dropout(config, attention_dropout, name)
             extra["config"] = config
         # Safetensors only: a pytorch_model.bin is a pickle, and loading one runs code.
@@ -214,13 +239,6 @@ def load_base(
                 "(model.save_pretrained(dir, safe_serialization=True))"
             ) from None
         raise _explain(name, exc) from None
-    if kind == "encoder" and getattr(model.config, "is_encoder_decoder", False):
-        # AutoModel loads a T5-style model whole, and its forward then wants decoder inputs.
-        raise AdapterkitError(
-            f"model '{name}' is an encoder-decoder ({model.config.model_type}); task heads "
-            "(classification, tagging, QA) on such bases are not supported yet: use an "
-            "encoder model, or train text generation (--task seq2seq) on it"
-        )
     if quantize == "4bit":
         prepare_4bit(model, name)
     # Keep the alias, not the cache path, as the name bundles record.

@@ -226,15 +226,54 @@ def test_method_none_takes_no_bundle(bundle: Path, data_dir: Path, capsys) -> No
     _fails_with(capsys, argv, "drop the bundle argument")
 
 
-def test_head_task_on_an_encoder_decoder_base_is_one_line(tmp_path: Path, capsys) -> None:
-    """A classification head on a T5-style base is refused in one line, not a traceback."""
+def test_head_tasks_on_a_t5_base_read_its_encoder(tmp_path: Path, capsys) -> None:
+    """Classification and tagging heads on a T5-style base train on its encoder stack alone
+    (T5EncoderModel): the bundle predicts, and records only encoder layers."""
     t5 = save_lm(tmp_path / "t5", arch="t5", chat=False)
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"the cat {i},{'ab'[i % 2]}\n" for i in range(20)))
-    argv = ["train", "--model", str(t5), "--train", str(data), "--output", str(tmp_path / "run")]
-    capsys.readouterr()  # what saving the tiny model printed
-    assert main([*argv, "--epochs", "1"]) == 2
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(t5), "--train", str(data), "--output", str(out)]
+    assert main([*argv, "--epochs", "1", "--method", "lora"]) in FINISHED
+    record = json.loads((out / "adapter" / "adapterkit.json").read_text())
+    assert record["task"]["type"] == "sequence-classification" and record["targets"]
+    assert all(t.startswith("encoder.") for t in record["targets"]), record["targets"][:3]
+    capsys.readouterr()
+    assert main(["predict", str(out / "adapter"), "the cat 3"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("a", "b")
+
+    tags = tmp_path / "tags.jsonl"
+    rows = [{"tokens": ["the", "cat", str(i)], "tags": ["O", "B-X", "O"]} for i in range(12)]
+    _write_jsonl(tags, rows)
+    argv = ["train", "--model", str(t5), "--train", str(tags), "--output", str(tmp_path / "ner")]
+    assert main([*argv, "--epochs", "1"]) in FINISHED
+    assert main(["predict", str(tmp_path / "ner" / "adapter"), "the cat 5"]) == 0
+
+
+def test_head_task_on_a_bart_base_is_one_line(tmp_path: Path, capsys) -> None:
+    """An encoder-decoder with no encoder-only class in transformers is refused in one line."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tokenizer = word_tokenizer(chat=False)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+    )
+    BartForConditionalGeneration(config).save_pretrained(tmp_path / "bart")
+    tokenizer.save_pretrained(tmp_path / "bart")
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"the cat {i},{'ab'[i % 2]}\n" for i in range(20)))
+    argv = ["train", "--model", str(tmp_path / "bart"), "--train", str(data)]
+    capsys.readouterr()
+    assert main([*argv, "--output", str(tmp_path / "run"), "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "encoder-decoder" in err and "--task seq2seq" in err
+    assert "encoder-decoder (bart)" in err and "--task seq2seq" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "run" / "adapter").exists()

@@ -209,8 +209,9 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kind",
         default="encoder",
-        choices=["encoder", "causal-lm"],
-        help="encoder (task heads) or causal-lm (generation)",
+        choices=["encoder", "causal-lm", "seq2seq"],
+        help="encoder (task heads), causal-lm (generation) or seq2seq (generation on an "
+        "encoder-decoder such as T5)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")

@@ -187,10 +187,12 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         if not ids:
             raise ServeError(400, "the prompt is empty after tokenisation")
         limit = max_positions(registry.model.base.config)
+        # An encoder-decoder reads the prompt and writes the answer in two contexts.
+        used = 0 if registry.kind == "seq2seq" else len(ids)
         if max_new_tokens is None:
-            room = settings.max_new_tokens if limit is None else limit - len(ids)
+            room = settings.max_new_tokens if limit is None else limit - used
             max_new_tokens = max(1, min(DEFAULT_NEW_TOKENS, settings.max_new_tokens, room))
-        if limit is not None and len(ids) + max_new_tokens > limit:
+        if limit is not None and max(len(ids), used + max_new_tokens) > limit:
             raise ServeError(
                 400,
                 f"prompt ({len(ids)} tokens) + {max_new_tokens} new tokens exceed the base's "

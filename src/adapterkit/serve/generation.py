@@ -64,9 +64,12 @@ def generate_rows(
     kwargs = generate_kwargs(jobs[0].sampling, max(job.max_new_tokens for job in jobs), pad_id)
     if adapters is not None:
         kwargs["adapter"] = adapters
-    output = model.generate(**batch, **kwargs)  # (B, T + new)
-    width = batch["input_ids"].shape[1]
+    output = model.generate(**batch, **kwargs)
+    # A decoder returns prompt + continuation, (B, T + new); an encoder-decoder returns the
+    # decoder sequence, which starts with its start token.
+    encoder_decoder = bool(getattr(model.base.config, "is_encoder_decoder", False))
+    skip = 1 if encoder_decoder else batch["input_ids"].shape[1]
     eos = eos_ids(model, tokenizer)
     return [
-        finish(tokenizer, job, output[row, width:].tolist(), eos) for row, job in enumerate(jobs)
+        finish(tokenizer, job, output[row, skip:].tolist(), eos) for row, job in enumerate(jobs)
     ]

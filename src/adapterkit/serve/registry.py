@@ -20,7 +20,7 @@ from adapterkit.interop.peft_import import is_peft_folder
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
-from adapterkit.serve.settings import ServeError, ServeSettings
+from adapterkit.serve.settings import GENERATIVE_KINDS, ServeError, ServeSettings
 from adapterkit.tasks import (
     GENERATION_TASKS,
     TASK_CLASSES,
@@ -230,9 +230,11 @@ class AdapterRegistry:
 
     def for_generate(self, name: str | None) -> AdapterEntry | None:
         """A generation adapter (None: the base alone), or 404/400 saying why not."""
-        if self.kind != "causal-lm":
+        if self.kind not in GENERATIVE_KINDS:
             raise ServeError(
-                400, "this server's base is an encoder; generation needs --kind causal-lm"
+                400,
+                "this server's base is an encoder; generation needs --kind causal-lm "
+                "(or seq2seq for an encoder-decoder)",
             )
         if name is None:
             return None

@@ -9,7 +9,8 @@ from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
 from adapterkit.models import QUANTIZE_CHOICES
 
-KINDS = ("encoder", "causal-lm")
+KINDS = ("encoder", "causal-lm", "seq2seq")
+GENERATIVE_KINDS = ("causal-lm", "seq2seq")
 
 
 @dataclass
@@ -21,7 +22,8 @@ class ServeSettings:
     adapters: Path
     """Folder whose subfolders are bundles; all that fit the base load at start."""
     kind: str = field(default="encoder", metadata={"choices": KINDS})
-    """``encoder`` (AutoModel, task heads) or ``causal-lm`` (AutoModelForCausalLM, generation)."""
+    """``encoder`` (AutoModel, task heads; a T5-style checkpoint's encoder stack), ``causal-lm``
+    (AutoModelForCausalLM, generation) or ``seq2seq`` (AutoModelForSeq2SeqLM, generation)."""
     host: str = "127.0.0.1"
     port: int = field(default=8000, metadata={"min": 0, "max": 65535})
     """TCP port (0: any free one)."""
