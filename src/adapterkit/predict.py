@@ -10,7 +10,7 @@ import torch
 from adapterkit.bundle import read_bundle_config
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
-from adapterkit.models import load_base, load_tokenizer
+from adapterkit.models import base_kind, load_base, load_tokenizer
 from adapterkit.tasks import Task, head_forward, task_from_info
 from adapterkit.tasks.base import merge_windows
 
@@ -35,10 +35,13 @@ def base_quantization_of(bundle_path: str | Path) -> str | None:
 def load_for_inference(
     bundle_path: str | Path, model_name: str | None = None
 ) -> tuple[AdaptedModel, str, Task]:
-    """Base (quantized as the bundle's was) + bundle + task, ready to predict."""
+    """Base (quantized as the bundle's was; with its LM head for a generation bundle) +
+    bundle + task, ready to predict or evaluate."""
     model_name = model_name or base_name_of(bundle_path)
     tokenizer = load_tokenizer(model_name)
-    base = load_base(model_name, "encoder", quantize=base_quantization_of(bundle_path))
+    task_type = (read_bundle_config(bundle_path).get("task") or {}).get("type") or ""
+    kind = base_kind(model_name, task_type)
+    base = load_base(model_name, kind, quantize=base_quantization_of(bundle_path))
     model = AdaptedModel(base, name_or_path=model_name)
     name = model.load_adapter(bundle_path)
     task = task_from_info(model.task_info[name], tokenizer)

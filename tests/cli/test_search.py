@@ -188,3 +188,25 @@ def test_sampling_leaves_out_options_the_method_does_not_have() -> None:
     values = sample(Trial(), params, "pfeiffer")
     assert values["method"] == "lora" and values["rank"] == 4
     assert "reduction_factor" not in values and values["lr"] == 3e-4
+
+
+def test_a_search_on_text_generation_minimises_validation_perplexity(tmp_path: Path) -> None:
+    from tests.generation.test_cli_generation import PAIRS, _write_jsonl, save_lm
+
+    lm = save_lm(tmp_path / "llama")
+    rows = [{"prompt": f"translate to spanish : {en}", "response": es} for en, es in PAIRS]
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, part in (("train", rows * 2), ("validation", rows[:4]), ("test", rows[4:])):
+        _write_jsonl(data / f"{split}.jsonl", part)
+    out = tmp_path / "search"
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {type: loguniform, low: 1.0e-3, high: 1.0e-1}\n")
+    code = _search(lm, data, out, "--trials", "2", "--parallel", "2", "--space", str(space))
+    assert code == 0
+    rows_out = _rows(out)
+    scores = {r["trial"]: float(r["perplexity"]) for r in rows_out if r["state"] == "COMPLETE"}
+    best = json.loads((out / "best" / "search_best.json").read_text())
+    assert best["trial"] == f"trial-{int(min(scores, key=scores.get)):03d}"  # lowest perplexity
+    test = json.loads((out / "best" / "metrics.json").read_text())
+    assert test["split"] == "test" and test["perplexity"] > 1 and "chrf" in test

@@ -29,7 +29,7 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes, check_writable_dir, staged_dir
 from adapterkit.search.plots import plot_search
 from adapterkit.search.space import Param, sample
-from adapterkit.tasks import GENERATION_TASKS, TASK_CLASSES
+from adapterkit.tasks import TASK_CLASSES
 from adapterkit.train.options import JobSpec, RunHooks
 from adapterkit.train.run import load_run_data, train_jobs
 
@@ -127,11 +127,9 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
 
 def _checked_data(spec: JobSpec, log: Any) -> DataSplits:
     """The data, loaded once here (saying what loading did, such as carving a validation
-    split); head tasks only for now. The test split stays unread until :func:`finish`."""
+    split). The test split stays unread until :func:`finish`."""
     splits = load_run_data(spec.options, spec.config, log=lambda text: log(f"search: {text}"))
     check_trainable(splits)
-    if splits.task in GENERATION_TASKS or spec.options.task == "seq2seq":
-        raise AdapterkitError("search supports tasks with a head for now, not text generation")
     return splits
 
 
@@ -196,8 +194,7 @@ def finish(
     """Copy the best trial's bundle to ``best/`` and score it on the test split, once."""
     from adapterkit.metrics import format_summary, write_metrics
     from adapterkit.predict import load_for_inference
-    from adapterkit.tasks.base import encode_examples
-    from adapterkit.train.evaluate import evaluate_features
+    from adapterkit.train.run_report import evaluate_split
 
     out, name = request.output, f"trial-{best.number:03d}"
     source = out / "trials" / name / "adapter"
@@ -212,10 +209,9 @@ def finish(
     if splits.test:
         bundle = out / "best" / "adapter"
         model, adapter, task = load_for_inference(bundle, request.base.options.model)
-        features = encode_examples(task, splits.test)
-        metrics, loss, _ = evaluate_features(
-            model, adapter, task, features, task.references(splits.test)
-        )
+        # Generation is scored as train scores it: perplexity, then the decoded text.
+        size = request.base.config.eval_batch_size or request.base.config.batch_size
+        metrics, loss = evaluate_split(model, adapter, task, splits.test, size)
         metrics = {**metrics, "loss": loss}
         write_metrics(
             out / "best", metrics, split="test", title=f"best trial ({name})", extra=record
