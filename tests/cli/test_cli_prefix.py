@@ -69,6 +69,10 @@ def test_train_prefix_then_evaluate_predict_resume(
     assert len(lines) == 2 and all(set(line["scores"]) == {"sport", "food"} for line in lines)
 
     assert _train(workspace, out, *argv, "--resume") in FINISHED  # from the MLP checkpoint
+    capsys.readouterr()
+    parts = [str(out / "adapter")] * 2
+    code = main(["compose", *parts, "--mode", "average", "--out", str(tmp_path / "c")])
+    _fails_with(capsys, code, "is a prefix adapter; compositions take")
     # A folded bundle trains on (without the MLP) as the start of a new run.
     again = tmp_path / "again"
     assert (
