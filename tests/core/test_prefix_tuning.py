@@ -235,3 +235,25 @@ def test_activation_checkpointing_keeps_each_rows_prefix() -> None:
     assert grads[0] and all(g is not None for g in grads[0].values())
     for key, grad in grads[0].items():
         torch.testing.assert_close(grads[1][key], grad, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2", "t5"])
+def test_a_rows_gradients_reach_only_its_own_prefix(arch: str) -> None:
+    """Packed training: each job's gradients are those of its rows alone."""
+    model = _mixed_model(arch)
+    model.train_adapter("A")
+    for param in model.adapter_parameters("B").values():
+        param.requires_grad_(True)
+    inputs = tiny_inputs(arch, batch=4)
+    routes = ["A", "B", "A", None]
+    out = main_output(model(**inputs, adapter=routes))
+    out[[0, 2]].pow(2).mean().backward()  # A's rows only
+    mixed = {k: p.grad.clone() for k, p in model.adapter_parameters("A").items()}
+    assert all(p.grad is None or not p.grad.any() for p in model.adapter_parameters("B").values())
+    model.zero_grad()
+    alone = main_output(model(**{k: v[[0, 2]] for k, v in inputs.items()}, adapter="A"))
+    alone.pow(2).mean().backward()
+    for key, grad in mixed.items():
+        torch.testing.assert_close(
+            model.adapter_parameters("A")[key].grad, grad, rtol=1e-4, atol=1e-6
+        )
