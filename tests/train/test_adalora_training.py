@@ -238,3 +238,33 @@ def test_adalora_jobs_packed_equal_alone(tmp_path: Path, monkeypatch) -> None:
     compare(lambda: AdaptedModel(tiny_bert(len(tokenizer))), specs, "adalora", tmp_path)
     # 3 jobs alone, then 3 packed: each cut from 12 x 10 ranks to 8 x 10
     assert len(lines) == 6 and all("final ranks 80 in all over 10 layers" in t for t in lines)
+
+
+def test_resume_mid_schedule_finishes_as_uninterrupted(
+    workspace: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The masks travel with the weights and the smoothed scores in the checkpoint, so a run
+    stopped while its budget falls ends with the ranks and weights of one never stopped."""
+    import adapterkit.train.engine as engine
+
+    argv = ["--method", "adalora", "--rank", "4", "--target-rank", "2", "--epochs", "4"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(_train(workspace, straight, *argv)) in FINISHED
+    real, calls = engine.evaluate_features, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # at the end of epoch 2 (step 8 of 16): checkpoint of step 4
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate_features", interrupted)
+    assert main(_train(workspace, resumed, *argv)) == 130
+    monkeypatch.setattr(engine, "evaluate_features", real)
+    assert main(_train(workspace, resumed, *argv, "--resume")) in FINISHED
+    want = load_file(straight / "adapter" / "adapterkit.safetensors")
+    got = load_file(resumed / "adapter" / "adapterkit.safetensors")
+    assert want.keys() == got.keys()
+    for key in want:
+        assert want[key].shape == got[key].shape, key
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)

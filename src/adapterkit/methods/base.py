@@ -187,6 +187,13 @@ class TrainingController:
         what its bundle stores; returns a line for the log, or None."""
         return None
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What a resumed run needs of this controller, saved with each checkpoint."""
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`state_tensors` saved (a resumed run)."""
+
 
 class AdapterModule(nn.Module):
     """Base class of the per-layer adapter modules."""

@@ -23,10 +23,13 @@ from safetensors.torch import load_file, save_file
 from adapterkit import bundle
 from adapterkit.errors import BundleError
 from adapterkit.files import staged_dir
+from adapterkit.methods.base import TrainingController
 from adapterkit.model import AdaptedModel
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
+CONTROLLER = "controller."
+"""Prefix, in the optimizer file, of a method's training-controller state (AdaLoRA's scores)."""
 
 
 @dataclass
@@ -79,12 +82,17 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: TrainerState,
     include_base: bool = False,
+    controller: TrainingController | None = None,
 ) -> None:
-    """Write a complete checkpoint directory atomically at ``path``."""
+    """Write a complete checkpoint directory atomically at ``path`` (with the state of the
+    method's ``controller``, when it has one)."""
     with staged_dir(path) as tmp:
         bundle.write_bundle_files(tmp, *model.bundle_contents(adapter, include_base=include_base))
         tensors, meta = _optimizer_tensors(optimizer)
         tensors.update(rng_tensors())
+        if controller is not None:
+            own = controller.state_tensors().items()
+            tensors.update({CONTROLLER + k: v.detach().cpu().contiguous() for k, v in own})
         save_file(tensors, str(tmp / OPTIMIZER_FILE))
         record = {"trainer": asdict(state), "optimizer": meta, "scheduler": scheduler.state_dict()}
         (tmp / STATE_FILE).write_text(json.dumps(record, indent=1, default=float))
@@ -117,8 +125,10 @@ def load_checkpoint(
     adapter: str,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    controller: TrainingController | None = None,
 ) -> TrainerState:
-    """Restore adapter weights, optimizer, scheduler and RNG from ``path``."""
+    """Restore adapter weights, optimizer, scheduler and RNG (and the method's
+    ``controller``) from ``path``."""
     record_path = path / STATE_FILE
     if not record_path.is_file():
         raise BundleError(f"{path}: no checkpoint to resume from ({STATE_FILE} is missing)")
@@ -145,4 +155,7 @@ def load_checkpoint(
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     scheduler.load_state_dict(record["scheduler"])
     restore_rng(tensors)
+    if controller is not None:
+        own = {k[len(CONTROLLER) :]: v for k, v in tensors.items() if k.startswith(CONTROLLER)}
+        controller.load_state_tensors(own)
     return TrainerState(**record["trainer"])

@@ -125,7 +125,7 @@ class TrainJob:
         )
         if resume and self.last_path.exists():
             self.state = load_checkpoint(
-                self.last_path, model, self.name, self.optimizer, self.scheduler
+                self.last_path, model, self.name, self.optimizer, self.scheduler, self.controller
             )
             log(
                 f"resumed from {self.last_path}: epoch {self.state.epoch}, "
@@ -209,7 +209,14 @@ class TrainJob:
             return
         assert self.optimizer is not None and self.scheduler is not None
         save_checkpoint(
-            path, model, self.name, self.optimizer, self.scheduler, self.state, self.include_base
+            path,
+            model,
+            self.name,
+            self.optimizer,
+            self.scheduler,
+            self.state,
+            self.include_base,
+            self.controller,
         )
 
 

@@ -16,8 +16,8 @@ step, with the gradients still present:
 The schedule counts in the job's own optimizer steps: the trainer passes the total, so
 there is no ``total_step`` to set by hand. Under several processes the gradients are
 summed before the step, so every process scores and masks alike (``topk`` on equal
-inputs). The smoothed scores live only here: a resumed run restarts them from zero (the
-masks themselves are in the checkpoint).
+inputs). The smoothed scores and the step travel in checkpoints (:meth:`state_tensors`),
+the masks with the weights, so a resumed run continues as if never stopped.
 """
 
 from __future__ import annotations
@@ -61,6 +61,31 @@ class RankAllocator(TrainingController):
         self.step = 0
         self.average: dict[int, torch.Tensor] = {}  # id(param) -> smoothed sensitivity
         self.uncertainty: dict[int, torch.Tensor] = {}
+
+    def named_factors(self) -> dict[str, torch.Tensor]:
+        """P, λ and Q of every layer, by ``<layer>.<lora_A|lora_E|lora_B>``."""
+        return {
+            f"{layer}.{name}": getattr(module, name)
+            for layer, module in self.layers.items()
+            for name in ("lora_A", "lora_E", "lora_B")
+        }
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The step and the smoothed scores, by factor name."""
+        tensors = {"step": torch.tensor(self.step)}
+        for name, param in self.named_factors().items():
+            if id(param) in self.average:
+                tensors[f"average.{name}"] = self.average[id(param)]
+                tensors[f"uncertainty.{name}"] = self.uncertainty[id(param)]
+        return tensors
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back the step and the scores of :meth:`state_tensors`."""
+        self.step = int(tensors["step"]) if "step" in tensors else self.step
+        for name, param in self.named_factors().items():
+            if f"average.{name}" in tensors:
+                self.average[id(param)] = tensors[f"average.{name}"].to(param.device)
+                self.uncertainty[id(param)] = tensors[f"uncertainty.{name}"].to(param.device)
 
     def budget(self, step: int) -> int:
         """The schedule's total ranks after ``step``."""
