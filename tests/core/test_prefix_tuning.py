@@ -110,7 +110,7 @@ def test_generation_with_cache_equals_without_and_rows_alone(arch: str) -> None:
     assert (with_prefix - without).abs().max() > 1e-3  # the prefix changes the next token's scores
 
 
-@pytest.mark.parametrize("arch", ["bert", "llama"])
+@pytest.mark.parametrize("arch", ["bert", "gpt2", "llama", "t5"])
 def test_eager_attention_too(arch: str) -> None:
     base = tiny_model(arch)
     base.set_attn_implementation("eager")
@@ -257,3 +257,13 @@ def test_a_rows_gradients_reach_only_its_own_prefix(arch: str) -> None:
         torch.testing.assert_close(
             model.adapter_parameters("A")[key].grad, grad, rtol=1e-4, atol=1e-6
         )
+
+
+def test_gpt2s_own_eager_path_is_refused() -> None:
+    base = tiny_model("gpt2")
+    base.set_attn_implementation("eager")
+    for module in base.modules():
+        if hasattr(module, "reorder_and_upcast_attn"):
+            module.reorder_and_upcast_attn = True  # computes attention itself, unreachable
+    with pytest.raises(AdapterkitError, match=r"^prefix: .*'eager' with reorder_and_upcast_attn"):
+        AdaptedModel(base).add_adapter("A", make_config("prefix"))

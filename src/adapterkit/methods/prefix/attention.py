@@ -24,7 +24,9 @@ module's child layers that host adapters answer ``routed_adapters()``.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -82,10 +84,12 @@ def reachable_implementation(attention: nn.Module, name: str, method: str) -> st
             "choose another --method"
         )
     implementation = config._attn_implementation
-    if implementation not in SUPPORTED or getattr(attention, "reorder_and_upcast_attn", False):
+    # GPT-2's eager path with reorder_and_upcast_attn computes attention itself.
+    bypass = implementation == "eager" and getattr(attention, "reorder_and_upcast_attn", False)
+    if implementation not in SUPPORTED or bypass:
         raise AdapterkitError(
             f"{method}: the base runs attention '{implementation}'"
-            + (" with reorder_and_upcast_attn" if implementation in SUPPORTED else "")
+            + (" with reorder_and_upcast_attn" if bypass else "")
             + f" in '{name}' ({kind}); prefix tuning reaches sdpa and eager attention only: "
             "load the base with attn_implementation='sdpa'"
         )
@@ -104,15 +108,28 @@ def _install(implementation: str) -> None:
 
 
 def _eager_of(attention: nn.Module) -> Callable[..., Any]:
-    """The eager attention function of ``attention``'s modeling file (the default that
-    transformers passes when no ``eager`` is registered, now that ours is)."""
-    found = getattr(sys.modules.get(type(attention).__module__), "eager_attention_forward", None)
+    """The eager attention function ``attention`` would get: the default its class passes to
+    ``get_interface`` (transformers returns it when no ``eager`` is registered; ours now is)."""
+    found = _eager_default(type(attention))
     if found is None:
         raise AdapterkitError(
-            f"prefix: {type(attention).__name__} has no eager attention function to wrap; "
-            "load the base with attn_implementation='sdpa'"
+            f"prefix tuning: {type(attention).__name__} names no eager attention function to "
+            "wrap; load the base with attn_implementation='sdpa'"
         )
     return found
+
+
+@functools.cache
+def _eager_default(kind: type) -> Callable[..., Any] | None:
+    try:
+        source = inspect.getsource(kind.forward)
+    except (OSError, TypeError):
+        return None
+    # get_interface(self.config._attn_implementation, eager_attention_forward): the second
+    # argument, a name in the modeling file (almost always eager_attention_forward).
+    call = re.search(r"get_interface\(\s*[^,]+,\s*([A-Za-z_]\w*)", source)
+    name = call.group(1) if call else "eager_attention_forward"
+    return getattr(sys.modules.get(kind.__module__), name, None)
 
 
 def _prefixed(implementation: str, original: Callable[..., Any] | None) -> Callable[..., Any]:
