@@ -268,3 +268,47 @@ def test_resume_mid_schedule_finishes_as_uninterrupted(
     for key in want:
         assert want[key].shape == got[key].shape, key
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_adalora_job_packed_beside_a_lora_job_equals_it_alone(tmp_path: Path) -> None:
+    """Rows of an AdaLoRA job and of a LoRA job in the same batches: the AdaLoRA job's
+    losses, ranks and weights are those it reaches alone."""
+    from tests.tasks.conftest import build_tokenizer
+    from tests.train.test_packed_equivalence import (
+        head_jobs_data,
+        make_jobs,
+        no_dropout,
+        tiny_bert,
+        weights,
+    )
+
+    from adapterkit.tasks import make_task
+    from adapterkit.train.engine import fit_jobs
+
+    torch.set_num_threads(1)
+    tokenizer = build_tokenizer()
+    specs = []
+    for task_type, labels, examples in head_jobs_data()[:2]:
+        specs.append((make_task(task_type, tokenizer, labels, 64), examples, examples[:4]))
+
+    def trained(methods: list[str]) -> tuple[AdaptedModel, list]:
+        model = AdaptedModel(tiny_bert(len(tokenizer)))
+        model.requires_grad_(False)
+        jobs = []
+        for index, method in enumerate(methods):
+            jobs += make_jobs(model, [specs[index]], tmp_path / method, method, [index])
+        no_dropout(model)
+        fit_jobs(model, jobs, log=lambda _: None)
+        return model, jobs
+
+    alone, (single,) = trained(["adalora"])
+    packed, (job, _) = trained(["adalora", "lora"])
+    got = [row["train_loss"] for row in job.state.history]
+    assert got == pytest.approx([row["train_loss"] for row in single.state.history], abs=1e-5)
+    want = weights(alone, "job0")
+    assert {k: v.shape for k, v in weights(packed, "job0").items()} == {
+        k: v.shape for k, v in want.items()
+    }
+    for key, value in weights(packed, "job0").items():
+        torch.testing.assert_close(value, want[key], rtol=0, atol=1e-5, msg=key)
+    assert sum(v.shape[0] for k, v in want.items() if k.endswith("lora_E")) == 80  # 8 x 10
