@@ -267,3 +267,17 @@ def test_gpt2s_own_eager_path_is_refused() -> None:
             module.reorder_and_upcast_attn = True  # computes attention itself, unreachable
     with pytest.raises(AdapterkitError, match=r"^prefix: .*'eager' with reorder_and_upcast_attn"):
         AdaptedModel(base).add_adapter("A", make_config("prefix"))
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama", "t5"])
+def test_mixed_with_prompt_tuning_equals_rows_alone(arch: str) -> None:
+    """Prompt tuning lengthens the input; the prefix still lines up with each row's mask."""
+    model = _mixed_model(arch)
+    model.add_adapter("T", make_config("prompt", num_virtual_tokens=3))
+    inputs = tiny_inputs(arch, batch=4)
+    routes = ["T", "A", None, "B"]
+    with torch.no_grad():
+        mixed = main_output(model(**inputs, adapter=routes))
+        for row, name in enumerate(routes):
+            alone = main_output(model(**_rows(inputs, row), adapter=name))
+            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-5)
