@@ -24,7 +24,7 @@ def test_train_predict_and_info(
         in FINISHED
     )
     used = (out / "config.yaml").read_text()
-    assert "num_virtual_tokens: 6" in used and "lr: 0.03" in used  # prompt's own default rate
+    assert "num_virtual_tokens: 6" in used and "lr: 0.01" in used  # prompt's own default rate
     record = json.loads((out / "adapter" / "adapterkit.json").read_text())
     assert record["method"] == "prompt" and record["config"]["prompt_init_ids"]
     assert record["targets"] == ["embeddings.word_embeddings"]
