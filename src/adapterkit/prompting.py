@@ -61,12 +61,21 @@ _LAYOUT: ContextVar[PromptLayout | None] = ContextVar("adapterkit_prompt_layout"
 
 
 def prompt_host(base: nn.Module) -> AdapterHost | None:
-    """The host of the input embedding layer that holds prompt adapters, if any."""
-    for module in base.modules():
-        if isinstance(module, AdapterHost) and any(
-            isinstance(m, PromptEmbedding) for m in module.adapters.values()
-        ):
-            return module
+    """The host of the input embedding layer (the encoder's) when it holds prompt adapters.
+
+    Found through ``get_input_embeddings``, where the prompt method puts its host: a
+    lookup, not a walk over the model's modules, since every forward asks."""
+    config = getattr(base, "config", None)
+    reader = base.get_encoder() if getattr(config, "is_encoder_decoder", False) else base
+    get = getattr(reader, "get_input_embeddings", None)
+    try:
+        table = get() if get is not None else None
+    except NotImplementedError:  # a model class without input embeddings
+        return None
+    if isinstance(table, AdapterHost) and any(
+        isinstance(m, PromptEmbedding) for m in table.adapters.values()
+    ):
+        return table
     return None
 
 

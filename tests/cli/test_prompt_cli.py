@@ -29,6 +29,8 @@ def test_train_predict_and_info(
     assert record["method"] == "prompt" and record["config"]["prompt_init_ids"]
     assert record["targets"] == ["embeddings.word_embeddings"]
     capsys.readouterr()
+    assert main(["evaluate", str(out / "adapter"), "--data", str(workspace / "test.csv")]) == 0
+    assert "accuracy" in capsys.readouterr().out
     assert main(["predict", str(out / "adapter"), "goal team ball match", "bread soup"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and all(abs(sum(x["scores"].values()) - 1) < 1e-5 for x in lines)

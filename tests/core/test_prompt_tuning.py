@@ -335,3 +335,28 @@ def test_inputs_it_cannot_lengthen_are_refused() -> None:
     with pytest.raises(AdapterkitError, match="position ids itself"):
         model(input_ids=ids, position_ids=torch.arange(4)[None], adapter="A")
     assert [type(m) for m in model.base.modules() if isinstance(m, PromptEmbedding)]
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_a_prompts_gradients_do_not_depend_on_its_neighbours(arch: str) -> None:
+    """Packed training: the rows of a prompt job beside a LoRA job's give the gradients
+    that the prompt's rows give alone."""
+    model = _mixed_model(arch)
+    inputs = tiny_inputs(arch, batch=4)
+    routes = ["B", "L", "B", None]
+
+    def grads(batch: dict[str, torch.Tensor], adapter, rows: list[int]) -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        out = main_output(model(**batch, adapter=adapter))
+        out[rows].pow(2).mean().backward()
+        return {
+            n: p.grad.clone()
+            for n, p in model.named_parameters()
+            if p.grad is not None and p.grad.abs().sum() > 0
+        }
+
+    mixed = grads(inputs, routes, [0, 2])
+    alone = grads({k: v[[0, 2]] for k, v in inputs.items()}, "B", [0, 1])
+    assert mixed.keys() == alone.keys() and any("adapters.B" in n for n in mixed)
+    for name in mixed:
+        torch.testing.assert_close(mixed[name], alone[name], rtol=1e-4, atol=1e-6)
