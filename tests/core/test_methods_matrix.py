@@ -25,7 +25,11 @@ def _randomise_adapter(model: AdaptedModel, name: str) -> None:
             param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
 
 
-NOT_IDENTITY_AT_INIT = {"prompt": "soft tokens start as real token embeddings (Lester et al.)"}
+NOT_IDENTITY_AT_INIT = {
+    "prompt": "soft tokens start as real token embeddings (Lester et al.)",
+    "prefix": "learned keys and values take attention from the real tokens from the start",
+    "mam": "its prefix half, as prefix",
+}
 """Methods whose fresh adapter changes outputs by design, with why."""
 
 
@@ -101,6 +105,7 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     from adapterkit.methods.dora.layer import DoraAdapter
     from adapterkit.methods.ia3.layer import Ia3Adapter
     from adapterkit.methods.lora.layer import LoraAdapter
+    from adapterkit.methods.prefix.layer import PrefixAdapter
     from adapterkit.methods.prompt.layer import PromptEmbedding
 
     module_class = {
@@ -108,6 +113,7 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
         "ia3": Ia3Adapter,
         "dora": DoraAdapter,
         "prompt": PromptEmbedding,
+        "prefix": PrefixAdapter,  # mam: its parallel adapters' BottleneckAdapter
     }.get(method, BottleneckAdapter)
     model = AdaptedModel(tiny_model(arch))
     names = ["A", "B", "C", "D"]
