@@ -243,6 +243,8 @@ def attach_marker_rows(base: nn.Module, heads: Callable[[], dict[str, Head]]) ->
         heads: Returns the model's heads by adapter name, at call time.
     """
     embeddings = base.get_input_embeddings()
+    # The table itself, also when a host wraps it (prompt tuning's soft tokens live there).
+    embeddings = getattr(embeddings, "base_layer", embeddings)
     if getattr(embeddings, "_adapterkit_marker_rows", False):
         return
     embeddings._adapterkit_marker_rows = True

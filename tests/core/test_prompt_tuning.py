@@ -360,3 +360,33 @@ def test_a_prompts_gradients_do_not_depend_on_its_neighbours(arch: str) -> None:
     assert mixed.keys() == alone.keys() and any("adapters.B" in n for n in mixed)
     for name in mixed:
         torch.testing.assert_close(mixed[name], alone[name], rtol=1e-4, atol=1e-6)
+
+
+def test_entity_markers_of_a_relation_head_work_under_a_prompt() -> None:
+    """Relation extraction's marker rows (ids past the table, put in at the embeddings)
+    and a prompt on the same adapter: both reach the base, at the user's positions."""
+    from tests.tiny import VOCAB
+
+    from adapterkit.heads import EntityPairHead
+
+    model = AdaptedModel(tiny_model("bert"))
+    head = EntityPairHead(32, 3, first_marker_id=VOCAB)
+    model.add_adapter("re", make_config("prompt", num_virtual_tokens=3), head=head)
+    model.add_adapter("plain", make_config("prompt", num_virtual_tokens=3))
+    with torch.no_grad():
+        model.adapter_parameters("plain")[next(iter(model.adapter_parameters("plain")))].copy_(
+            next(iter(model.adapter_parameters("re").values()))
+        )
+    ids = torch.tensor([[5, VOCAB, 6, VOCAB + 1, 7, VOCAB + 2, 8, VOCAB + 3]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        marked = model(input_ids=ids, attention_mask=mask, adapter="re").last_hidden_state
+        mixed = model(
+            input_ids=ids.repeat(2, 1), attention_mask=mask.repeat(2, 1), adapter=["re", "plain"]
+        ).last_hidden_state
+        head.markers.zero_()  # other marker rows change the outputs: the markers went in
+        unmarked = model(input_ids=ids, attention_mask=mask, adapter="re").last_hidden_state
+    assert marked.shape[1] == ids.shape[1]
+    torch.testing.assert_close(mixed[:1], marked, rtol=1e-5, atol=1e-5)
+    assert (marked - unmarked).abs().max() > 1e-3
+    assert (mixed[0] - mixed[1]).abs().max() > 1e-3  # "plain" has the same prompt, no markers
