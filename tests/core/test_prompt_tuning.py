@@ -288,6 +288,12 @@ def test_init_from_vocabulary_rows_or_text() -> None:
     model.add_adapter("t", config)
     (t,) = model.adapter_parameters("t").values()
     assert torch.equal(t, table[(ids * 2)[:5]])  # repeated, then cut to length
+    untokenized = make_config("prompt", prompt_init="text", prompt_init_text="the topic")
+    with pytest.raises(AdapterkitError, match="needs the text's token ids"):
+        model.add_adapter("u", untokenized)
+    with pytest.raises(AdapterkitError, match="past the model's 97 embeddings"):
+        model.add_adapter("u", make_config("prompt", prompt_init="text", prompt_init_ids=[500]))
+    assert "u" not in model.adapter_names
 
 
 @pytest.mark.parametrize(

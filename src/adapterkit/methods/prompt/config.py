@@ -120,7 +120,12 @@ class PromptConfig(AdapterConfig):
         """(k, C) start of the soft tokens: rows of the frozen embedding ``table`` (V, C)."""
         vocab = table.shape[0]
         if self.prompt_init == "text":
-            ids = torch.tensor(self.prompt_init_ids or [], dtype=torch.long)
+            if not self.prompt_init_ids:  # the Python API, without a run to tokenize the text
+                raise AdapterkitError(
+                    "method 'prompt': --prompt-init text needs the text's token ids: call "
+                    "config.prepare(tokenizer, max_length, context) or give prompt_init_ids"
+                )
+            ids = torch.tensor(self.prompt_init_ids, dtype=torch.long)
             if int(ids.max()) >= vocab:
                 raise AdapterkitError(
                     f"method 'prompt': an init token id ({int(ids.max())}) is past the "
