@@ -32,8 +32,6 @@ def test_adalora_on_trec_slice_learns_and_ends_at_its_budget(
             "4",
             "--epochs",
             "2",
-            "--lr",
-            "3e-3",
             "--max-train-samples",
             "320",
             "--max-length",
