@@ -396,3 +396,20 @@ def test_entity_markers_of_a_relation_head_work_under_a_prompt() -> None:
     torch.testing.assert_close(mixed[:1], marked, rtol=1e-5, atol=1e-5)
     assert (marked - unmarked).abs().max() > 1e-3
     assert (mixed[0] - mixed[1]).abs().max() > 1e-3  # "plain" has the same prompt, no markers
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2", "t5"])
+def test_one_batch_with_every_other_method_equals_rows_alone(arch: str) -> None:
+    model = _mixed_model(arch)  # two prompts, LoRA, Pfeiffer
+    others = {"houlsby": {"reduction_factor": 4}, "parallel": {"reduction_factor": 4}}
+    others |= {"ia3": {}, "dora": {}, "prefix": {"prefix_length": 4}}
+    for seed, (method, options) in enumerate(others.items(), start=10):
+        model.add_adapter(method, make_config(method, **options))
+        _randomise(model, method, seed)
+    routes = ["A", *others, "B", None, "L", "P"]
+    inputs = tiny_inputs(arch, batch=len(routes))
+    with torch.no_grad():
+        mixed = main_output(model(**inputs, adapter=routes))
+        for row, name in enumerate(routes):
+            alone = main_output(model(**_rows(inputs, row), adapter=name))
+            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-4, atol=1e-4)
