@@ -22,7 +22,7 @@ from adapterkit.interop.peft_layout import TASK_TYPES
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_tokenizer
 
-MERGEABLE = ("lora", "dora", "ia3", "none")
+MERGEABLE = ("lora", "dora", "adalora", "ia3", "none")
 
 
 def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
@@ -36,7 +36,7 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         bundle_path,
         MERGEABLE,
         "a {method} adapter cannot be merged into the base weights (it adds layers of its "
-        "own); mergeable: lora, dora, ia3 and head-only bundles",
+        "own); mergeable: lora, dora, adalora, ia3 and head-only bundles",
         "a full fine-tuning bundle is not exported as a merged model yet",
     )
     config, tensors, base_name, target = (

@@ -105,7 +105,7 @@ def check_out(paths: Sequence[Path], out: Path) -> None:
 
 
 def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> None:
-    """Refuse bundles that do not merge: full fine-tuning, DoRA, two methods, two bases, two
+    """Refuse bundles that do not merge: full fine-tuning, DoRA, AdaLoRA, two methods, two bases, two
     shapes; ``ties``/``dare``/``--rank`` on a method without low-rank deltas."""
     first = parents[0]
     method = first.config.method
@@ -128,6 +128,11 @@ def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> 
         raise AdapterkitError(
             "DoRA adapters do not merge: each one's magnitudes are the lengths of its own "
             "direction W + ΔW, so no average of magnitudes and deltas is a merged DoRA"
+        )
+    if method == "adalora":
+        raise AdapterkitError(
+            "AdaLoRA adapters do not merge: each keeps its own ranks of its own SVD factors, "
+            "so averaging P, λ and Q one by one is not the average of their updates"
         )
     if method not in LOW_RANK_METHODS and combine != "linear":
         raise AdapterkitError(
