@@ -61,6 +61,18 @@ VARIANTS: dict[str, Variant] = {
         "training batches grouped by length. Grouping pads less, so it trains faster; it is "
         "off by default for what it costs in quality.",
     ),
+    "even": Variant(
+        {"loss_weighting": "even"},
+        "--loss-weighting even",
+        "every labelled token (or row) weighing the same whatever batch it lands in, with "
+        "shuffled batches.",
+    ),
+    "grouped-even": Variant(
+        {"group_by_length": True, "loss_weighting": "even"},
+        "--group-by-length --loss-weighting even",
+        "training batches grouped by length, every labelled token weighing the same: the "
+        "pair that would make grouping's speed free of its quality cost.",
+    ),
     "no-attn-dropout": Variant(
         {"attention_dropout": 0.0},
         "--attention-dropout 0",

@@ -64,6 +64,7 @@ MAX_AUTO_EPOCHS = 100
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LOSS_WEIGHTINGS = ("batch", "even")
 
 
 @dataclass
@@ -123,7 +124,14 @@ class TrainConfig:
     LengthGroupedSampler does), so dynamic padding pads little and training runs faster.
     Off by default because it costs quality: each batch's loss is a mean over its tokens,
     so grouped batches of short sentences weigh each of their tokens more; CoNLL-2003
-    test F1 fell 0.2-1.5 points per method with it (docs/results.md)."""
+    test F1 fell 0.2-1.5 points per method with it (docs/results.md); ``--loss-weighting
+    even`` removes that weighting."""
+    loss_weighting: str = field(default="batch", metadata={"choices": LOSS_WEIGHTINGS})
+    """How a batch's loss weighs its items (rows, or labelled tokens for token-level tasks).
+    ``batch``: the mean over the batch's own items, so the items of a batch with few of
+    them (short sentences) weigh more. ``even``: every item weighs the same whatever batch
+    it lands in: the batch's summed loss over the job's mean item count per batch (as
+    transformers' ``num_items_in_batch``, across the whole epoch)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

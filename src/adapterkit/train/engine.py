@@ -93,13 +93,16 @@ def fit_jobs(
                 model, [live[k] for k in mine], [rows[k] for k in mine], device
             )
         # Each job's loss, weighted by this process's share of its rows or tokens, so the
-        # gradients summed over processes are those of the whole batch's mean loss.
+        # gradients summed over processes are those of the whole batch's mean loss (or,
+        # weighting items evenly, of its summed loss over the job's mean items per batch).
         local = torch.zeros(2, len(live), dtype=torch.float64)
         for k, loss, count in zip(mine, losses, counts, strict=True):
             local[0, k], local[1, k] = count, loss.item() * count
         total_counts, total_losses = processes.sum(local)
         objective = sum(
-            loss * (count / max(float(total_counts[k]), 1.0)) / live[k].config.grad_accumulation
+            loss
+            * (count / _loss_divisor(live[k], float(total_counts[k])))
+            / live[k].config.grad_accumulation
             for k, loss, count in zip(mine, losses, counts, strict=True)
         )
         for job in live:  # once per step over all processes, whose gradients are summed
@@ -152,6 +155,14 @@ def fit_jobs(
         best = job.best_path if job.best_path.exists() else None
         results[job.name] = FitResult(job.state, seconds, best)
     return results
+
+
+def _loss_divisor(job: TrainJob, batch_items: float) -> float:
+    """What a job's summed batch loss is divided by: the batch's own item count, or with
+    ``--loss-weighting even`` the job's mean per batch, so every item weighs the same."""
+    if job.config.loss_weighting == "even":
+        return job.items_per_batch
+    return max(batch_items, 1.0)
 
 
 def _precision(job: TrainJob, device: torch.device) -> str:

@@ -78,6 +78,14 @@ class TrainJob:
         """The trivial predictor's validation score (see :mod:`adapterkit.train.early_stopping`)."""
         return None if self.validation is None else self.task.trivial_score(self.validation[1])
 
+    @functools.cached_property
+    def items_per_batch(self) -> float:
+        """The mean number of loss items (rows, or labelled tokens: ``Task.loss_count``) in
+        one of this job's batches over its training data: what ``--loss-weighting even``
+        divides each batch's summed loss by. Counted one row at a time, once per run."""
+        counts = [self.task.loss_count(self.task.collate([f])) for f in self.train_features]
+        return max(sum(counts) / max(len(counts), 1), 1e-12) * self.config.batch_size
+
     @property
     def rows_per_epoch(self) -> int:
         """Training rows in one epoch: the new ones, plus the replayed sample."""
