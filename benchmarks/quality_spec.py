@@ -20,9 +20,18 @@ TASKS: dict[str, dict[str, Any]] = {
 RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "bitfit": ("head", {"train_bias": True}),  # --method head --train-bias
     "houlsby-norms": ("houlsby", {"train_norms": True}),  # as Houlsby et al. trained theirs
+    # Other sizes of each method, for the quality-vs-trainable-% frontier (benchmarks.frontier).
+    "lora-r2": ("lora", {"r": 2}),
+    "lora-r32": ("lora", {"r": 32}),
+    "pfeiffer-rf64": ("pfeiffer", {"reduction_factor": 64}),
+    "pfeiffer-rf4": ("pfeiffer", {"reduction_factor": 4}),
+    "prefix-p5": ("prefix", {"prefix_length": 5}),
+    "prompt-p5": ("prompt", {"num_virtual_tokens": 5}),
+    "adalora-r4": ("adalora", {"r": 6, "target_r": 4}),
 }
-METHODS = ["head", "full", "houlsby", "pfeiffer", "lora", "ia3", "dora", *RECIPES]
-ADAPTERS = ["houlsby", "pfeiffer", "lora", "ia3", "dora", *RECIPES]
+SECOND_WAVE = ["prompt", "prefix", "adalora", "mam"]
+METHODS = ["head", "full", "houlsby", "pfeiffer", "lora", "ia3", "dora", *SECOND_WAVE, *RECIPES]
+ADAPTERS = ["houlsby", "pfeiffer", "lora", "ia3", "dora", *SECOND_WAVE, *RECIPES]
 RUNS = Path("runs/quality")
 FULL_MODEL_BYTES = 90_868_376  # MiniLM's model.safetensors in the wheel
 
