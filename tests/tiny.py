@@ -119,7 +119,18 @@ def main_output(outputs) -> torch.Tensor:
 
 
 ARCHS = ["bert", "roberta", "distilbert", "gpt2", "llama", "t5"]
-METHODS = ["houlsby", "pfeiffer", "parallel", "lora", "ia3", "dora"]
+METHODS = [
+    "houlsby",
+    "pfeiffer",
+    "parallel",
+    "lora",
+    "ia3",
+    "dora",
+    "adalora",
+    "prompt",
+    "prefix",
+    "mam",
+]
 BOTTLENECKS = ["houlsby", "pfeiffer", "parallel"]
 
 

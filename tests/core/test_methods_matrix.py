@@ -101,6 +101,7 @@ def test_mixed_batch_equals_rows_alone(arch: str, method: str) -> None:
 def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     arch: str, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from adapterkit.methods.adalora.layer import AdaLoraAdapter
     from adapterkit.methods.bottleneck.layer import BottleneckAdapter
     from adapterkit.methods.dora.layer import DoraAdapter
     from adapterkit.methods.ia3.layer import Ia3Adapter
@@ -110,6 +111,7 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
 
     module_class = {
         "lora": LoraAdapter,
+        "adalora": AdaLoraAdapter,
         "ia3": Ia3Adapter,
         "dora": DoraAdapter,
         "prompt": PromptEmbedding,
