@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from tests.fuzz.cli_corpus import CASES, Case
 from tests.fuzz.lifecycle_corpus import LIFECYCLE_CASES
+from tests.fuzz.methods_corpus import METHOD_CASES
 
 from adapterkit.cli import main
 
@@ -47,7 +48,7 @@ def no_serving(*args: object, **kwargs: object) -> None:
     raise AssertionError("the server started on bad settings")
 
 
-ALL_CASES = [*CASES, *LIFECYCLE_CASES]
+ALL_CASES = [*CASES, *LIFECYCLE_CASES, *METHOD_CASES]
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])

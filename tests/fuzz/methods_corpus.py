@@ -1,0 +1,68 @@
+"""Bad command lines of the second wave's methods and options: AdaLoRA, prompt and prefix
+tuning, MAM, bias and norm tuning, loss weighting. Same rules as
+:mod:`tests.fuzz.cli_corpus`: each ends in exit code 2 with one line, and leaves nothing
+that looks finished."""
+
+from __future__ import annotations
+
+from tests.fuzz.cli_corpus import Case, train
+
+METHOD_CASES: list[Case] = []
+
+BAD_METHOD_OPTIONS = {
+    "adalora": {
+        "target-above-initial": ("--rank", "4", "--target-rank", "8"),
+        "target-zero": ("--target-rank", "0"),
+        "warmup-and-final-over-one": ("--rank-warmup", "0.6", "--rank-final", "0.5"),
+        "warmup-negative": ("--rank-warmup", "-0.1"),
+        "interval-zero": ("--rank-interval", "0"),
+        "beta-above-one": ("--importance-beta1", "1.5"),
+        "orth-negative": ("--orth-reg-weight", "-1"),
+        "prefix-option": ("--prefix-length", "10"),
+    },
+    "prompt": {
+        "tokens-zero": ("--num-virtual-tokens", "0"),
+        "tokens-past-context": ("--num-virtual-tokens", "9999"),
+        "init-bogus": ("--prompt-init", "zeros"),
+        "init-text-without-text": ("--prompt-init", "text"),
+        "text-without-init-text": ("--prompt-init-text", "hello"),
+        "target-modules": ("--target-modules", "query"),
+        "rank-option": ("--rank", "4"),
+    },
+    "prefix": {
+        "length-zero": ("--prefix-length", "0"),
+        "length-huge": ("--prefix-length", "100000"),
+        "projection-negative": ("--prefix-projection", "-1"),
+        "target-not-kv": ("--target-modules", "query"),
+        "rank-option": ("--rank", "4"),
+        "prompt-option": ("--num-virtual-tokens", "5"),
+    },
+    "mam": {
+        "rank-option": ("--rank", "4"),
+        "reduction-zero": ("--reduction-factor", "0"),
+        "length-zero": ("--prefix-length", "0"),
+    },
+    "lora": {
+        "prefix-option": ("--prefix-length", "10"),
+        "prompt-option": ("--num-virtual-tokens", "5"),
+        "target-rank-option": ("--target-rank", "4"),
+    },
+    "full": {
+        "train-bias": ("--train-bias",),
+        "train-norms": ("--train-norms",),
+    },
+    "pfeiffer": {
+        "train-bias-with-value": ("--train-bias", "yes"),
+        "loss-weighting-bogus": ("--loss-weighting", "tokens"),
+    },
+}
+
+for method, cases in BAD_METHOD_OPTIONS.items():
+    for name, extra in cases.items():
+        METHOD_CASES.append(
+            Case(
+                f"method {method}",
+                name,
+                lambda e, t, m=method, x=extra: train(e, t, "--method", m, *x),
+            )
+        )
