@@ -44,7 +44,7 @@ def _theirs(model_dir: Path, task: str, peft_dir: Path, inputs: dict) -> torch.T
     return out.logits
 
 
-@pytest.mark.parametrize("method", ["lora", "dora", "ia3"])
+@pytest.mark.parametrize("method", ["lora", "dora", "ia3", "adalora"])
 @pytest.mark.parametrize(
     "task", ["token-classification", "sequence-classification", "question-answering", "causal-lm"]
 )
@@ -301,3 +301,38 @@ def test_a_cli_trained_classifier_with_cls_pooling_exports_with_its_logits(
     argv += ["--report-to", "none", "--output", str(tmp_path / "tagger"), "--pooling", "cls"]
     code, err = run(*argv)
     assert code == 2 and "--pooling applies to classification heads" in err, err
+
+
+def test_an_adalora_with_a_rank_per_layer_exports_as_a_peft_lora(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    """After training, AdaLoRA layers hold different ranks (some none): PEFT's LoRA with
+    rank_pattern/alpha_pattern gives our logits, and the rank-0 layer is left out."""
+    task = "token-classification"
+    model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
+    spec = make_task(task, load_tokenizer(str(bert_dir)), LABELS[task], 64)
+    targets = AdaptedModel(load_base(str(bert_dir))).add_adapter("probe", make_config("lora"))
+    pattern = {layer: (3, 0, 1, 5)[i % 4] for i, layer in enumerate(targets)}
+    config = make_config("adalora", r=6, target_r=2, rank_pattern=pattern)
+    torch.manual_seed(2)
+    model.add_adapter("a", config, head=spec.build_head(32), task=spec.task_info())
+    with torch.no_grad():
+        for param in [
+            *model.adapter_parameters("a").values(),
+            *model.head_parameters("a").values(),
+        ]:
+            param.add_(torch.randn(param.shape) * 0.3)
+    model.save_adapter("a", tmp_path / "bundle")
+    code, err = run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))
+    assert code == 0, err
+    peft_config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    kept = peft_config["rank_pattern"]
+    assert sorted(set(kept.values())) == [1, 3, 5]
+    assert len(kept) == sum(1 for r in pattern.values() if r)  # rank-0 layers left out
+    tokenizer = transformers.AutoTokenizer.from_pretrained(bert_dir)
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    inputs.pop("token_type_ids", None)
+    ours = our_logits(model, task, inputs)
+    torch.testing.assert_close(
+        _theirs(bert_dir, task, tmp_path / "peft", inputs), ours, rtol=1e-4, atol=1e-4
+    )

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import staged_dir
 from adapterkit.inject import layer_roles, name_matches
+from adapterkit.interop.adalora_export import adalora_as_lora, rank_patterns
 from adapterkit.interop.export_source import read_export_source
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES
 
@@ -46,6 +47,13 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
             "changes (--train-bias, --train-norms); export it with --format merged"
         )
     base_config, base_path, target = source.base_config, source.base_path, source.target
+    patterns: dict[str, Any] = {}
+    if record["method"] == "adalora":  # a LoRA with a rank per layer
+        tensors, ranks = adalora_as_lora(tensors, record["targets"])
+        if not ranks:
+            raise AdapterkitError(f"{bundle_path}: the AdaLoRA adapter kept no rank in any layer")
+        record = {**record, "targets": list(ranks)}
+        patterns = rank_patterns(ranks, target.layer_prefix, config.scaling)
     input_scaled = _input_scaled(record, config, base_config.model_type)
     weights: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
@@ -55,6 +63,7 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
             tensor = tensor.reshape(1, -1) if layer in input_scaled else tensor.reshape(-1, 1)
         weights[theirs] = tensor
     peft_config = _peft_config(record, config.to_dict(), target, base_path, input_scaled)
+    peft_config.update(patterns)
     # GPT-2 stores its layers as Conv1D, (in, out): PEFT wants to be told.
     peft_config["fan_in_fan_out"] = base_config.model_type == "gpt2"
     with staged_dir(out) as tmp:

@@ -18,8 +18,9 @@ import transformers
 from adapterkit.errors import AdapterkitError
 
 KEY_PREFIX = "base_model.model."
-PEFT_TYPES = {"lora": "LORA", "dora": "LORA", "ia3": "IA3"}
-"""Our methods PEFT has a type for (DoRA is PEFT's LoRA with ``use_dora``)."""
+PEFT_TYPES = {"lora": "LORA", "dora": "LORA", "adalora": "LORA", "ia3": "IA3"}
+"""Our methods PEFT has a type for (DoRA is PEFT's LoRA with ``use_dora``; a trained AdaLoRA
+is a LoRA with a rank per layer, see :mod:`adapterkit.interop.adalora_export`)."""
 
 TASK_TYPES = {
     "sequence-classification": ("SEQ_CLS", "AutoModelForSequenceClassification"),
