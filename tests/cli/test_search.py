@@ -210,3 +210,23 @@ def test_a_search_on_text_generation_minimises_validation_perplexity(tmp_path: P
     assert best["trial"] == f"trial-{int(min(scores, key=scores.get)):03d}"  # lowest perplexity
     test = json.loads((out / "best" / "metrics.json").read_text())
     assert test["split"] == "test" and test["perplexity"] > 1 and "chrf" in test
+
+
+def test_a_pruned_trial_leaves_its_slot_to_a_new_one_in_the_same_run(
+    model_dir, data, tmp_path, monkeypatch, capsys
+) -> None:
+    import optuna
+
+    def prune_trial_zero(trial: optuna.trial.Trial) -> bool:
+        return trial.number == 0
+
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", prune_trial_zero)
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--trials", "3", "--parallel", "2") == 0
+    rows = {row["trial"]: row for row in _rows(out)}
+    assert [rows[n]["state"] for n in ("0", "1", "2")] == ["PRUNED", "COMPLETE", "COMPLETE"]
+    assert rows["0"]["epoch_1"] and not rows["0"]["epoch_2"]  # it left after epoch 1
+    # Trial 2 took trial 0's place in the first packed run: the run's three trials share
+    # its wall time, and no second run was needed.
+    assert rows["0"]["seconds"] == rows["1"]["seconds"] == rows["2"]["seconds"]
+    assert "trial-000 pruned; a new trial takes its place" in capsys.readouterr().out

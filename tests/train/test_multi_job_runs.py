@@ -237,3 +237,39 @@ def test_a_commit_cut_in_two_is_rolled_forward_or_thrown_away(model_dir, data, t
     (out / last_checkpoints.MARKER).write_text('["a", "b"]')
     last_checkpoints.recover_last(jobs)
     assert (jobs[1].last_path / "new").exists() and not (out / last_checkpoints.MARKER).exists()
+
+
+def test_a_pruned_job_gives_its_place_to_a_refilled_one(model_dir, data, tmp_path) -> None:
+    """RunHooks.refill: the job pruned after epoch 1 leaves, a new job joins the batches in
+    its place and trains its own epochs; every job gets its bundle and final metrics."""
+    from adapterkit.train.config import TrainConfig
+    from adapterkit.train.options import JobSpec, RunHooks, RunOptions
+    from adapterkit.train.run import train_jobs
+
+    def spec(name: str, method: str) -> JobSpec:
+        options = RunOptions(
+            model=str(model_dir),
+            train_file=str(data["sentiment"]),
+            method=method,
+            report_to=["none"],
+        )
+        return JobSpec(name, options, TrainConfig(epochs=3, batch_size=4, seed=1))
+
+    epochs_seen: dict[str, list[int]] = {}
+    handed: list[str] = []
+
+    def on_epoch(name: str, epoch: int, score: float) -> bool:
+        epochs_seen.setdefault(name, []).append(epoch)
+        return name == "first" and epoch == 1
+
+    def refill(pruned: str) -> JobSpec | None:
+        handed.append(pruned)
+        return spec("third", "lora") if len(handed) == 1 else None
+
+    hooks = RunHooks(nested=True, on_epoch=on_epoch, refill=refill)
+    finals = train_jobs([spec("first", "pfeiffer"), spec("second", "lora")], tmp_path, hooks=hooks)
+    assert handed == ["first"] and set(finals) == {"first", "second", "third"}
+    assert finals["first"]["pruned"] and finals["first"]["epochs_run"] == 1
+    assert epochs_seen["third"] == [1, 2, 3] and not finals["third"]["pruned"]
+    for name in finals:
+        assert (tmp_path / name / "adapter" / "adapterkit.safetensors").is_file(), name

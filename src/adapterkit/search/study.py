@@ -78,25 +78,33 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
         trial.set_user_attr(f"epoch_{epoch}", score)
         return trial.should_prune()
 
+    def ask() -> JobSpec:
+        trial = study.ask()
+        name = f"trial-{trial.number:03d}"
+        chosen = sample(trial, params, base.options.method)
+        trial.set_user_attr("options", chosen)
+        asked[name] = trial
+        return request.trial_spec(name, chosen)
+
+    def refill(pruned: str) -> JobSpec | None:
+        """A pruned trial's slot goes to a new trial while the search wants more."""
+        log(f"search: {pruned} pruned; a new trial takes its place")
+        return ask() if done + len(asked) < trials else None
+
     while (done := _counted(study)) < trials:
         if _failed(study) > trials:
             raise AdapterkitError(f"{_failed(study)} trials failed; see {out / 'trials.csv'}")
         asked: dict[str, Any] = {}
-        specs = []
-        for _ in range(min(parallel, trials - done)):
-            trial = study.ask()
-            name = f"trial-{trial.number:03d}"
-            chosen = sample(trial, params, base.options.method)
-            trial.set_user_attr("options", chosen)
-            asked[name] = trial
-            specs.append(request.trial_spec(name, chosen))
+        specs = [ask() for _ in range(min(parallel, trials - done))]
         started = time.perf_counter()
         try:
             finals = train_jobs(
                 specs,
                 out / "trials",
                 log=lambda _: None,
-                hooks=RunHooks(hold_out_test=True, nested=True, on_epoch=on_epoch),
+                hooks=RunHooks(
+                    hold_out_test=True, nested=True, on_epoch=on_epoch, refill=refill
+                ),
             )
         except Exception as exc:  # a crashed batch of trials is recorded; the search goes on
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

@@ -58,11 +58,14 @@ def fit_jobs(
     log: Callable[[str], None] = print,
     processes: Processes | None = None,
     trackers: Trackers | None = None,
+    refill: Callable[[TrainJob], TrainJob | None] | None = None,
 ) -> dict[str, FitResult]:
     """Train every job (adapters already trainable) and keep each one's best checkpoint.
 
     With several ``processes`` each takes its share of every batch (see
     :mod:`adapterkit.train.processes`); every process ends with the same weights.
+    ``refill`` (one process only) is told of each job pruned after an epoch and may hand
+    back a new job to take its place in the batches (a search's next trial).
 
     Returns:
         Each job's :class:`FitResult`, by job name.
@@ -133,6 +136,12 @@ def fit_jobs(
             bar.set_postfix(loss=f"{step_losses[0]:.3f}", refresh=False)
         for job in ended:
             end_epoch(model, job, log if single else _prefixed(log, job.name), processes, trackers)
+            new = refill(job) if refill is not None and job.state.pruned else None
+            if new is not None:  # takes the pruned job's place from the next batch on
+                new.main = processes.main
+                new.start(model, False, say or (lambda text, j=new: log(f"[{j.name}] {text}")))
+                _check_world(new, processes)
+                jobs.append(new)
         saving = [job for job in live if _save_due(job)]
         if ended or saving:
             # Every live job is checkpointed at the same step, as one commit, so a resumed

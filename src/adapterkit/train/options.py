@@ -190,3 +190,7 @@ class RunHooks:
     on_epoch: Callable[[str, int, float], bool] | None = None
     """Called with (job, epoch, validation score) after each of a job's epochs; True stops
     the job there (a pruned search trial)."""
+    refill: Callable[[str], JobSpec | None] | None = None
+    """Called with the name of a job pruned by ``on_epoch`` as it leaves the run; a JobSpec
+    returned joins the run in its place (a search's next trial; one process only). Its
+    data must have the task of the run's jobs."""

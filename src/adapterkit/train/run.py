@@ -154,9 +154,37 @@ def train_jobs(
         )
         for spec, job in zip(specs, jobs, strict=True):
             trackers.params(job.name, job_params(spec, job.config, job.lr))
+    def refill(pruned: TrainJob) -> TrainJob | None:
+        """A new job in a pruned one's place, built as the run's own were."""
+        spec = hooks.refill(pruned.name) if hooks.refill is not None else None
+        if spec is None:
+            return None
+        check_job_specs([*specs, spec])
+        split = load_run_data(spec.options, spec.config, job_log(spec))
+        check_trainable(split)
+        if hooks.hold_out_test:
+            split.test = None
+        built[spec.name] = add_job_adapter(model, tokenizer, spec, split, job_log(spec), None)
+        job = make_job(
+            spec, built[spec.name], split, None, run_dir / spec.name, False, job_log(spec), True
+        )
+        if hooks.on_epoch is not None:
+            job.on_epoch = lambda epoch, score, name=spec.name: hooks.on_epoch(name, epoch, score)
+        specs.append(spec)
+        splits[spec.name] = split
+        jobs.append(job)  # here too: finals and summaries walk jobs beside specs
+        return job
+
+    specs = list(specs)  # refill adds to them
     try:
         results = fit_jobs(
-            model, jobs, resume=resume, log=log, processes=processes, trackers=trackers
+            model,
+            jobs[:],
+            resume=resume,
+            log=log,
+            processes=processes,
+            trackers=trackers,
+            refill=refill if hooks.refill is not None and processes.world == 1 else None,
         )
         processes.wait()
         if not processes.main:
