@@ -130,6 +130,7 @@ METHODS = [
     "prompt",
     "prefix",
     "mam",
+    "unipelt",
 ]
 BOTTLENECKS = ["houlsby", "pfeiffer", "parallel"]
 

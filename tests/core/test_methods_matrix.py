@@ -29,6 +29,7 @@ NOT_IDENTITY_AT_INIT = {
     "prompt": "soft tokens start as real token embeddings (Lester et al.)",
     "prefix": "learned keys and values take attention from the real tokens from the start",
     "mam": "its prefix half, as prefix",
+    "unipelt": "its prefix part, as prefix",
 }
 """Methods whose fresh adapter changes outputs by design, with why."""
 
@@ -108,6 +109,7 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
     from adapterkit.methods.lora.layer import LoraAdapter
     from adapterkit.methods.prefix.layer import PrefixAdapter
     from adapterkit.methods.prompt.layer import PromptEmbedding
+    from adapterkit.methods.unipelt.layer import GatedLora
 
     module_class = {
         "lora": LoraAdapter,
@@ -116,6 +118,7 @@ def test_many_adapter_batch_runs_row_batched_and_equals_rows_alone(
         "dora": DoraAdapter,
         "prompt": PromptEmbedding,
         "prefix": PrefixAdapter,  # mam: its parallel adapters' BottleneckAdapter
+        "unipelt": GatedLora,
     }.get(method, BottleneckAdapter)
     model = AdaptedModel(tiny_model(arch))
     names = ["A", "B", "C", "D"]

@@ -1,5 +1,5 @@
 """Bad command lines of the second wave's methods and options: AdaLoRA, prompt and prefix
-tuning, MAM, bias and norm tuning, loss weighting. Same rules as
+tuning, MAM, the gated mix, bias and norm tuning, loss weighting. Same rules as
 :mod:`tests.fuzz.cli_corpus`: each ends in exit code 2 with one line, and leaves nothing
 that looks finished."""
 
@@ -41,6 +41,14 @@ BAD_METHOD_OPTIONS = {
         "rank-option": ("--rank", "4"),
         "reduction-zero": ("--reduction-factor", "0"),
         "length-zero": ("--prefix-length", "0"),
+    },
+    "unipelt": {
+        "rank-zero": ("--rank", "0"),
+        "rank-above-width": ("--rank", "100000"),
+        "target-rank-option": ("--target-rank", "4"),
+        "length-zero": ("--prefix-length", "0"),
+        "reduction-zero": ("--reduction-factor", "0"),
+        "non-linearity-bogus": ("--non-linearity", "sine"),
     },
     "lora": {
         "prefix-option": ("--prefix-length", "10"),

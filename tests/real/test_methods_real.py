@@ -1,4 +1,4 @@
-"""IA3, DoRA and bias/norm tuning on the real MiniLM: per-row routing beside LoRA, and exact merges."""
+"""IA3, DoRA, bias/norm tuning and the gated mix on the real MiniLM: per-row routing beside LoRA, exact merges."""
 
 from __future__ import annotations
 
@@ -89,3 +89,28 @@ def test_bias_and_norm_tuning_route_per_row_and_merge_exactly_on_minilm() -> Non
     # MiniLM: 6 blocks x 6 biased linear layers, 6 x 2 norms + the embedding norm.
     tuned = [k for k in adapted.adapter_parameters("bitfit") if ".base_tuning." in k]
     assert len(tuned) == 6 * 6 + 13 * 2
+
+
+def test_the_gated_mix_routes_per_row_beside_lora_and_round_trips_on_minilm(tmp_path) -> None:
+    adapted = AdaptedModel(load_base("minilm"), name_or_path="minilm")
+    batch = load_tokenizer("minilm")(TEXTS[:4], padding=True, return_tensors="pt")
+    torch.manual_seed(2)
+    adapted.add_adapter("mix", make_config("unipelt"))
+    adapted.add_adapter("lora", make_config("lora"))
+    with torch.no_grad():
+        for name in ("mix", "lora"):
+            for param in adapted.adapter_parameters(name).values():
+                param.add_(torch.randn(param.shape) * 0.05)
+        routes = ["mix", None, "lora", "mix"]
+        mixed = adapted(**batch, adapter=routes).last_hidden_state
+        for row, name in enumerate(routes):
+            alone = adapted(**{k: v[row : row + 1] for k, v in batch.items()}, adapter=name)
+            torch.testing.assert_close(
+                mixed[row : row + 1], alone.last_hidden_state, rtol=1e-4, atol=1e-4
+            )
+    adapted.save_adapter("mix", tmp_path / "mix")
+    fresh = AdaptedModel(load_base("minilm"), name_or_path="minilm")
+    fresh.load_adapter(tmp_path / "mix")
+    with torch.no_grad():
+        again = fresh(**batch, adapter="mix").last_hidden_state
+    torch.testing.assert_close(again[:1], mixed[:1], rtol=1e-4, atol=1e-4)
