@@ -29,7 +29,7 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "prompt-p5": ("prompt", {"num_virtual_tokens": 5}),
     "adalora-r4": ("adalora", {"r": 6, "target_r": 4}),
 }
-SECOND_WAVE = ["prompt", "prefix", "adalora", "mam"]
+SECOND_WAVE = ["prompt", "prefix", "adalora", "mam", "unipelt"]
 METHODS = ["head", "full", "houlsby", "pfeiffer", "lora", "ia3", "dora", *SECOND_WAVE, *RECIPES]
 ADAPTERS = ["houlsby", "pfeiffer", "lora", "ia3", "dora", *SECOND_WAVE, *RECIPES]
 RUNS = Path("runs/quality")
