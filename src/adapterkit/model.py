@@ -235,7 +235,7 @@ class AdaptedModel(BundleIO, nn.Module):
         return [m for m in self.base.modules() if isinstance(m, AdapterHost) and m.holds(name)]
 
     def merge_adapter(self, name: str) -> None:
-        """Fold a mergeable adapter (LoRA, DoRA, IA3) into the frozen weights, for
+        """Fold a mergeable adapter (LoRA, DoRA, AdaLoRA, IA3) into the frozen weights, for
         single-adapter deployment. All layers or none: a layer that refuses undoes the rest."""
         done: list[AdapterHost] = []
         try:
