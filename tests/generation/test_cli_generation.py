@@ -227,8 +227,8 @@ def test_method_none_takes_no_bundle(bundle: Path, data_dir: Path, capsys) -> No
 
 
 def test_head_tasks_on_a_t5_base_read_its_encoder(tmp_path: Path, capsys) -> None:
-    """Classification and tagging heads on a T5-style base train on its encoder stack alone
-    (T5EncoderModel): the bundle predicts, and records only encoder layers."""
+    """Classification, tagging and extractive-QA heads on a T5-style base train on its
+    encoder stack alone (T5EncoderModel): the bundles predict, and record only encoder layers."""
     t5 = save_lm(tmp_path / "t5", arch="t5", chat=False)
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"the cat {i},{'ab'[i % 2]}\n" for i in range(20)))
@@ -248,6 +248,18 @@ def test_head_tasks_on_a_t5_base_read_its_encoder(tmp_path: Path, capsys) -> Non
     argv = ["train", "--model", str(t5), "--train", str(tags), "--output", str(tmp_path / "ner")]
     assert main([*argv, "--epochs", "1"]) in FINISHED
     assert main(["predict", str(tmp_path / "ner" / "adapter"), "the cat 5"]) == 0
+
+    qa = tmp_path / "qa.jsonl"
+    context = "the cat sat on the red mat"
+    answer = {"text": ["red mat"], "answer_start": [context.index("red mat")]}
+    _write_jsonl(qa, [{"question": "where ?", "context": context, "answers": answer}] * 12)
+    argv = ["train", "--model", str(t5), "--train", str(qa), "--output", str(tmp_path / "qa")]
+    assert main([*argv, "--epochs", "1"]) in FINISHED
+    capsys.readouterr()
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "where ?", "context": context}) + "\n")
+    assert main(["predict", str(tmp_path / "qa" / "adapter"), "--file", str(questions)]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] in context
 
 
 def test_head_task_on_a_bart_base_is_one_line(tmp_path: Path, capsys) -> None:
