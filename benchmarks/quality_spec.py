@@ -82,6 +82,12 @@ VARIANTS: dict[str, Variant] = {
         "training batches grouped by length, every labelled token weighing the same: the "
         "pair that would make grouping's speed free of its quality cost.",
     ),
+    "bf16": Variant(
+        {"precision": "bf16"},
+        "--precision bf16",
+        "bf16 autocast (on a CPU with avx512_bf16 or AMX, 1.5-1.8x faster: docs/benchmarks.md); "
+        "the default stays fp32 on CPUs until this row shows it costs nothing.",
+    ),
     "no-attn-dropout": Variant(
         {"attention_dropout": 0.0},
         "--attention-dropout 0",
