@@ -31,14 +31,13 @@ NOT_IDENTITY_AT_INIT = {
     "mam": "its prefix half, as prefix",
     "unipelt": "its prefix part, as prefix",
 }
-"""Methods whose fresh adapter changes outputs by design, with why."""
+"""Methods whose fresh adapter changes outputs by design, with why: the identity test
+leaves them out (their other matrix tests run)."""
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in NOT_IDENTITY_AT_INIT])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fresh_adapter_is_identity(arch: str, method: str) -> None:
-    if method in NOT_IDENTITY_AT_INIT:
-        pytest.skip(NOT_IDENTITY_AT_INIT[method])
     base = tiny_model(arch)
     inputs = tiny_inputs(arch)
     with torch.no_grad():
