@@ -102,9 +102,7 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
                 specs,
                 out / "trials",
                 log=lambda _: None,
-                hooks=RunHooks(
-                    hold_out_test=True, nested=True, on_epoch=on_epoch, refill=refill
-                ),
+                hooks=RunHooks(hold_out_test=True, nested=True, on_epoch=on_epoch, refill=refill),
             )
         except Exception as exc:  # a crashed batch of trials is recorded; the search goes on
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

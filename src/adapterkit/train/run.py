@@ -154,6 +154,7 @@ def train_jobs(
         )
         for spec, job in zip(specs, jobs, strict=True):
             trackers.params(job.name, job_params(spec, job.config, job.lr))
+
     def refill(pruned: TrainJob) -> TrainJob | None:
         """A new job in a pruned one's place, built as the run's own were."""
         spec = hooks.refill(pruned.name) if hooks.refill is not None else None
