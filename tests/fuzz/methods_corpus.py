@@ -1,11 +1,12 @@
 """Bad command lines of the second wave's methods and options: AdaLoRA, prompt and prefix
-tuning, MAM, the gated mix, bias and norm tuning, loss weighting. Same rules as
+tuning, MAM, the gated mix, bias and norm tuning, loss weighting; and the server's
+request-body limit. Same rules as
 :mod:`tests.fuzz.cli_corpus`: each ends in exit code 2 with one line, and leaves nothing
 that looks finished."""
 
 from __future__ import annotations
 
-from tests.fuzz.cli_corpus import Case, train
+from tests.fuzz.cli_corpus import Case, _serve, train
 
 METHOD_CASES: list[Case] = []
 
@@ -74,3 +75,9 @@ for method, cases in BAD_METHOD_OPTIONS.items():
                 lambda e, t, m=method, x=extra: train(e, t, "--method", m, *x),
             )
         )
+
+# The server's request-body limit (the server must never start with these).
+for value in ("0", "-1", "big"):
+    METHOD_CASES.append(
+        Case("serve option", f"--max-body-bytes={value}", _serve("--max-body-bytes", value))
+    )

@@ -267,6 +267,7 @@ def cmd_serve(values: dict[str, Any]) -> int:
 
     fields = (
         "model", "adapters", "kind", "host", "port", "max_batch", "max_wait_ms", "max_inputs",
-        "max_chars", "max_new_tokens", "naive", "device", "threads", "access_log", "quantize",
+        "max_chars", "max_new_tokens", "max_body_bytes", "naive", "device", "threads",
+        "access_log", "quantize",
     )  # fmt: skip
     return serve(ServeSettings(**{k: values[k] for k in fields}))

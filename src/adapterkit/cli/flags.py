@@ -225,6 +225,11 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
         "--max-new-tokens", type=int, default=512, help="largest generation length allowed"
     )
     p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help="largest request body (default: 6 x --max-inputs x --max-chars + 64 KiB)",
+    )
+    p.add_argument(
         "--naive",
         action="store_true",
         help="baseline: one request at a time, no batching (for benchmarks)",

@@ -24,6 +24,7 @@ from adapterkit.generation.batch import Generation, Sampling
 from adapterkit.models import max_positions
 from adapterkit.serve import schemas
 from adapterkit.serve.batcher import Batcher, NaiveRunner
+from adapterkit.serve.body_limit import BodyLimit
 from adapterkit.serve.compute import run_batch, run_naive
 from adapterkit.serve.generation import chat_prompt, encode_prompt
 from adapterkit.serve.jobs import GenerateJob, PredictJob
@@ -81,6 +82,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         lifespan=lifespan,
     )
     app.state.registry, app.state.runner = registry, runner
+    app.add_middleware(BodyLimit, limit=settings.body_limit)
 
     async def in_worker(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)

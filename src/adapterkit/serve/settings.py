@@ -37,6 +37,10 @@ class ServeSettings:
     """Most characters in one input or prompt (more: 413)."""
     max_new_tokens: int = field(default=512, metadata={"min": 1})
     """Largest ``max_new_tokens`` / ``max_tokens`` a generation request may ask for."""
+    max_body_bytes: int | None = field(default=None, metadata={"min": 1})
+    """Largest request body (more: 413, refused before it is read whole). None: room for
+    ``max_inputs`` inputs of ``max_chars`` characters, each written as JSON escapes of
+    six bytes, plus 64 KiB."""
     naive: bool = False
     """Baseline mode: one request at a time, swapping the active adapter (for benchmarks)."""
     device: str = "auto"
@@ -53,6 +57,13 @@ class ServeSettings:
         check_fields(self, as_flags=True)
         if not self.adapters.is_dir():
             raise AdapterkitError(f"{self.adapters}: adapters folder not found")
+
+    @property
+    def body_limit(self) -> int:
+        """The request-body limit in bytes (``max_body_bytes`` or its default)."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return 6 * self.max_inputs * self.max_chars + 65_536
 
 
 class ServeError(Exception):
