@@ -13,6 +13,7 @@ questions with medians over seeds instead of single runs:
 
     python -m benchmarks.quality_sweep --workers 14 --deadline 390 --hard-deadline 480
     python -m benchmarks.quality_sweep --workers 16 --tasks trec     # only TREC-6 jobs
+    python -m benchmarks.quality_sweep --set methods --workers 16    # every other method, 3 seeds
     python -m benchmarks.quality_sweep --collect                     # runs -> docs/results_sweep.json
     python -m benchmarks.quality_sweep --report-only                 # json -> docs/results_sweep.md
 
@@ -49,7 +50,19 @@ JSON_OUT = Path("docs/results_sweep.json")
 PAGE_OUT = Path("docs/results_sweep.md")
 
 
-SWITCH_NAMES = {"attention_dropout": "attndrop"}
+SWITCH_NAMES = {"attention_dropout": "attndrop", "group_by_length": "grouped"}
+# Switches and options whose value is a word or a yes/no: named by the value alone.
+OPTION_NAMES = {"train_bias": "bias", "train_norms": "norms"}
+
+
+def _part(key: str, value: Any, names: dict[str, str]) -> str:
+    """One name part: ``rf8``, ``attndrop0``; ``grouped``, ``bias`` for a switch that is on;
+    the word itself for a word (``even``)."""
+    if isinstance(value, bool):
+        return names.get(key, key) if value else f"no{names.get(key, key)}"
+    if isinstance(value, str):
+        return value
+    return f"{names.get(key, key)}{value:g}"
 
 
 class Candidate(NamedTuple):
@@ -67,9 +80,9 @@ class Candidate(NamedTuple):
     def name(self) -> str:
         """``<method>[-<option><value>...][-lr<lr>]``; the bare method name is its default."""
         parts = [self.method]
-        short = {"reduction_factor": "rf", "r": "r"}
-        parts += [f"{short.get(k, k)}{v:g}" for k, v in sorted(self.options.items())]
-        parts += [f"{SWITCH_NAMES[k]}{v:g}" for k, v in sorted(self.switches.items())]
+        short = {"reduction_factor": "rf", "r": "r", **OPTION_NAMES}
+        parts += [_part(k, v, short) for k, v in sorted(self.options.items())]
+        parts += [_part(k, v, SWITCH_NAMES) for k, v in sorted(self.switches.items())]
         if self.lr is not None:
             parts.append(f"lr{self.lr:g}")
         return "-".join(parts)
@@ -96,9 +109,31 @@ CANDIDATES = [
 ]
 TASK_ORDER = ["conll2003", "trec"]  # the longer runs first, so the tail packs well
 
+# --set methods: the second wave's methods at their defaults, beside the first wave's, and
+# the switches whose quality decides a default (length grouping with even token weights).
+SECOND_WAVE = [
+    Candidate(m) for m in ("ia3", "dora", "adalora", "prompt", "prefix", "mam", "unipelt")
+] + [Candidate("head", None, {"train_bias": True})]
+EVEN_TOKENS = {"loss_weighting": "even"}
+SWITCHES = [
+    Candidate(m, None, {}, switches)
+    for switches in (
+        {"group_by_length": True, **EVEN_TOKENS},
+        {"group_by_length": True},
+        EVEN_TOKENS,
+    )
+    for m in ("lora", "pfeiffer")
+]
+SETS = ("defaults", "methods")
 
-def jobs() -> list[tuple[str, Candidate, int]]:
-    """Every (task, candidate, seed), most wanted first."""
+
+def jobs(which: str = "defaults") -> list[tuple[str, Candidate, int]]:
+    """Every (task, candidate, seed) of a set, most wanted first: ``defaults`` (the first
+    wave's defaults, then candidates for other defaults) or ``methods`` (every other method
+    and the grouping switches, three seeds each, beside the defaults)."""
+    if which == "methods":
+        rows = [*DEFAULTS, *SECOND_WAVE, *SWITCHES]
+        return [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in rows]
     out = [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in DEFAULTS]
     out += [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in CANDIDATES]
     out += [(t, c, s) for s in (3, 4) for t in TASK_ORDER for c in DEFAULTS]
@@ -162,10 +197,12 @@ def run_all(
     smoke: int = 0,
     limit: int | None = None,
     tasks: list[str] | None = None,
+    which: str = "defaults",
 ) -> None:
-    """Run every unfinished job, ``workers`` at a time, until done or out of time."""
+    """Run every unfinished job of set ``which``, ``workers`` at a time, until done or out
+    of time."""
     start = time.monotonic()
-    todo = [j for j in jobs() if not (job_dir(runs, *j) / "metrics.json").exists()]
+    todo = [j for j in jobs(which) if not (job_dir(runs, *j) / "metrics.json").exists()]
     todo = [j for j in todo if j[0] in (tasks or TASK_ORDER)][:limit]
     running: list[tuple[Any, Any, str, float]] = []
     done = failed = 0
@@ -216,6 +253,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="run at most this many jobs")
     parser.add_argument("--tasks", nargs="+", choices=TASK_ORDER, help="only these tasks")
     parser.add_argument(
+        "--set",
+        dest="which",
+        default="defaults",
+        choices=SETS,
+        help="defaults: the first wave's defaults and candidates; methods: every other "
+        "method and the grouping switches, 3 seeds each",
+    )
+    parser.add_argument(
         "--collect",
         action="store_true",
         help="write --json from --runs (it records this machine: collect where the runs ran)",
@@ -242,6 +287,7 @@ def main() -> None:
             args.smoke,
             args.limit,
             args.tasks,
+            args.which,
         )
     if not args.report_only:
         collect(args.runs, args.json)

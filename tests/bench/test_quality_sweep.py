@@ -21,6 +21,19 @@ def test_candidate_names_say_what_differs_from_the_default() -> None:
     assert len({c.name for c in CANDIDATES + DEFAULTS}) == len(CANDIDATES) + len(DEFAULTS)
 
 
+def test_the_methods_set_names_each_row_once_and_runs_three_seeds_of_each() -> None:
+    from benchmarks.quality_sweep import SECOND_WAVE, SWITCHES
+
+    assert Candidate("head", None, {"train_bias": True}).name == "head-bias"
+    grouped_even = {"group_by_length": True, "loss_weighting": "even"}
+    assert Candidate("lora", None, {}, grouped_even).name == "lora-grouped-even"
+    order = [(t, c.name, s) for t, c, s in jobs("methods")]
+    assert len(set(order)) == len(order)
+    rows = DEFAULTS + SECOND_WAVE + SWITCHES
+    assert len({c.name for c in rows}) == len(rows)
+    assert {(c, s) for _, c, s in order} == {(c.name, s) for c in rows for s in (0, 1, 2)}
+
+
 def test_jobs_put_the_defaults_first_and_repeat_nothing() -> None:
     order = [(t, c.name, s) for t, c, s in jobs()]
     assert len(set(order)) == len(order)
