@@ -73,3 +73,34 @@ def test_export_of_a_bundle_whose_base_cannot_be_found_is_one_line(
     code, err = run("export", str(bundle), "--format", fmt, "--out", str(tmp_path / "out"))
     assert code == 2 and err.count("\n") == 1 and "cannot load model" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_fine_tuning_bundle_exports_its_own_weights_and_head(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    """``--method full`` bundles carry the base's weights: the merged folder holds them (not
+    the base's originals) and the head, and gives our logits in plain transformers."""
+    from adapterkit.methods import make_config
+    from adapterkit.model import AdaptedModel
+    from adapterkit.models import load_base, load_tokenizer
+    from adapterkit.tasks import make_task
+
+    task = "token-classification"
+    model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir), freeze_base=False)
+    spec = make_task(task, load_tokenizer(str(bert_dir)), LABELS[task], 64)
+    model.add_adapter("a", make_config("full"), head=spec.build_head(32), task=spec.task_info())
+    torch.manual_seed(3)
+    with torch.no_grad():  # "trained": every base weight moved, and the head
+        for param in [*model.base.parameters(), *model.head_parameters("a").values()]:
+            param.add_(torch.randn(param.shape) * 0.05)
+    model.save_adapter("a", tmp_path / "bundle", include_base=True)
+    out = tmp_path / "merged"
+    code, err = run("export", str(tmp_path / "bundle"), "--format", "merged", "--out", str(out))
+    assert code == 0, err
+    loaded = AUTO[task].from_pretrained(out).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    inputs.pop("token_type_ids", None)
+    with torch.no_grad():
+        theirs = loaded(**inputs).logits
+    torch.testing.assert_close(theirs, our_logits(model, task, inputs), rtol=1e-4, atol=1e-4)

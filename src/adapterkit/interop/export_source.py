@@ -33,20 +33,20 @@ class ExportSource:
 
 
 def read_export_source(
-    bundle_path: str | Path, methods: Collection[str], refusal: str, full_refusal: str
+    bundle_path: str | Path, methods: Collection[str], refusal: str, full_refusal: str | None
 ) -> ExportSource:
     """Read and check the bundle at ``bundle_path`` for an export that takes ``methods``.
 
     Raises:
         AdapterkitError: ``refusal`` (formatted with ``method``) for another method,
-            ``full_refusal`` for a full fine-tuning bundle, or what the bundle's checks and
-            the base's config refuse (one line each).
+            ``full_refusal`` for a full fine-tuning bundle (None: such bundles are taken),
+            or what the bundle's checks and the base's config refuse (one line each).
     """
     record, tensors = read_bundle(bundle_path)
     config = check_bundle_record(record, bundle_path)
     if config.method not in methods:
         raise AdapterkitError(f"{bundle_path}: {refusal.format(method=config.method)}")
-    if record.get("includes_base"):
+    if record.get("includes_base") and full_refusal is not None:
         raise AdapterkitError(f"{bundle_path}: {full_refusal}")
     base_name = record["base_model"]["name_or_path"]
     base_config = load_config(base_name)

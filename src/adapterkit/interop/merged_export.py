@@ -1,7 +1,8 @@
 """``adapterkit export BUNDLE --format merged --out DIR``: a plain transformers model folder.
 
-The adapter is folded into the base weights (LoRA, DoRA and IA3 merge exactly; head-only
-bundles need no merge) and the head becomes the matching
+The adapter is folded into the base weights (LoRA, DoRA, AdaLoRA and IA3 merge exactly;
+head-only bundles need no merge; a full fine-tuning bundle brings its own base weights) and
+the head becomes the matching
 ``AutoModelFor...`` head, with the labels as ``id2label``. The folder loads with
 ``from_pretrained`` where adapterkit is not installed, and holds the tokenizer too.
 """
@@ -36,8 +37,8 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         bundle_path,
         MERGEABLE,
         "a {method} adapter cannot be merged into the base weights (it adds layers of its "
-        "own); mergeable: lora, dora, adalora, ia3 and head-only bundles",
-        "a full fine-tuning bundle is not exported as a merged model yet",
+        "own); mergeable: lora, dora, adalora, ia3, head-only and full fine-tuning bundles",
+        None,  # a full fine-tuning bundle: its base weights are loaded below
     )
     config, tensors, base_name, target = (
         source.config,
@@ -63,7 +64,13 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
     model = AdaptedModel(inner, name_or_path=base_name)
     head = build_head(head_record["type"], head_record["config"]) if head_record else None
     model.add_adapter("merged", config, head=head)
-    model.load_weights("merged", tensors, bundle_path)
+    if source.record.get("includes_base"):
+        # A full bundle holds every weight of the model it trained (BertModel's pooler
+        # too); the task class here may have no place for some (a token classifier has
+        # no pooler), and they take no part in its outputs.
+        kept = set(model.base_parameters())
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("base.") or k in kept}
+    model.load_weights("merged", tensors, bundle_path)  # and the base's, from a full bundle
     model.merge_adapter("merged")
     _unwrap(inner)
     if head is not None:
