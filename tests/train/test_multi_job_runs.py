@@ -273,3 +273,44 @@ def test_a_pruned_job_gives_its_place_to_a_refilled_one(model_dir, data, tmp_pat
     assert epochs_seen["third"] == [1, 2, 3] and not finals["third"]["pruned"]
     for name in finals:
         assert (tmp_path / name / "adapter" / "adapterkit.safetensors").is_file(), name
+
+
+def test_a_shared_adapter_trains_once_for_every_task_with_a_head_each(model_dir, data, tmp_path):
+    """share_adapter: the jobs' bundles hold one adapter (the same trained tensors), each its
+    own head; the batch is split by task sampling; the group validates and keeps its best
+    epoch together."""
+    config = _yaml(
+        tmp_path / "shared.yaml",
+        f"epochs: 3\nbatch_size: 4\nmethod: lora\nshare_adapter: true\n"
+        f"sampling_temperature: 2\njobs:\n"
+        f"  - name: sentiment\n    train: {data['sentiment']}\n"
+        f"  - name: ner\n    train: {data['ner']}\n    lr: 0.005\n",
+    )
+    out = tmp_path / "run"
+    assert _train(model_dir, out, "--config", str(config)) in FINISHED
+    bundles = {
+        n: load_file(out / n / "adapter" / "adapterkit.safetensors") for n in ("sentiment", "ner")
+    }
+    adapter_keys = sorted(k for k in bundles["sentiment"] if k.startswith("adapter."))
+    assert adapter_keys == sorted(k for k in bundles["ner"] if k.startswith("adapter."))
+    for key in adapter_keys:
+        assert torch.equal(bundles["sentiment"][key], bundles["ner"][key]), key
+    assert any(bundles["ner"][k].abs().max() > 0 for k in adapter_keys if "lora_B" in k)  # trained
+    heads = {n: sorted(k for k in b if k.startswith("head.")) for n, b in bundles.items()}
+    assert heads["sentiment"] != heads["ner"]
+    best = {n: json.loads((out / n / "metrics.json").read_text())["best_epoch"] for n in bundles}
+    assert best["sentiment"] == best["ner"]
+
+
+def test_a_shared_adapter_refuses_what_cannot_share(model_dir, data, tmp_path, capsys) -> None:
+    lines = {
+        "one job": f"share_adapter: true\ntrain: {data['sentiment']}\n",
+        "two methods": f"share_adapter: true\njobs:\n  - train: {data['sentiment']}\n    name: a\n"
+        f"    method: lora\n  - train: {data['ner']}\n    name: b\n    method: pfeiffer\n",
+    }
+    for case, text in lines.items():
+        out = tmp_path / case.replace(" ", "-")
+        assert _train(model_dir, out, "--config", str(_yaml(tmp_path / "c.yaml", text))) == 2, case
+        err = capsys.readouterr().err.strip()
+        assert "--share-adapter" in err and len(err.splitlines()) == 1, err
+        assert not list(out.rglob("adapterkit.json"))

@@ -246,17 +246,23 @@ def end_epoch(
     }
     state.epoch += 1
     state.batches_done = 0
-    if job.validation is not None:
+    if job.validation is not None and job.leader is None:  # a sharing job: its leader's call
         metrics, eval_loss = validate(model, job, processes)
         row["eval_loss"] = eval_loss
         row.update({f"eval_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
         score = float(metrics[task.primary_metric])
+        floor, members = job.floor, {}
+        if job.followers:  # a shared adapter: the group's mean decides
+            score, eval_loss, floor, members = group_score(
+                model, job, score, eval_loss, processes, log
+            )
+            row["eval_group_score"] = score
         verdict = judge(
             score,
             eval_loss,
             state.best_metric,
             state.best_loss,
-            job.floor,
+            floor,
             # Perplexity-like metrics improve downwards (the task says so).
             getattr(task, "greater_is_better", True),
         )
@@ -268,6 +274,12 @@ def end_epoch(
             state.best_metric, state.best_loss = score, eval_loss
             state.best_epoch, state.bad_evals = state.epoch, 0
             job.save(model, job.best_path)
+            for member in job.followers:  # the shared adapter's best, with each one's head
+                member.state.best_metric, member.state.best_loss = members.get(
+                    member.name, (None, None)
+                )
+                member.state.best_epoch = member.state.epoch
+                member.save(model, member.best_path)
         elif verdict.counts and settled:
             state.bad_evals += 1
             out_of_patience = state.bad_evals >= config.patience
@@ -280,7 +292,8 @@ def end_epoch(
             state.stopped_early = state.pruned = True
         log(
             f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
-            f"{task.primary_metric} {score:.4f}{' (best)' if improved else ''}"
+            f"{'group mean' if job.followers else task.primary_metric} {score:.4f}"
+            f"{' (best)' if improved else ''}"
             + ("" if settled else " (adapter shape not final yet: not a best candidate)")
         )
         if verdict.counts and state.bad_evals >= config.patience and not state.stopped_early:
@@ -305,6 +318,33 @@ def end_epoch(
     model.train()
 
 
+def group_score(
+    model: AdaptedModel,
+    leader: TrainJob,
+    score: float,
+    loss: float | None,
+    processes: Processes,
+    log: Callable[[str], None],
+) -> tuple[float, float | None, float | None, dict[str, tuple[float, float | None]]]:
+    """A shared adapter's validation: the mean over the leader and its followers of their
+    primary scores, losses and trivial-predictor floors (see :mod:`adapterkit.train.shared`),
+    and each follower's own (score, loss) by name."""
+    scores, losses, floors = [score], [loss], [leader.floor]
+    members: dict[str, tuple[float, float | None]] = {}
+    for member in leader.followers:
+        if member.validation is None:
+            continue
+        metrics, member_loss = validate(model, member, processes)
+        members[member.name] = (float(metrics[member.task.primary_metric]), member_loss)
+        scores.append(members[member.name][0])
+        losses.append(member_loss)
+        floors.append(member.floor)
+        log(f"  {member.name}: validation {member.task.primary_metric} {scores[-1]:.4f}")
+    mean_loss = None if None in losses else sum(losses) / len(losses)  # type: ignore[arg-type]
+    mean_floor = None if None in floors else sum(floors) / len(floors)  # type: ignore[arg-type]
+    return sum(scores) / len(scores), mean_loss, mean_floor, members
+
+
 def restore_best(model: AdaptedModel, job: TrainJob, log: Callable[[str], None]) -> None:
     """Load the job's best checkpoint back into its adapter and head (when it validated)."""
     if job.validation is None or not job.best_path.exists():
@@ -313,7 +353,8 @@ def restore_best(model: AdaptedModel, job: TrainJob, log: Callable[[str], None])
     model.load_weights(job.name, weights, job.best_path)
     log(
         f"restored the best checkpoint (epoch {job.state.best_epoch}, "
-        f"{job.task.primary_metric} {job.state.best_metric:.4f})"
+        f"{'group mean' if job.followers else job.task.primary_metric} "
+        f"{job.state.best_metric:.4f})"
     )
 
 

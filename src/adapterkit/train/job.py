@@ -72,6 +72,11 @@ class TrainJob:
     """An L2 pull towards the starting weights (``--anchor-weight``), or None."""
     controller: TrainingController | None = None
     """What the adapter's method steers itself (AdaLoRA's ranks), or None (see :meth:`start`)."""
+    leader: TrainJob | None = None
+    """With a shared adapter (:mod:`adapterkit.train.shared`): the job whose optimizer steps
+    it and whose epochs validate the group; None for the leader itself and unshared jobs."""
+    followers: list[TrainJob] = field(default_factory=list)
+    """The jobs that share this job's adapter (set on the leader)."""
 
     @functools.cached_property
     def floor(self) -> float | None:
@@ -116,7 +121,10 @@ class TrainJob:
 
     @property
     def done(self) -> bool:
-        """Whether the job has run all its epochs or stopped early."""
+        """Whether the job has run all its epochs or stopped early (a job sharing another's
+        adapter: whether that one is done)."""
+        if self.leader is not None:
+            return self.leader.done
         return self.state.epoch >= self.epochs or self.state.stopped_early
 
     def start(self, model: AdaptedModel, resume: bool, log: Callable[[str], None]) -> None:
@@ -143,8 +151,9 @@ class TrainJob:
             log(f"--resume: no checkpoint in {self.last_path}, starting from scratch")
 
     def own_parameters(self, model: AdaptedModel) -> list[torch.nn.Parameter]:
-        """The parameters this job trains: its adapter and head (and the base when full)."""
-        params = [*model.adapter_parameters(self.name).values()]
+        """The parameters this job trains: its adapter and head (and the base when full); a
+        job sharing another's adapter trains its head only (the leader steps the adapter)."""
+        params = [] if self.leader is not None else [*model.adapter_parameters(self.name).values()]
         params += model.head_parameters(self.name).values()
         if self.include_base:
             params += [p for p in model.base.parameters() if p.requires_grad]

@@ -23,7 +23,10 @@ from adapterkit.files import atomic_write_bytes
 from adapterkit.train.options import JobSpec
 
 # Options that shape the one base every job shares: they must be the same in every job.
-SHARED_OPTIONS = ("model", "device", "report_to", "mlflow_uri", "quantize")
+SHARED_OPTIONS = (
+    "model", "device", "report_to", "mlflow_uri", "quantize", "share_adapter",
+    "sampling_temperature",
+)  # fmt: skip
 SHARED_TRAINING = ("precision", "attention_dropout", "activation_checkpointing")
 
 

@@ -104,6 +104,13 @@ class RunOptions:
     stack_on: list[str] | None = None
     """Train a new adapter of --method that runs on the output of these bundles (frozen,
     applied in order): a stack, e.g. a task adapter over a domain adapter."""
+    share_adapter: bool = False
+    """A run of several jobs (a ``jobs:`` list) trains one adapter for all of them, each job
+    with its own head (hard parameter sharing); every job's bundle holds the shared adapter."""
+    sampling_temperature: float = field(default=1.0, metadata={"min": 1})
+    """With --share-adapter: each job's share of a batch's rows is proportional to its
+    training rows to the power 1/T: 1 samples in proportion to the data; larger values give
+    small tasks more (2: the square root)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

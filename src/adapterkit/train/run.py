@@ -51,6 +51,7 @@ from adapterkit.train.options import JobSpec, RunHooks, RunOptions
 from adapterkit.train.processes import Processes
 from adapterkit.train.run_config import check_resume_matches, write_run_config
 from adapterkit.train.run_report import RunModel, finish_job, score_parent
+from adapterkit.train.shared import check_shared, sampled_batch_sizes, tie_adapters
 from adapterkit.train.tracking import Trackers, check_report_to
 
 Log = Callable[[str], None]
@@ -102,6 +103,14 @@ def train_jobs(
     if hooks.hold_out_test:
         for split in splits.values():
             split.test = None  # never evaluated here: the driver tests its pick once, later
+    shared = spec_of(specs, "share_adapter")
+    if shared:  # one adapter for every job: checked, and the batch split by task sampling
+        check_shared(specs, {name: split.task for name, split in splits.items()})
+        specs = sampled_batch_sizes(specs, {name: len(s.train) for name, s in splits.items()})
+        log(
+            "shared adapter: rows per batch "
+            + ", ".join(f"{spec.name} {spec.config.batch_size}" for spec in specs)
+        )
     kind = base_kind_of(specs, splits)
     model, tokenizer = load_run_base(specs[0], kind, processes.device)
     for lineage in lineages.values():
@@ -115,6 +124,8 @@ def train_jobs(
         )
         for spec in specs
     }
+    if shared:
+        tie_adapters(model, specs[0].name, [spec.name for spec in specs[1:]])
     if processes.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not single and not hooks.nested:
@@ -141,6 +152,10 @@ def train_jobs(
         if hooks.on_epoch is not None:
             job.on_epoch = lambda epoch, score, name=spec.name: hooks.on_epoch(name, epoch, score)
         jobs.append(job)
+    if shared:  # the leader steps the adapter and validates for the group
+        jobs[0].followers = jobs[1:]
+        for job in jobs[1:]:
+            job.leader = jobs[0]
     if spec_of(specs, "activation_checkpointing"):
         enable_activation_checkpointing(model.base)
     trackers = Trackers([])
