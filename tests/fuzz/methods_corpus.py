@@ -1,6 +1,6 @@
 """Bad command lines of the second wave's methods and options: AdaLoRA, prompt and prefix
-tuning, MAM, the gated mix, bias and norm tuning, loss weighting; and the server's
-request-body limit. Same rules as
+tuning, MAM, the gated mix, bias and norm tuning, loss weighting, the shared adapter; and
+the server's request-body limit. Same rules as
 :mod:`tests.fuzz.cli_corpus`: each ends in exit code 2 with one line, and leaves nothing
 that looks finished."""
 
@@ -81,3 +81,29 @@ for value in ("0", "-1", "big"):
     METHOD_CASES.append(
         Case("serve option", f"--max-body-bytes={value}", _serve("--max-body-bytes", value))
     )
+
+# A shared adapter needs a run of several jobs; its sampling temperature is at least 1.
+METHOD_CASES.append(Case("share adapter", "one-job", lambda e, t: train(e, t, "--share-adapter")))
+METHOD_CASES.append(
+    Case(
+        "share adapter",
+        "temperature-below-one",
+        lambda e, t: train(e, t, "--share-adapter", "--sampling-temperature", "0.5"),
+    )
+)
+METHOD_CASES.append(
+    Case(
+        "share adapter",
+        "in-a-search",
+        lambda e, t: [
+            "search",
+            "--model",
+            str(e.model),
+            "--train",
+            str(e.train),
+            "--output",
+            str(t / "s"),
+            "--share-adapter",
+        ],
+    )
+)

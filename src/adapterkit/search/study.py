@@ -60,6 +60,11 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
 
     if request.trials < 1 or request.parallel < 1:
         raise AdapterkitError("--trials and --parallel must be >= 1")
+    if request.base.options.share_adapter:
+        raise AdapterkitError(
+            "--share-adapter ties the adapters of a multi-task run; search trains each trial "
+            "its own"
+        )
     base, params, out = request.base, request.params, request.output
     trials, parallel = request.trials, request.parallel
     splits = _checked_data(base, log)
