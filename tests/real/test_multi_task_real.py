@@ -28,3 +28,26 @@ def test_topic_and_sentiment_jobs_both_learn(tmp_path: Path) -> None:
     assert sentiment["accuracy"] > 0.6  # two balanced classes
     assert sentiment["method"] == "lora" and topic["method"] == "pfeiffer"
     assert (out / "summary.md").read_text().count("| accuracy |") == 2
+
+
+def test_one_shared_adapter_learns_both_tasks(tmp_path: Path) -> None:
+    """share_adapter on the real MiniLM: one LoRA for topics and sentiment, a head each."""
+    from safetensors.torch import load_file
+
+    config = tmp_path / "shared.yaml"
+    config.write_text(
+        "model: minilm\nepochs: 2\nmax_train_samples: 320\nmax_eval_samples: 200\n"
+        "max_length: 64\nmethod: lora\nshare_adapter: true\njobs:\n"
+        "  - name: topic\n    data: trec\n"
+        "  - name: sentiment\n    data: movie-sentiment\n"
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--output", str(out)]) == 0
+    topic = json.loads((out / "topic" / "metrics.json").read_text())
+    sentiment = json.loads((out / "sentiment" / "metrics.json").read_text())
+    assert topic["accuracy"] > 0.5 and sentiment["accuracy"] > 0.6
+    bundles = [
+        load_file(out / n / "adapter" / "adapterkit.safetensors") for n in ("topic", "sentiment")
+    ]
+    shared = [k for k in bundles[0] if k.startswith("adapter.")]
+    assert shared and all(bundles[0][k].equal(bundles[1][k]) for k in shared)
