@@ -1,4 +1,5 @@
-"""Experiment tracking: a real MLflow store read back with MlflowClient; bad reporters refused."""
+"""Experiment tracking: a real MLflow store read back with MlflowClient, offline W&B runs; bad
+reporters refused."""
 
 from __future__ import annotations
 
@@ -62,10 +63,29 @@ def test_report_to_none_writes_no_tensorboard(model_dir, data, tmp_path) -> None
     assert (out / "metrics.json").is_file() and not (out / "tensorboard").exists()
 
 
+def test_wandb_writes_one_offline_run_per_job(model_dir, data, tmp_path, monkeypatch) -> None:
+    """W&B, offline (no login, no network): each job's run lands under <run>/wandb with its
+    options, its step and epoch numbers and its files (the [wandb] extra, part of dev)."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(model_dir), "--train", str(data), "--output", str(out)]
+    argv += ["--epochs", "2", "--batch-size", "4", "--seeds", "0", "1", "--report-to", "wandb"]
+    assert main(argv) in FINISHED
+    ids = json.loads((out / "wandb" / "runs.json").read_text())
+    assert sorted(ids) == ["reviews-seed0", "reviews-seed1"]
+    for job, run_id in ids.items():
+        (folder,) = (out / "wandb").glob(f"offline-run-*-{run_id}")
+        records = (folder / f"run-{run_id}.wandb").read_bytes()
+        # The run's records hold what was logged: the job's name, options and numbers.
+        for text in (job, "train/loss", "eval/accuracy", "batch_size"):
+            assert text.encode() in records, (job, text)
+        files = folder / "files"
+        assert (files / "report.md").is_file() and (files / "adapter" / "adapterkit.json").is_file()
+
+
 @pytest.mark.parametrize(
     ("reporters", "message"),
     [
-        (["wandb"], "--report-to wandb is not supported yet"),
         (["neptune"], "unknown reporter(s) neptune"),
         (["none", "mlflow"], "none cannot be combined"),
     ],

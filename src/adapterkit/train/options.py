@@ -71,7 +71,8 @@ class RunOptions:
     """causal-lm: concatenate training examples into rows of up to max_length tokens."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     """Where metrics go besides the run's files: tensorboard, mlflow (pip install
-    'adapterkit[mlflow]'), or none."""
+    'adapterkit[mlflow]'), wandb (offline under <output>/wandb unless WANDB_MODE=online; pip
+    install 'adapterkit[wandb]'), or none."""
     mlflow_uri: str | None = None
     """MLflow tracking URI (default: a SQLite store in <output>/mlruns)."""
     pooling: str | None = field(default=None, metadata={"choices": POOLINGS})

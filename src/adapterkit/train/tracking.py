@@ -1,6 +1,7 @@
-"""Where a run's numbers go besides its files: TensorBoard (the default) and MLflow.
+"""Where a run's numbers go besides its files: TensorBoard (the default), MLflow and W&B.
 
-``--report-to tensorboard mlflow`` (or ``none``) picks them. Each job reports its
+``--report-to tensorboard mlflow wandb`` (or ``none``) picks them (W&B:
+:mod:`adapterkit.train.wandb_reporter`, offline unless ``WANDB_MODE`` says otherwise). Each job reports its
 hyperparameters when it starts, its training loss and learning rate every few steps,
 its epoch rows (training loss, validation metrics) and, at the end, its final metrics
 with its bundle and report as files. Only the main process of a run reports.
@@ -22,16 +23,12 @@ from typing import Any, Protocol
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import atomic_write_bytes
 
-REPORTERS = ("tensorboard", "mlflow", "none")
+REPORTERS = ("tensorboard", "mlflow", "wandb", "none")
 
 
 def check_report_to(names: list[str]) -> list[str]:
     """The reporters asked for, refusing unknown ones and ``none`` beside others."""
     unknown = [name for name in names if name not in REPORTERS]
-    if "wandb" in unknown:
-        raise AdapterkitError(
-            "--report-to wandb is not supported yet; use tensorboard or mlflow (or none)"
-        )
     if unknown:
         raise AdapterkitError(
             f"--report-to: unknown reporter(s) {', '.join(unknown)}; use {', '.join(REPORTERS)}"
@@ -40,6 +37,10 @@ def check_report_to(names: list[str]) -> list[str]:
         raise AdapterkitError("--report-to none cannot be combined with other reporters")
     if "mlflow" in names and importlib.util.find_spec("mlflow") is None:
         raise AdapterkitError("--report-to mlflow needs MLflow: pip install 'adapterkit[mlflow]'")
+    if "wandb" in names and importlib.util.find_spec("wandb") is None:
+        from adapterkit.train.wandb_reporter import INSTALL
+
+        raise AdapterkitError(INSTALL)
     return [name for name in names if name != "none"]
 
 
@@ -81,6 +82,10 @@ class Trackers:
                 reporters.append(TensorBoardReporter(jobs))
             elif name == "mlflow":
                 reporters.append(MlflowReporter(run_dir, list(jobs), mlflow_uri, resume))
+            elif name == "wandb":
+                from adapterkit.train.wandb_reporter import WandbReporter
+
+                reporters.append(WandbReporter(run_dir, jobs, resume))
         return cls(reporters)
 
     def params(self, job: str, values: dict[str, Any]) -> None:
