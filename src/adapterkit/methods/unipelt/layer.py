@@ -59,7 +59,39 @@ def gated_rows(
     return base_out + (gate * (updated - base_out).to(dtype)).to(base_out.dtype)
 
 
-class GatedLora(LoraAdapter):
+class TokenGated(AdapterModule):
+    """What the per-token gated parts share: the part's own update, scaled per token by
+    ``σ(w · u + b)``, ``u`` being :meth:`gate_source` (a mixin before the part's class)."""
+
+    token_gate: TokenGate
+
+    @staticmethod
+    def gate_source(x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        """What the gate reads: the layer input (LoRA) or output (a sequential adapter)."""
+        raise NotImplementedError
+
+    def forward(
+        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
+    ) -> torch.Tensor:
+        updated = super().forward(x, base_out, block_input)
+        gate = self.token_gate(self.gate_source(x, base_out))
+        return base_out + (gate * (updated - base_out)).to(base_out.dtype)
+
+    @classmethod
+    def forward_rows(
+        cls,
+        modules: list[AdapterModule],
+        slot: torch.Tensor,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """The part's own batched rows, then each row's gate."""
+        updated = super().forward_rows(modules, slot, x, base_out, block_input)
+        return gated_rows(modules, slot, cls.gate_source(x, base_out), base_out, updated)
+
+
+class GatedLora(TokenGated, LoraAdapter):
     """LoRA whose update each token gates by its own input."""
 
     mergeable = False
@@ -70,51 +102,21 @@ class GatedLora(LoraAdapter):
         super().__init__(in_features, out_features, r, scaling, dropout)
         self.token_gate = TokenGate(in_features)
 
-    def forward(
-        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
-    ) -> torch.Tensor:
-        updated = super().forward(x, base_out, block_input)
-        return base_out + (self.token_gate(x) * (updated - base_out)).to(base_out.dtype)
-
-    @classmethod
-    def forward_rows(
-        cls,
-        modules: list[AdapterModule],
-        slot: torch.Tensor,
-        x: torch.Tensor,
-        base_out: torch.Tensor,
-        block_input: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        """LoRA's batched rows, then each row's gate."""
-        updated = super().forward_rows(modules, slot, x, base_out, block_input)
-        return gated_rows(modules, slot, x, base_out, updated)
+    @staticmethod
+    def gate_source(x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        return x
 
 
-class GatedBottleneck(BottleneckAdapter):
+class GatedBottleneck(TokenGated, BottleneckAdapter):
     """A sequential bottleneck adapter whose output each token gates by the adapter's input."""
 
     def __init__(self, features: int, width: int, non_linearity: str) -> None:
         super().__init__(features, features, width, non_linearity)
         self.token_gate = TokenGate(features)
 
-    def forward(
-        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
-    ) -> torch.Tensor:
-        updated = super().forward(x, base_out, block_input)
-        return base_out + (self.token_gate(base_out) * (updated - base_out)).to(base_out.dtype)
-
-    @classmethod
-    def forward_rows(
-        cls,
-        modules: list[AdapterModule],
-        slot: torch.Tensor,
-        x: torch.Tensor,
-        base_out: torch.Tensor,
-        block_input: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        """The bottleneck's batched rows, then each row's gate."""
-        updated = super().forward_rows(modules, slot, x, base_out, block_input)
-        return gated_rows(modules, slot, base_out, base_out, updated)
+    @staticmethod
+    def gate_source(x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        return base_out
 
 
 class GatedPrefix(PrefixAdapter):
