@@ -29,6 +29,7 @@ from adapterkit.serve.compute import run_batch, run_naive
 from adapterkit.serve.generation import chat_prompt, encode_prompt
 from adapterkit.serve.jobs import GenerateJob, PredictJob
 from adapterkit.serve.openai_api import DEFAULT_NEW_TOKENS, add_openai_routes, usage
+from adapterkit.serve.refusal import refusal
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError, ServeSettings
 
@@ -44,13 +45,6 @@ def char_count(raw: Any) -> int:
     if isinstance(raw, list):
         return sum(char_count(v) for v in raw)
     return 0
-
-
-def refusal(detail: str, status: int) -> JSONResponse:
-    """A refusal: ``detail`` as FastAPI answers, and the same under ``error`` as OpenAI's
-    API does, so that OpenAI clients show the reason instead of a bare status code."""
-    error = {"message": detail, "type": "invalid_request_error", "code": status}
-    return JSONResponse({"detail": detail, "error": error}, status_code=status)
 
 
 def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None) -> FastAPI:

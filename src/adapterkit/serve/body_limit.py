@@ -9,8 +9,9 @@ refused, or handed on whole.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from adapterkit.serve.refusal import refusal
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -30,7 +31,7 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.limit:
-                await self._refuse(send, length.decode("latin-1"))
+                await self._refuse(scope, receive, send, length.decode("latin-1"))
                 return
             await self.app(scope, receive, send)  # the server holds the body to its length
             return
@@ -40,7 +41,7 @@ class BodyLimit:
             messages.append(message)
             size += len(message.get("body", b""))
             if size > self.limit:
-                await self._refuse(send, f"over {self.limit}")
+                await self._refuse(scope, receive, send, f"over {self.limit}")
                 return
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
@@ -51,13 +52,6 @@ class BodyLimit:
 
         await self.app(scope, replayed, send)
 
-    async def _refuse(self, send: Any, size: str) -> None:
+    async def _refuse(self, scope: Scope, receive: Any, send: Any, size: str) -> None:
         detail = f"the request body has {size} bytes; the limit is {self.limit} (--max-body-bytes)"
-        error = {"message": detail, "type": "invalid_request_error", "code": 413}
-        body = json.dumps({"detail": detail, "error": error}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await refusal(detail, 413)(scope, receive, send)
