@@ -100,6 +100,8 @@ def _sample(cls: type, f: dataclasses.Field) -> tuple[list[str], Any]:
         value = f.metadata["choices"][-1]
     else:
         value = {int: 3, float: 0.5, str: "x"}[hint]
+        if isinstance(value, int | float) and value < f.metadata.get("min", value):
+            value = hint(f.metadata["min"] + 1)  # a number above the field's floor
     return [str(value)], value
 
 
@@ -175,7 +177,8 @@ def test_every_flag_field_has_a_docstring_and_it_is_the_help() -> None:
     )
     assert actions["--rank"].help == (
         "lora, dora: Rank of the update. (default: 8); "
-        "adalora: Initial rank of every adapted layer (AdaLoRA's init_r). (default: 12)"
+        "adalora: Initial rank of every adapted layer (AdaLoRA's init_r). (default: 12); "
+        "unipelt: Rank of the gated LoRA updates. (default: 8)"
     )
     both = actions["--adapter-dropout"].help  # one flag for two methods' field
     # adalora registers after lora (it imports lora's config), so lora's text comes first
