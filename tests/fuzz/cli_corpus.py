@@ -89,7 +89,7 @@ BAD_TRAIN_FLAGS: dict[str, list[str]] = {
     "--max-train-samples": ["0", "-1"],
     "--max-eval-samples": ["0", "-3"],
     "--device": ["cuda", "cuda:7", "tpu", "", "cpu:x"],
-    "--report-to": ["wandb", "bogus"],
+    "--report-to": ["neptune", "bogus"],
     "--method": ["bogus", ""],
     "--task": ["bogus"],
     "--text-column": ["sentence"],

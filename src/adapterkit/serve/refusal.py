@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+from fastapi.responses import JSONResponse
 
 
 def refusal(detail: str, status: int) -> JSONResponse:
