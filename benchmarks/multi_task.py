@@ -106,7 +106,9 @@ def write_report(path: Path, rows: int, epochs: int, runs: Path = RUNS) -> None:
         "Wall time covers the training loops with their per-epoch validation and the final "
         "test evaluation; on this CPU a packed batch of two jobs costs about what their two "
         "batches cost apart (docs/packing.md), so packing saves no time here: it is a GPU's "
-        "idle capacity that packed jobs use.",
+        "idle capacity that packed jobs use. The script does not keep the machine to itself: "
+        "when other processes share it (as for the first seeds of the page committed with "
+        "this script), its wall times are indicative only; the scores are not affected.",
         "",
     ]
     path.write_text("\n".join(lines))
