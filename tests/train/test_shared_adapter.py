@@ -19,7 +19,7 @@ from adapterkit.train.job import TrainJob
 from adapterkit.train.shared import tie_adapters
 
 
-def _run(tmp_path: Path, shared: bool) -> tuple[AdaptedModel, list[TrainJob]]:
+def _run(tmp_path: Path, shared: bool, method: str = "lora") -> tuple[AdaptedModel, list[TrainJob]]:
     tokenizer = build_tokenizer()
     model = AdaptedModel(tiny_bert(len(tokenizer)))
     model.requires_grad_(False)
@@ -32,7 +32,10 @@ def _run(tmp_path: Path, shared: bool) -> tuple[AdaptedModel, list[TrainJob]]:
         task = make_task(task_type, tokenizer, labels, 64)
         torch.manual_seed(7)
         model.add_adapter(
-            name, make_config("lora"), head=task.build_head(32), task=task.task_info()
+            name,
+            make_config(method, **({"r": 4, "target_r": 2} if method == "adalora" else {})),
+            head=task.build_head(32),
+            task=task.task_info(),
         )
         for param in [
             *model.adapter_parameters(name).values(),
@@ -64,3 +67,16 @@ def test_the_follower_trains_the_shared_adapter_through_the_leaders_optimizer(
     owned = {id(p) for group in follower.optimizer.param_groups for p in group["params"]}
     assert not owned & {id(p) for p in ours.values()}  # the follower steps its head only
     assert follower.done and follower.state.epoch == leader.state.epoch == 2
+
+
+def test_a_shared_adalora_is_allocated_once_and_every_bundle_loads(tmp_path: Path) -> None:
+    """The leader alone drives the rank schedule of the shared AdaLoRA; every job's bundle
+    records the final ranks and loads back."""
+    torch.set_num_threads(1)
+    model, (leader, follower) = _run(tmp_path / "shared", shared=True, method="adalora")
+    assert leader.controller is not None and follower.controller is None
+    pattern = model.configs["topic"].rank_pattern
+    assert pattern is not None and model.configs["tags"].rank_pattern == pattern
+    model.save_adapter("tags", tmp_path / "tags")
+    fresh = AdaptedModel(tiny_bert(len(build_tokenizer())))
+    assert fresh.load_adapter(tmp_path / "tags") == "tags"

@@ -136,8 +136,13 @@ class TrainJob:
         self.optimizer = make_optimizer(named, self.config, self.lr)
         self.total_steps = self.config.steps_per_epoch(self.rows_per_epoch) * self.epochs
         self.scheduler = make_scheduler(self.optimizer, self.config, self.total_steps)
-        self.controller = model.configs[self.name].training_controller(
-            adapter_modules(model, self.name), self.total_steps
+        # A job sharing another's adapter leaves its schedule (AdaLoRA's ranks) to that one.
+        self.controller = (
+            None
+            if self.leader is not None
+            else model.configs[self.name].training_controller(
+                adapter_modules(model, self.name), self.total_steps
+            )
         )
         if resume and self.last_path.exists():
             self.state = load_checkpoint(

@@ -64,7 +64,10 @@ def sampled_batch_sizes(specs: list[JobSpec], rows: dict[str, int]) -> list[JobS
 
 def tie_adapters(model: AdaptedModel, leader: str, followers: list[str]) -> None:
     """Put the leader's adapter modules (and any base tuning) under each follower's name,
-    in place of the follower's own."""
+    in place of the follower's own, and the leader's config too: what training writes into
+    it (AdaLoRA's final ranks) then holds for every bundle of the shared adapter."""
+    for name in followers:
+        model.configs[name] = model.configs[leader]
     for host in model.base.modules():
         if not isinstance(host, AdapterHost):
             continue
