@@ -64,23 +64,32 @@ def test_merged_equals_unmerged_on_minilm(model: AdaptedModel, method: str) -> N
         torch.testing.assert_close(param, weights[name], rtol=1e-6, atol=1e-6, msg=name)
 
 
-def test_bias_and_norm_tuning_route_per_row_and_merge_exactly_on_minilm() -> None:
-    adapted = AdaptedModel(load_base("minilm"), name_or_path="minilm")
-    batch = load_tokenizer("minilm")(TEXTS[:4], padding=True, return_tensors="pt")
-    torch.manual_seed(1)
-    adapted.add_adapter("bitfit", make_config("head", train_bias=True, train_norms=True))
-    adapted.add_adapter("lora", make_config("lora", train_norms=True))
+def _mixed_equals_alone(
+    adapted: AdaptedModel, batch: dict, routes: list, seed: int
+) -> torch.Tensor:
+    """Nudge every routed adapter away from its start, then check a mixed batch row by row
+    against each row alone; returns the mixed batch's hidden states."""
+    torch.manual_seed(seed)
     with torch.no_grad():
-        for name in ("bitfit", "lora"):
+        for name in dict.fromkeys(r for r in routes if r is not None):
             for param in adapted.adapter_parameters(name).values():
                 param.add_(torch.randn(param.shape) * 0.05)
-        routes = ["bitfit", None, "lora", "bitfit"]
         mixed = adapted(**batch, adapter=routes).last_hidden_state
         for row, name in enumerate(routes):
             alone = adapted(**{k: v[row : row + 1] for k, v in batch.items()}, adapter=name)
             torch.testing.assert_close(
                 mixed[row : row + 1], alone.last_hidden_state, rtol=1e-4, atol=1e-4
             )
+    return mixed
+
+
+def test_bias_and_norm_tuning_route_per_row_and_merge_exactly_on_minilm() -> None:
+    adapted = AdaptedModel(load_base("minilm"), name_or_path="minilm")
+    batch = load_tokenizer("minilm")(TEXTS[:4], padding=True, return_tensors="pt")
+    adapted.add_adapter("bitfit", make_config("head", train_bias=True, train_norms=True))
+    adapted.add_adapter("lora", make_config("lora", train_norms=True))
+    _mixed_equals_alone(adapted, batch, ["bitfit", None, "lora", "bitfit"], seed=1)
+    with torch.no_grad():
         unmerged = adapted(**batch, adapter="bitfit").last_hidden_state
         adapted.merge_adapter("bitfit")
         merged = adapted(**batch, adapter="bitfit").last_hidden_state
@@ -94,20 +103,9 @@ def test_bias_and_norm_tuning_route_per_row_and_merge_exactly_on_minilm() -> Non
 def test_the_gated_mix_routes_per_row_beside_lora_and_round_trips_on_minilm(tmp_path) -> None:
     adapted = AdaptedModel(load_base("minilm"), name_or_path="minilm")
     batch = load_tokenizer("minilm")(TEXTS[:4], padding=True, return_tensors="pt")
-    torch.manual_seed(2)
     adapted.add_adapter("mix", make_config("unipelt"))
     adapted.add_adapter("lora", make_config("lora"))
-    with torch.no_grad():
-        for name in ("mix", "lora"):
-            for param in adapted.adapter_parameters(name).values():
-                param.add_(torch.randn(param.shape) * 0.05)
-        routes = ["mix", None, "lora", "mix"]
-        mixed = adapted(**batch, adapter=routes).last_hidden_state
-        for row, name in enumerate(routes):
-            alone = adapted(**{k: v[row : row + 1] for k, v in batch.items()}, adapter=name)
-            torch.testing.assert_close(
-                mixed[row : row + 1], alone.last_hidden_state, rtol=1e-4, atol=1e-4
-            )
+    mixed = _mixed_equals_alone(adapted, batch, ["mix", None, "lora", "mix"], seed=2)
     adapted.save_adapter("mix", tmp_path / "mix")
     fresh = AdaptedModel(load_base("minilm"), name_or_path="minilm")
     fresh.load_adapter(tmp_path / "mix")
