@@ -118,7 +118,6 @@ def train_benchmark(
     params = [p for p in trainable if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     batches = batches if batches is not None else make_batches(spec, vocab_size)
-    run = torch.compile(forward, dynamic=True) if spec.compile else forward
 
     def loss_on(batch: dict[str, torch.Tensor], fn: Forward) -> torch.Tensor:
         with autocast(spec):
@@ -129,7 +128,7 @@ def train_benchmark(
     for index, batch in enumerate(batches):
         sync(spec.device)
         start = time.perf_counter()
-        loss = loss_on(batch, run)
+        loss = loss_on(batch, forward)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

@@ -79,9 +79,10 @@ def build(spec: Spec, method: str) -> tuple[nn.Module, Forward, list[nn.Paramete
         method = "base"
     if method in ("full", "base"):
         base.requires_grad_(method == "full")
+        run = torch.compile(base, dynamic=True) if spec.compile else base
 
         def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            return base(
+            return run(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
             ).last_hidden_state
 
@@ -95,6 +96,8 @@ def build(spec: Spec, method: str) -> tuple[nn.Module, Forward, list[nn.Paramete
             param.data = param.data.float()  # trainable weights and AdamW state stay fp32
     model.train_adapter(ADAPTER)
     model.train(base.training)
+    if spec.compile:
+        model.compile()  # routing the compiled graph traces: no break per wrapped layer
 
     def adapted_forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(

@@ -19,7 +19,7 @@ PREDICTIONS = {
     "bf16": "1.3-2x on matmuls (avx512_bf16, no AMX); less overall (casts, fp32 ops)",
     "bf16+bf16_base": "as bf16, plus no per-step weight casts; frozen weights take half the memory",
     "all": "bf16 + bf16_base + group_by_length together: the product of their gains",
-    "compile": "~1.1x from fused element-wise ops; long first-step compile",
+    "compile": "inductor's fused element-wise ops against eager kernels; long first-step compile",
 }
 FLOP_FORMULA = (
     "FLOPs per step = 2·N·T (forward) + 2·N_grad·T (input gradients, only in layers at or "
@@ -39,9 +39,10 @@ NOTES = [
     "- **Frozen weights carry no optimizer state and save no activations for weight "
     "gradients**: AdamW only sees trainable parameters, and a frozen `Linear` saves no input "
     "for backward (2.25 MiB instead of 14.25 MiB for one 64×128×384→1536 layer).",
-    "- **torch.compile** (`--compile`): dynamo cannot trace `ContextVar.get`, which every "
-    "AdapterHost calls for per-call routing, so the graph breaks at each adapted layer (16 "
-    "breaks on the 2-layer test model, ~56 s to compile 3 steps). Not on by default.",
+    "- **torch.compile** (`--compile`, `AdaptedModel.compile()`): the compiled forward reads "
+    "its routing from a value dynamo traces, so no wrapped layer breaks the graph (one graph "
+    "for MiniLM). On this CPU it loses for training (0.87-0.92x tokens/s) and wins for "
+    "serving (1.1-1.3x): docs/compiled.md, `python -m benchmarks.compiled`. Not on by default.",
     "- **Caching frozen lower-layer outputs** when adapters sit only in upper layers: not "
     "attempted (it needs a partial forward per architecture, and is exact only with dropout "
     "off in the frozen layers); the adapted-layers curve bounds its gain.",

@@ -158,7 +158,8 @@ class AdapterHost(nn.Module):
                 f"adapter '{self.merged}' is merged into the base weights; unmerge it before "
                 "mixed batches"
             )
-        if x.shape[0] != routing.batch_size:
+        # Not read while compiling: a guard on the batch size would recompile per size.
+        if not torch.compiler.is_compiling() and x.shape[0] != routing.batch_size:
             raise AdapterkitError(
                 f"per-row routing got {routing.batch_size} names but a layer saw batch {x.shape[0]}; "
                 "this model reshapes the batch dimension, so route one adapter per call"
@@ -173,7 +174,7 @@ class AdapterHost(nn.Module):
     ) -> torch.Tensor:
         """The frozen output ``out`` with each row's adapter module applied."""
         runs = routing.runs
-        if runs is not None and routing.batch_size >= SLICE_ROWS_FROM * len(runs):
+        if runs is not None and out.shape[0] >= SLICE_ROWS_FROM * len(runs):
             return self._forward_runs(routing, runs, x, out)
         if len(present) >= BATCH_ROWS_FROM:
             batched = self._forward_rows(routing, present, x, out)
@@ -243,7 +244,7 @@ class AdapterHost(nn.Module):
         readers = {self.reads_block.get(name) for name in present}
         if any(type(m) is not kind for m in modules) or len(readers) != 1:
             return None
-        slot = torch.full((routing.batch_size,), -1, dtype=torch.long, device=out.device)
+        slot = torch.full((out.shape[0],), -1, dtype=torch.long, device=out.device)
         for position, name in enumerate(present):
             slot[routing.groups[name].to(out.device)] = position
         block_input = self._block_input(routing, present[0], None)

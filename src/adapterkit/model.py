@@ -25,7 +25,13 @@ from adapterkit.inject import inject_adapter, remove_adapter
 from adapterkit.methods import AdapterConfig
 from adapterkit.model_bundles import BundleIO
 from adapterkit.prompting import prompted
-from adapterkit.routing import Routing, current_routing, make_routing, use_routing
+from adapterkit.routing import (
+    Routing,
+    current_routing,
+    make_routing,
+    traced_routing,
+    use_routing,
+)
 
 _UNSET: Any = object()
 AdapterChoice = str | None | Sequence[str | None]
@@ -211,9 +217,24 @@ class AdaptedModel(BundleIO, nn.Module):
     def forward(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """Run the base model with ``adapter`` (one name, None, or one name per row)."""
         routing = self._routing(adapter)
+        compiled = self.__dict__.get("_compiled_base")
         # Prompt tuning lengthens the input and cuts the outputs back (else a no-op).
         with use_routing(routing), prompted(self.base, routing, kwargs) as call:
-            return call.outputs(self.base(*args, **call.kwargs))
+            if compiled is None:
+                return call.outputs(self.base(*args, **call.kwargs))
+            with traced_routing(routing):
+                return call.outputs(compiled(*args, **call.kwargs))
+
+    def compile(self, **options: Any) -> None:
+        """Run :meth:`forward` through ``torch.compile`` of the base (``dynamic=True`` unless
+        ``options`` say otherwise); the routing becomes a value the compiled graph traces and
+        guards on, so wrapped layers cause no graph break. Compiled calls run one at a time
+        (see :mod:`adapterkit.routing`); :meth:`generate` stays eager. A routing with a new
+        shape (another adapter, a mixed batch) compiles again on its first call."""
+        options.setdefault("dynamic", True)
+        # Kept out of the module tree: the compiled wrapper shares the base's parameters and
+        # must not add a second copy of their names to state_dict().
+        self.__dict__["_compiled_base"] = torch.compile(self.base, **options)
 
     def generate(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """``base.generate`` with the routing held for every decoding step."""

@@ -5,11 +5,18 @@ the duration of that call only. Wrapped layers read it with :func:`current_routi
 Context variables are private to each thread and each asyncio task, so two callers
 running forwards at the same time on the same model never see each other's choice:
 there is no global "active adapter" to trample (peft #804, adapters #165).
+
+``torch.compile`` cannot trace ``ContextVar.get`` (one graph break per wrapped layer), so
+a compiled forward (:meth:`~adapterkit.model.AdaptedModel.compile`) reads its routing from
+a plain holder instead, which dynamo guards on like any other Python value. The holder is
+process-wide, so compiled forwards run one at a time under its lock; eager forwards never
+read it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -50,9 +57,35 @@ class Routing:
 _ROUTING: ContextVar[Routing | None] = ContextVar("adapterkit_routing", default=None)
 
 
+class _TracedRouting:
+    """The routing of the compiled forward now running (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.routing: Routing | None = None
+        self.lock = threading.RLock()
+
+
+_TRACED = _TracedRouting()
+
+
 def current_routing() -> Routing | None:
     """The routing of the forward running in this thread/task, or ``None``."""
+    if torch.compiler.is_compiling():
+        return _TRACED.routing
     return _ROUTING.get()
+
+
+@contextlib.contextmanager
+def traced_routing(routing: Routing) -> Iterator[Routing]:
+    """Make ``routing`` the one a compiled forward traces and guards on, for the enclosed
+    call only; other compiled forwards wait (the holder is shared by every thread)."""
+    with _TRACED.lock:
+        outer = _TRACED.routing
+        _TRACED.routing = routing
+        try:
+            yield routing
+        finally:
+            _TRACED.routing = outer
 
 
 def make_routing(
