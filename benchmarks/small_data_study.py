@@ -2,9 +2,13 @@
 
 Every number in docs/small_data_study.md comes from this script:
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.small_data_study --shard 0/2 &
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.small_data_study --shard 1/2
+    rm -rf runs/small_data_study/claims
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.small_data_study &
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.small_data_study
     .venv/bin/python -m benchmarks.small_data_study --report-only
+
+Each worker claims a run before training it (runs/small_data_study/claims/), so workers
+started side by side share the list; remove the claims after an interrupted study.
 
 Each run is what a user gets from ``adapterkit train --data D --max-train-samples N
 --method M --seed S`` with nothing else set: default learning rate, epochs (5, or more to
@@ -24,7 +28,6 @@ import os
 import platform
 import statistics
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -36,19 +39,37 @@ RUNS = Path("runs/small_data_study")
 # variant -> (built-in data set, training examples, validation examples cap, metric)
 VARIANTS: dict[str, tuple[str, int, int | None, str]] = {
     "trec-500": ("trec", 500, None, "accuracy"),
+    "movie-sentiment-500": ("movie-sentiment", 500, None, "accuracy"),
     "conll2003-1000": ("conll2003", 1000, 500, "f1"),
 }
-METHODS = ("pfeiffer", "houlsby", "parallel", "lora")
+# The first wave's four methods, then the other families (issue #22), each at its defaults.
+METHODS = (
+    "pfeiffer",
+    "houlsby",
+    "parallel",
+    "lora",
+    "ia3",
+    "dora",
+    "adalora",
+    "prompt",
+    "prefix",
+    "mam",
+    "unipelt",
+)
 SEEDS = (0, 1, 2)
 
 
-def run_one(variant: str, method: str, seed: int) -> dict[str, Any]:
-    """Train one method on one variant and seed (or reuse its run); its validation metrics."""
+def run_one(variant: str, method: str, seed: int) -> None:
+    """Train one method on one variant and seed, unless it is done or another worker has it."""
     data, samples, eval_cap, _ = VARIANTS[variant]
     out = RUNS / f"{variant}-{method}-seed{seed}"
-    done = out / "metrics.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    if (out / "metrics.json").exists():
+        return
+    try:  # a claim: workers started side by side (--claim) never train the same run twice
+        (RUNS / "claims").mkdir(parents=True, exist_ok=True)
+        (RUNS / "claims" / out.name).mkdir()
+    except FileExistsError:
+        return
     options = RunOptions(
         data=data,
         method=method,
@@ -61,7 +82,6 @@ def run_one(variant: str, method: str, seed: int) -> dict[str, Any]:
     print(f"\n### {variant} / {method} / seed {seed}", flush=True)
     spec = JobSpec(f"{variant}-{method}", options, TrainConfig(seed=seed))
     train_jobs([spec], out, resume=False, hooks=RunHooks(hold_out_test=True))
-    return json.loads(done.read_text())
 
 
 def write_report(path: Path) -> None:
@@ -109,14 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--shard", default="0/1", help="I/N: run every N-th run from I")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--out", default="docs/small_data_study.md")
     args = parser.parse_args()
-    index, count = (int(x) for x in args.shard.split("/"))
     if not args.report_only:
         runs = [(v, m, s) for s in SEEDS for v in args.variants for m in args.methods]
-        for variant, method, seed in runs[index::count]:
+        for variant, method, seed in runs:
             run_one(variant, method, seed)
     write_report(Path(args.out))
 
