@@ -38,6 +38,9 @@ class Head(nn.Module):
     """Base class: ``forward(hidden_states (B, T, C), attention_mask (B, T)) -> logits``."""
 
     head_type: ClassVar[str] = ""
+    reads_routing: ClassVar[bool] = False
+    """Whether the head hooks the base and reads the call's routing by adapter name there
+    (entity-pair markers); a model compiled with index routing refuses such heads."""
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
@@ -185,6 +188,7 @@ class EntityPairHead(Head):
     """
 
     head_type = "entity-pair"
+    reads_routing = True
     marker_count: ClassVar[int] = 4
 
     def __init__(

@@ -15,6 +15,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.host_indexed import IndexedRows
 from adapterkit.methods.base import AdapterModule, BaseWeights
 from adapterkit.routing import Routing, current_routing
 
@@ -54,7 +55,7 @@ def dequantized(layer: nn.Module) -> torch.Tensor:
     raise AdapterkitError(f"cannot read the weights of a quantized {type(layer).__name__} layer")
 
 
-class AdapterHost(nn.Module):
+class AdapterHost(IndexedRows, nn.Module):
     """A frozen leaf layer plus any number of named adapters on its output."""
 
     def __init__(self, base_layer: nn.Module) -> None:
@@ -119,6 +120,8 @@ class AdapterHost(nn.Module):
             return self.base_layer(x, *args, **kwargs)
         if self.tap_key is not None:
             routing.block_inputs[self.tap_key] = x  # (B, T, C_in), read later in this call
+        if routing.slots is not None:
+            return self._forward_indexed(routing, x, args, kwargs)
         if routing.groups is None:
             return self._forward_single(routing, x, args, kwargs)
         return self._forward_mixed(routing, x, args, kwargs)
@@ -153,11 +156,7 @@ class AdapterHost(nn.Module):
     def _forward_mixed(
         self, routing: Routing, x: torch.Tensor, args: tuple, kwargs: dict
     ) -> torch.Tensor:
-        if self.merged is not None:
-            raise AdapterkitError(
-                f"adapter '{self.merged}' is merged into the base weights; unmerge it before "
-                "mixed batches"
-            )
+        self._refuse_merged_rows()
         # Not read while compiling: a guard on the batch size would recompile per size.
         if not torch.compiler.is_compiling() and x.shape[0] != routing.batch_size:
             raise AdapterkitError(
@@ -262,6 +261,14 @@ class AdapterHost(nn.Module):
         if block_input is None:
             raise AdapterkitError(f"parallel adapter '{name}' found no FFN block input for '{key}'")
         return block_input if rows is None else block_input[rows]
+
+    def _refuse_merged_rows(self) -> None:
+        """Refuse per-row routing while an adapter is merged into the base weights."""
+        if self.merged is not None:
+            raise AdapterkitError(
+                f"adapter '{self.merged}' is merged into the base weights; unmerge it before "
+                "mixed batches"
+            )
 
     def _check_merged_ok(self, requested: str | None) -> None:
         """Refuse a call that wants anything but the merged adapter (None = base only)."""

@@ -28,6 +28,7 @@ from adapterkit.prompting import prompted
 from adapterkit.routing import (
     Routing,
     current_routing,
+    indexed_routing,
     make_routing,
     traced_routing,
     use_routing,
@@ -111,6 +112,12 @@ class AdaptedModel(BundleIO, nn.Module):
         self.task_info[name] = dict(task or {})
         if head is not None:
             self.set_head(name, head)
+        if self.__dict__.get("_index_routing"):
+            try:
+                self._check_index_routable()
+            except AdapterkitError:
+                self.delete_adapter(name)
+                raise
         return self.targets[name]
 
     def delete_adapter(self, name: str) -> None:
@@ -127,6 +134,11 @@ class AdaptedModel(BundleIO, nn.Module):
     def set_head(self, name: str, head: Head) -> None:
         """Attach a task head to adapter ``name`` (replacing any previous one)."""
         self._require(name)
+        if self.__dict__.get("_index_routing") and head.reads_routing:
+            raise AdapterkitError(
+                f"the {head.head_type} head cannot be routed by index in a compiled model; "
+                "compile without index routing"
+            )
         reference = next(self.base.parameters())
         head.train(self.training)
         self.heads[name] = head.to(device=reference.device, dtype=reference.dtype)
@@ -222,19 +234,52 @@ class AdaptedModel(BundleIO, nn.Module):
         with use_routing(routing), prompted(self.base, routing, kwargs) as call:
             if compiled is None:
                 return call.outputs(self.base(*args, **call.kwargs))
-            with traced_routing(routing):
+            with traced_routing(self._traced(routing, args, call.kwargs)):
                 return call.outputs(compiled(*args, **call.kwargs))
 
-    def compile(self, **options: Any) -> None:
+    def compile(self, index_routing: bool = False, **options: Any) -> None:
         """Run :meth:`forward` through ``torch.compile`` of the base (``dynamic=True`` unless
         ``options`` say otherwise); the routing becomes a value the compiled graph traces and
         guards on, so wrapped layers cause no graph break. Compiled calls run one at a time
-        (see :mod:`adapterkit.routing`); :meth:`generate` stays eager. A routing with a new
-        shape (another adapter, a mixed batch) compiles again on its first call."""
+        (see :mod:`adapterkit.routing`); :meth:`generate` stays eager.
+
+        By default the graph is specialised on the adapter names a call uses: a call with
+        another adapter or another mix compiles again (fine for training, where they stay
+        the same). ``index_routing`` (for servers) routes rows by an index tensor over every
+        adapter of the model instead, so one graph serves every mix; prefix and prompt
+        tuning, and entity-pair heads, read rows by name and are refused then."""
+        if index_routing:
+            self._check_index_routable()
         options.setdefault("dynamic", True)
         # Kept out of the module tree: the compiled wrapper shares the base's parameters and
         # must not add a second copy of their names to state_dict().
         self.__dict__["_compiled_base"] = torch.compile(self.base, **options)
+        self.__dict__["_index_routing"] = index_routing
+
+    def _check_index_routable(self) -> None:
+        for host in self.base.modules():
+            if isinstance(host, AdapterHost):
+                for name, module in host.adapters.items():
+                    if not module.routes_by_index:
+                        raise AdapterkitError(
+                            f"adapter '{name}' ({self.configs[name].method}) cannot be routed "
+                            "by index in a compiled model; compile without index routing"
+                        )
+        for name, head in self.heads.items():
+            if head.reads_routing:
+                raise AdapterkitError(
+                    f"the {head.head_type} head of adapter '{name}' cannot be routed by index "
+                    "in a compiled model; compile without index routing"
+                )
+
+    def _traced(self, routing: Routing, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Routing:
+        """The routing a compiled forward traces: ``routing`` itself, or its index form."""
+        if not self.__dict__.get("_index_routing") or routing.disabled:
+            return routing
+        first = kwargs.get("input_ids", kwargs.get("inputs_embeds", args[0] if args else None))
+        if not isinstance(first, torch.Tensor):
+            return routing  # no batch to index: by name, as without index routing
+        return indexed_routing(routing, tuple(self.configs), first.shape[0])
 
     def generate(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """``base.generate`` with the routing held for every decoding step."""

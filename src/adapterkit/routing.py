@@ -44,11 +44,18 @@ class Routing:
     runs: list[tuple[str | None, int, int]] | None = None
     """``(name, start, end)`` covering the batch in order when each adapter's rows are one
     contiguous block (a packed training batch): layers then run each adapter on a slice."""
+    order: tuple[str, ...] | None = None
+    """Index routing (a compiled forward): the model's adapter names, which ``slots`` index."""
+    slots: torch.Tensor | None = None
+    """Index routing: (B,) each row's index into ``order``, -1 for the base alone. Layers
+    then read no adapter name of the batch, so one compiled graph serves every mix."""
 
     def names(self) -> set[str]:
         """The adapter names this call uses."""
         if self.disabled:
             return set()
+        if self.slots is not None:
+            return {self.order[i] for i in self.slots.unique().tolist() if i >= 0}
         if self.groups is not None:
             return set(self.groups)
         return {self.single} if self.single is not None else set()
@@ -109,6 +116,17 @@ def make_routing(
         index = [i for i, row_name in enumerate(rows) if row_name == name]
         groups[name] = torch.tensor(index, dtype=torch.long, device=device)
     return Routing(groups=groups, batch_size=len(rows), runs=contiguous_runs(rows))
+
+
+def indexed_routing(routing: Routing, order: tuple[str, ...], batch: int) -> Routing:
+    """``routing`` as index routing over ``order`` for a batch of ``batch`` rows."""
+    slots = torch.full((batch,), -1, dtype=torch.long)
+    if routing.groups is not None:
+        for name, rows in routing.groups.items():
+            slots[rows.cpu()] = order.index(name)
+    elif routing.single is not None:
+        slots.fill_(order.index(routing.single))
+    return Routing(order=order, slots=slots, batch_size=batch)
 
 
 def contiguous_runs(rows: list[str | None]) -> list[tuple[str | None, int, int]] | None:

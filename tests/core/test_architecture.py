@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("methods", ("methods",)),
-    ("hosts", ("host", "routing", "inject", "checkpointing", "prompting")),
+    ("hosts", ("host", "host_indexed", "routing", "inject", "checkpointing", "prompting")),
     ("models", ("models", "models_gguf", "heads")),
     ("model", ("model", "model_bundles", "interop", "lifecycle")),
     ("tasks", ("tasks",)),

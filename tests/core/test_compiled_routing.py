@@ -1,5 +1,6 @@
 """A compiled AdaptedModel: no graph break at wrapped layers, the same numbers as eager,
-callers in other threads keep their own routing, generation stays eager."""
+callers in other threads keep their own routing, generation stays eager; with index
+routing one graph serves every mix of adapters."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 import torch
 import torch._dynamo as dynamo
 from tests.tiny import main_output, tiny_inputs, tiny_model
+from torch._dynamo.utils import counters
 
+from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.routing import _TRACED, Routing, traced_routing, use_routing
@@ -129,3 +132,43 @@ def test_generation_stays_eager_and_unchanged_after_compile() -> None:
     got = model.generate(**prompt, adapter="a0", **kwargs)
     assert torch.equal(got, want)
     assert not any("_orig_mod" in key for key in model.state_dict())
+
+
+def test_index_routing_serves_every_mix_with_one_graph() -> None:
+    """Batches of three sizes, each mixed, single-adapter and base-only, with base tuning
+    beside the modules: one graph, every output equal to eager."""
+    model = AdaptedModel(tiny_model("bert"))
+    for index, method in enumerate(("pfeiffer", "lora", "houlsby", "parallel", "ia3", "dora")):
+        config = make_config(method, train_bias=True, train_norms=index % 2 == 0)
+        model.add_adapter(f"a{index}", config)
+        with torch.no_grad():
+            for param in model.adapter_parameters(f"a{index}").values():
+                param.add_(0.05 * torch.randn_like(param))
+    model.eval()
+    names = list(model.configs)
+    calls = []
+    for batch in (3, 5, 4):
+        inputs = tiny_inputs("bert", batch=batch, seed=batch)
+        mixed = [
+            None if row % 3 == 0 else names[(row * 7 + batch) % len(names)] for row in range(batch)
+        ]
+        calls += [(inputs, mixed), (inputs, names[batch % len(names)]), (inputs, None)]
+    with torch.no_grad():
+        want = [main_output(model(**inputs, adapter=routes)) for inputs, routes in calls]
+        counters.clear()
+        model.compile(index_routing=True, backend="eager")
+        got = [main_output(model(**inputs, adapter=routes)) for inputs, routes in calls]
+    for out, ref in zip(got, want, strict=True):
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_index_routing_refuses_what_reads_rows_by_name() -> None:
+    model = _model("bert", ("pfeiffer", "prefix"))
+    with pytest.raises(AdapterkitError, match="'a1' \\(prefix\\) cannot be routed by index"):
+        model.compile(index_routing=True, backend="eager")
+    model.delete_adapter("a1")
+    model.compile(index_routing=True, backend="eager")
+    with pytest.raises(AdapterkitError, match="cannot be routed by index"):
+        model.add_adapter("soft", make_config("prompt", num_virtual_tokens=2))
+    assert "soft" not in model.configs and not any("soft" in k for k in model.state_dict())

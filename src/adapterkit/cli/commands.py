@@ -268,6 +268,6 @@ def cmd_serve(values: dict[str, Any]) -> int:
     fields = (
         "model", "adapters", "kind", "host", "port", "max_batch", "max_wait_ms", "max_inputs",
         "max_chars", "max_new_tokens", "max_body_bytes", "naive", "device", "threads",
-        "access_log", "quantize",
+        "access_log", "quantize", "compile",
     )  # fmt: skip
     return serve(ServeSettings(**{k: values[k] for k in fields}))

@@ -238,6 +238,12 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: $ADAPTERKIT_THREADS)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the base, rows routed by adapter index: one graph for every mix "
+        "(the first batches compile; prefix and prompt bundles are skipped)",
+    )
+    p.add_argument(
         "--quantize",
         choices=QUANTIZE_CHOICES,
         help="load the base quantized (bitsandbytes), as bundles trained with --quantize need",

@@ -205,6 +205,10 @@ class AdapterModule(nn.Module):
     adapts_input: bool = False
     """When set (per instance), the host runs the frozen layer on :meth:`adapt_input` of its
     input for this adapter's rows."""
+    routes_by_index: ClassVar[bool] = True
+    """Whether a host can run this module under index routing (a compiled forward that
+    routes rows by an adapter index tensor, see :meth:`AdaptedModel.compile`). Modules that
+    act outside their layer and read their rows by name (prefix, prompt) cannot."""
 
     def forward(
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None

@@ -92,6 +92,8 @@ class AdapterRegistry:
         model = AdaptedModel(base, name_or_path=settings.model).eval()
         if settings.quantize is None:  # bitsandbytes places a quantized base itself
             model.to(pick_device(settings.device))
+        if settings.compile:  # before loading: each bundle is then checked as it comes
+            model.compile(index_routing=True)
         registry = cls(model, tokenizer, load_tokenizer(settings.model), settings)
         registry.load_all()
         return registry

@@ -49,6 +49,11 @@ class ServeSettings:
     """torch intra-op threads (default: ``$ADAPTERKIT_THREADS`` or torch's own choice)."""
     access_log: bool = False
     """Log every request (uvicorn's access log); off by default, it is noise under load."""
+    compile: bool = False
+    """``torch.compile`` the base with index routing (:meth:`AdaptedModel.compile`): one
+    graph serves every mix of adapters; the first batches of each shape class compile.
+    Bundles that cannot be routed by index (prefix, prompt, entity-pair heads) are skipped.
+    Generation stays eager. docs/compiled.md measures it."""
     quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
     """Load the base quantized by bitsandbytes (4bit, 8bit); only bundles trained on the base
     quantized the same way load."""

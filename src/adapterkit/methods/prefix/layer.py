@@ -54,6 +54,8 @@ class PrefixTable(nn.Module):
 class PrefixAdapter(AdapterModule):
     """The prefix keys and/or values of one projection layer, which it leaves unchanged."""
 
+    routes_by_index = False  # its rows are read by name outside this layer
+
     def __init__(self, parts: dict[str, int], length: int, hidden: int) -> None:
         """``parts`` maps ``key``/``value`` to the width this layer supplies of it."""
         super().__init__()

@@ -18,6 +18,8 @@ from adapterkit.methods.base import AdapterModule
 class PromptEmbedding(AdapterModule):
     """Soft prompt tokens (k, C), started from rows of the frozen embedding table."""
 
+    routes_by_index = False  # its rows are read by name outside this layer
+
     def __init__(self, initial: torch.Tensor) -> None:
         super().__init__()
         self.embedding = nn.Parameter(initial.clone())  # (k, C)
