@@ -188,9 +188,7 @@ def write_doc(result: dict[str, Any], path: Path) -> None:
     for routing in ("one adapter", *(f"{count} adapters mixed" for count in MIXES)):
         for size in (1, 64):
             eager, comp = serve[(f"{routing}, eager", size)], serve[(f"{routing}, compiled", size)]
-            lines.append(
-                f"| {routing} | {size} | {eager:.1f} | {comp:.1f} | {eager / comp:.2f}x |"
-            )
+            lines.append(f"| {routing} | {size} | {eager:.1f} | {comp:.1f} | {eager / comp:.2f}x |")
     ratios = [train[(m, True)]["tokens_per_s"] / train[(m, False)]["tokens_per_s"] for m in METHODS]
     low, high = min(ratios), max(ratios)
     one = serve[("one adapter, eager", 64)]
