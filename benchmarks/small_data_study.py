@@ -28,6 +28,7 @@ import os
 import platform
 import statistics
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -84,20 +85,47 @@ def run_one(variant: str, method: str, seed: int) -> None:
     train_jobs([spec], out, resume=False, hooks=RunHooks(hold_out_test=True))
 
 
+def collect() -> list[dict[str, Any]]:
+    """Every finished run: variant, method, seed, validation score (percent), stuck, epochs."""
+    found = []
+    for variant, (_, _, _, metric) in VARIANTS.items():
+        for method in METHODS:
+            for seed in SEEDS:
+                path = RUNS / f"{variant}-{method}-seed{seed}" / "metrics.json"
+                if path.exists():
+                    run = json.loads(path.read_text())
+                    found.append(
+                        {
+                            "variant": variant,
+                            "method": method,
+                            "seed": seed,
+                            "metric": metric,
+                            "validation": round(100 * run[metric], 2),
+                            "stuck": bool(run.get("learned_nothing")),
+                            "epochs": run["epochs_run"],
+                        }
+                    )
+    return found
+
+
 def write_report(path: Path) -> None:
-    """docs/small_data_study.md: median and worst validation score per method and variant."""
+    """docs/small_data_study.md (and .json, every run): median and worst validation score
+    per method and variant."""
+    runs_json = path.with_suffix(".json")
+    if RUNS.exists():  # this machine ran the study; else the page is rebuilt from the JSON
+        runs_json.write_text(json.dumps(collect(), indent=1) + "\n")
+    every = json.loads(runs_json.read_text())
     rows = []
     for method in METHODS:
         cells = []
-        for variant, (_, _, _, metric) in VARIANTS.items():
-            found = [RUNS / f"{variant}-{method}-seed{s}" / "metrics.json" for s in SEEDS]
-            runs = [json.loads(p.read_text()) for p in found if p.exists()]
+        for variant in VARIANTS:
+            runs = [r for r in every if r["variant"] == variant and r["method"] == method]
             if len(runs) < len(SEEDS):
                 cells.append(f"{len(runs)} of {len(SEEDS)} seeds run")
                 continue
-            scores = [100 * r[metric] for r in runs]
-            stuck = sum(bool(r.get("learned_nothing")) for r in runs)
-            epochs = sorted({r["epochs_run"] for r in runs})
+            scores = [r["validation"] for r in runs]
+            stuck = sum(r["stuck"] for r in runs)
+            epochs = sorted({r["epochs"] for r in runs})
             cells.append(
                 f"{statistics.median(scores):.1f} (worst {min(scores):.1f}; stuck {stuck}/"
                 f"{len(runs)}; epochs {', '.join(map(str, epochs))})"

@@ -25,7 +25,7 @@ class Env:
     train: Path
     """A valid CSV (text,label), two labels."""
     bundle: Path
-    """A valid sequence-classification bundle trained on ``train``."""
+    """A valid sequence-classification bundle (Pfeiffer) trained on ``train``."""
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +37,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     train.write_text("text,label\n" + "\n".join(rows * 4) + "\n")
     argv = ["train", "--model", str(model), "--train", str(train), "--output", str(root / "run")]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = main([*argv, "--epochs", "1", "--report-to", "none"])
+        code = main([*argv, "--method", "pfeiffer", "--epochs", "1", "--report-to", "none"])
     assert code in FINISHED
     return Env(root, model, train, root / "run" / "adapter")

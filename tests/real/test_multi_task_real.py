@@ -17,7 +17,7 @@ def test_topic_and_sentiment_jobs_both_learn(tmp_path: Path) -> None:
     config.write_text(
         "model: minilm\nepochs: 2\nmax_train_samples: 320\nmax_eval_samples: 200\n"
         "max_length: 64\njobs:\n"
-        "  - name: topic\n    data: trec\n"
+        "  - name: topic\n    data: trec\n    method: pfeiffer\n"
         "  - name: sentiment\n    data: movie-sentiment\n    method: lora\n"
     )
     out = tmp_path / "run"

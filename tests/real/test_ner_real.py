@@ -49,3 +49,19 @@ def test_houlsby_on_conll_slice_finds_entities(
     assert len(answer["tags"]) == 8
     for entity in answer["entities"]:
         assert answer["input"][entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_no_method_on_conll_trains_the_token_classification_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adapterkit.train.default_method import default_method
+
+    out = tmp_path / "default"
+    argv = ["train", "--model", "minilm", "--data", "conll2003", "--epochs", "1"]
+    argv += ["--max-train-samples", "160", "--max-eval-samples", "100", "--min-steps", "20"]
+    argv += ["--max-length", "48", "--output", str(out)]
+    assert main(argv) in (0, 3)  # 3: learned nothing yet on this budget, said loudly
+    method = default_method("token-classification")
+    assert f"method: {method}, the default for token-classification" in capsys.readouterr().out
+    bundle = json.loads((out / "adapter" / "adapterkit.json").read_text())
+    assert bundle["method"] == method

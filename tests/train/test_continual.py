@@ -51,7 +51,8 @@ def _train(model_dir: Path, out: Path, *args: str) -> int:
 @pytest.fixture(scope="module")
 def parent(model_dir: Path, data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("parent") / "run"
-    code = _train(model_dir, out, "--train", str(data["old"]), "--epochs", "2", "--name", "v1")
+    args = ["--train", str(data["old"]), "--method", "pfeiffer", "--epochs", "2", "--name", "v1"]
+    code = _train(model_dir, out, *args)
     assert code in FINISHED
     return out / "adapter"
 

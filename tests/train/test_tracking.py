@@ -10,6 +10,7 @@ import pytest
 from tests.tiny import FINISHED, save_tiny_bert
 
 from adapterkit.cli import main
+from adapterkit.train.default_method import default_method
 
 WORDS = ["good", "bad", "movie", "plot", "fun", "dull"]
 
@@ -42,7 +43,9 @@ def test_mlflow_store_holds_one_nested_run_per_job(model_dir, data, tmp_path) ->
         run = client.get_run(run_id)
         assert run.data.tags["mlflow.parentRunId"] == ids["parent"]
         assert run.info.run_name == job and run.info.status == "FINISHED"
-        assert run.data.params["seed"] == job[-1] and run.data.params["method"] == "pfeiffer"
+        assert run.data.params["seed"] == job[-1] and run.data.params["method"] == default_method(
+            "sequence-classification"
+        )
         epochs = client.get_metric_history(run_id, "eval/accuracy")
         assert [m.step for m in epochs] == sorted(m.step for m in epochs) and len(epochs) == 2
         final = json.loads((out / job / "metrics.json").read_text())

@@ -9,7 +9,7 @@ another spelling (``None``: no flag, a YAML key only), ``dest``, ``choices``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from adapterkit.bundle import check_adapter_name
@@ -17,10 +17,15 @@ from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import check_not_over_inputs
 from adapterkit.heads import POOLINGS
+from adapterkit.methods import AdapterConfig
 from adapterkit.models import QUANTIZE_CHOICES
 from adapterkit.train.config import TrainConfig
 
 DEFAULT_METHOD = "pfeiffer"
+"""The method of a run that gives options of one method but no --method (see
+:mod:`adapterkit.train.default_method` for runs that give neither)."""
+SHARED_METHOD_FIELDS = frozenset(f.name for f in fields(AdapterConfig))
+"""Method options every method has (--layers, --train-bias ...): they name no method."""
 
 
 @dataclass
@@ -47,9 +52,11 @@ class RunOptions:
     label_column: str = "label"
     """Label field."""
     method: str | None = None
-    """Adapter method or preset: houlsby, pfeiffer (the default), parallel, bottleneck, lora,
-    dora, ia3, head (frozen base) or full; with --init-from, the bundle's; with --stack-on,
-    the new adapter's."""
+    """Adapter method or preset: houlsby, pfeiffer, parallel, bottleneck, lora, dora, ia3,
+    adalora, prompt, prefix, mam, unipelt, head (frozen base) or full. Default: chosen per
+    task type (lora for sequence and token classification, pfeiffer otherwise:
+    docs/default_method.md); pfeiffer when options of one method are given; with
+    --init-from, the bundle's; with --stack-on, the new adapter's."""
     # Filled from the method-config fields' own flags and keys, so it is no flag itself.
     method_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": None})
     """Fields of the method's config that were given (the rest keep the method's defaults)."""
@@ -126,7 +133,9 @@ class RunOptions:
             self.method, self.method_options = bundle_method(
                 self.init_from, self.method, self.method_options
             )
-        elif self.method is None:
+        elif self.method is None and set(self.method_options) - SHARED_METHOD_FIELDS:
+            # Options of one method name it: the fallback, as the flags checked them. Without
+            # any, the task type picks the method once the data is loaded (default_method.py).
             self.method = DEFAULT_METHOD
         elif self.method in ("composition", "fusion", "stack", "average"):
             raise AdapterkitError(

@@ -44,6 +44,7 @@ from adapterkit.train.continual import (
     replay_count,
     start_weights,
 )
+from adapterkit.train.default_method import with_default_method
 from adapterkit.train.engine import fit_jobs
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
@@ -94,6 +95,7 @@ def train_jobs(
     job_log = (lambda spec: log) if single else (lambda spec: _prefixed(log, spec.name))
     # All data first: a bad file in any job stops the run before anything is written.
     splits = {spec.name: load_run_data(spec.options, spec.config, job_log(spec)) for spec in specs}
+    specs = [with_default_method(spec, splits[spec.name].task, job_log(spec)) for spec in specs]
     lineages = {
         spec.name: load_lineage(spec.options, splits[spec.name], spec.config.seed, job_log(spec))
         for spec in specs
