@@ -73,6 +73,7 @@ def train(out: Path, data: Path, seed: int, **continual: Any) -> dict[str, Any]:
         return json.loads(done.read_text())
     options = RunOptions(
         data=str(data),
+        method="pfeiffer",  # the method docs/continual.md was measured with
         max_length=MAX_LENGTH,
         output=str(out),
         adapter_name=out.name,
