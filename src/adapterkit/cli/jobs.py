@@ -15,7 +15,7 @@ from typing import Any
 from adapterkit.cli.flags import method_flags, run_options, train_config, train_flags
 from adapterkit.errors import AdapterkitError
 from adapterkit.train.options import JobSpec
-from adapterkit.train.run import default_adapter_name
+from adapterkit.train.run_setup import default_adapter_name
 
 # Short names of swept options in job names; other options use their own name.
 SHORT = {"reduction_factor": "rf", "weight_decay": "wd", "batch_size": "bs"}

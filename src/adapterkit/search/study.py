@@ -31,7 +31,8 @@ from adapterkit.search.plots import plot_search
 from adapterkit.search.space import Param, sample
 from adapterkit.tasks import TASK_CLASSES
 from adapterkit.train.options import JobSpec, RunHooks
-from adapterkit.train.run import load_run_data, train_jobs
+from adapterkit.train.run import train_jobs
+from adapterkit.train.run_setup import load_run_data
 
 STUDY = "adapterkit-search"
 
