@@ -274,6 +274,28 @@ def gather_per_row(tensors: list[torch.Tensor], slot: torch.Tensor) -> torch.Ten
     return stacked[torch.where(slot < 0, len(tensors), slot)]
 
 
+def add_projection(
+    base_out: torch.Tensor,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """``base_out + scale * (hidden @ weight.T + bias)`` as one ``addmm``.
+
+    The up-projection, its scaling and the residual add would each make a full-size
+    (B, T, C) pass; here the matrix multiply's epilogue does all three. The bias rides
+    along as a column of ones on ``hidden`` (width r + 1: small). The caller checks that
+    ``hidden`` and ``base_out`` share a dtype (autocast gives both its own).
+    """
+    rows = hidden.reshape(-1, hidden.shape[-1])
+    if bias is not None:
+        rows = torch.cat([rows, rows.new_ones(rows.shape[0], 1)], dim=1)
+        weight = torch.cat([weight, bias.unsqueeze(1)], dim=1)
+    out = torch.addmm(base_out.reshape(-1, base_out.shape[-1]), rows, weight.T, alpha=scale)
+    return out.view(base_out.shape)
+
+
 def add_scaled_per_row(
     base_out: torch.Tensor, delta: torch.Tensor, scalings: list[float], slot: torch.Tensor
 ) -> torch.Tensor:

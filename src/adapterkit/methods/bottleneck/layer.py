@@ -17,7 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule, add_scaled_per_row, gather_per_row
+from adapterkit.methods.base import (
+    AdapterModule,
+    add_projection,
+    add_scaled_per_row,
+    gather_per_row,
+)
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -59,7 +64,10 @@ class BottleneckAdapter(AdapterModule):
         source = block_input if self.parallel else base_out
         assert source is not None, "parallel adapter called without the block input"
         dtype = base_out.dtype
-        delta = self.up(self.act(self.down(source.to(self.down.weight.dtype))))  # (B, T, C)
+        hidden = self.act(self.down(source.to(self.down.weight.dtype)))  # (B, T, width)
+        if hidden.dtype == dtype and (self.dropout.p == 0 or not self.training):
+            return add_projection(base_out, hidden, self.up.weight, self.up.bias, self.scaling)
+        delta = self.up(hidden)  # (B, T, C)
         return base_out + (self.scaling * self.dropout(delta)).to(dtype)
 
     @classmethod

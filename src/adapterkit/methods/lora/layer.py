@@ -16,7 +16,12 @@ import math
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule, add_scaled_per_row, gather_per_row
+from adapterkit.methods.base import (
+    AdapterModule,
+    add_projection,
+    add_scaled_per_row,
+    gather_per_row,
+)
 
 
 class LoraAdapter(AdapterModule):
@@ -39,8 +44,10 @@ class LoraAdapter(AdapterModule):
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
         x = x.to(self.lora_A.weight.dtype)
-        delta = self.lora_B(self.lora_A(self.dropout(x)))  # (B, T, out)
-        return base_out + (self.scaling * delta).to(base_out.dtype)
+        low = self.lora_A(self.dropout(x))  # (B, T, r)
+        if low.dtype == base_out.dtype:
+            return add_projection(base_out, low, self.lora_B.weight, None, self.scaling)
+        return base_out + (self.scaling * self.lora_B(low)).to(base_out.dtype)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``s · B A`` as an (out, in) matrix."""
