@@ -7,27 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.tiny import FINISHED, save_tiny_bert
+from tests.tiny import FINISHED
 
 from adapterkit.cli import main
 from adapterkit.train.default_method import DEFAULT_METHODS, FALLBACK_METHOD, default_method
-
-WORDS = ["good", "bad", "movie", "plot", "fun", "dull", "john", "paris", "visited", "likes"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_bert(tmp_path_factory.mktemp("m") / "model", WORDS)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("data")
-    sentiment = folder / "sentiment.csv"
-    sentiment.write_text("text,label\n" + "good fun movie,pos\nbad dull plot,neg\n" * 8)
-    ner = folder / "ner.conll"
-    ner.write_text("john B-PER\nvisited O\nparis B-LOC\n\njohn B-PER\nlikes O\nparis B-LOC\n\n" * 5)
-    return {"sentiment": sentiment, "ner": ner}
 
 
 def _train(model_dir: Path, out: Path, *args: str) -> int:
