@@ -279,7 +279,7 @@ class AdaptedModel(BundleIO, nn.Module):
         first = kwargs.get("input_ids", kwargs.get("inputs_embeds", args[0] if args else None))
         if not isinstance(first, torch.Tensor):
             return routing  # no batch to index: by name, as without index routing
-        return indexed_routing(routing, tuple(self.configs), first.shape[0])
+        return indexed_routing(routing, tuple(self.configs), first.shape[0], first.device)
 
     def generate(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """``base.generate`` with the routing held for every decoding step."""

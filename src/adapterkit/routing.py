@@ -118,12 +118,15 @@ def make_routing(
     return Routing(groups=groups, batch_size=len(rows), runs=contiguous_runs(rows))
 
 
-def indexed_routing(routing: Routing, order: tuple[str, ...], batch: int) -> Routing:
-    """``routing`` as index routing over ``order`` for a batch of ``batch`` rows."""
-    slots = torch.full((batch,), -1, dtype=torch.long)
+def indexed_routing(
+    routing: Routing, order: tuple[str, ...], batch: int, device: torch.device
+) -> Routing:
+    """``routing`` as index routing over ``order`` for a batch of ``batch`` rows, its index
+    tensor on ``device`` (the inputs'), so no layer copies it."""
+    slots = torch.full((batch,), -1, dtype=torch.long, device=device)
     if routing.groups is not None:
         for name, rows in routing.groups.items():
-            slots[rows.cpu()] = order.index(name)
+            slots[rows.to(device)] = order.index(name)
     elif routing.single is not None:
         slots.fill_(order.index(routing.single))
     return Routing(order=order, slots=slots, batch_size=batch)
