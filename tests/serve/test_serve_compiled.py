@@ -42,6 +42,7 @@ def served(encoder_bundles: Served, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_compiled_server_answers_as_each_adapter_alone(encoder_bundles: Served, served) -> None:
     client, log = served
+    assert client.get("/health").json()["compiled"] is True
     rows = {row["name"] for row in client.get("/v1/adapters").json()["adapters"]}
     assert rows == {"ner", "plain", "qa", "tags", "topic"}
     text = log.read_text()

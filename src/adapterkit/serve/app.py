@@ -112,6 +112,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             "model": settings.model,
             "kind": settings.kind,
             "mode": "naive" if settings.naive else "batched",
+            "compiled": settings.compile,
             "adapters": len(registry.entries),
             **vars(stats),
         }

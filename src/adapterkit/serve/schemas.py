@@ -12,6 +12,7 @@ class Health(BaseModel):
     model: str
     kind: str
     mode: Literal["batched", "naive"]
+    compiled: bool = Field(description="the base runs through torch.compile (serve --compile)")
     adapters: int
     batches: int = Field(description="model calls made for requests so far")
     rows: int
