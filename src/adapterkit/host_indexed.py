@@ -77,9 +77,8 @@ class IndexedRows:
         """``names`` grouped by module class and tapped input: what one batched pass takes."""
         kinds: dict[tuple[type, str | None], list[str]] = {}
         for name in names:
-            kinds.setdefault((type(self.adapters[name]), self.reads_block.get(name)), []).append(
-                name
-            )
+            kind = (type(self.adapters[name]), self.reads_block.get(name))
+            kinds.setdefault(kind, []).append(name)
         return list(kinds.values())
 
     def _indexed_kind(

@@ -22,4 +22,24 @@ def test_report_gives_median_worst_and_stuck_runs(
     text = (tmp_path / "report.md").read_text()
     lora = next(line for line in text.splitlines() if line.startswith("| lora |"))
     assert "80.0 (worst 0.0; stuck 1/3; epochs 10, 11, 12)" in lora
-    assert "0 of 3 seeds run" in lora  # trec-500 was not run
+    assert lora.count("| not run") == 2  # trec-500 and movie-sentiment-500 were not run
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [(r["seed"], r["validation"], r["stuck"]) for r in saved] == [
+        (0, 90.0, False),
+        (1, 0.0, True),
+        (2, 80.0, False),
+    ]
+
+
+def test_a_partly_run_cell_shows_its_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RUNS", tmp_path / "runs")
+    run = tmp_path / "runs" / "trec-500-ia3-seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.875, "epochs_run": 10}))
+    study.write_report(tmp_path / "report.md")
+    ia3 = next(
+        line for line in (tmp_path / "report.md").read_text().splitlines() if "| ia3 |" in line
+    )
+    assert "87.5 (1 of 3 seeds run)" in ia3
