@@ -51,3 +51,19 @@ def test_types_no_study_covers_keep_the_fallback() -> None:
     assert default_method("question-answering") == FALLBACK_METHOD
     assert default_method("causal-lm") == FALLBACK_METHOD
     assert set(DEFAULT_METHODS) <= {"sequence-classification", "token-classification"}
+
+
+def test_resuming_a_run_of_another_method_is_refused_in_one_line(
+    model_dir, data, tmp_path, capsys
+) -> None:
+    """A run started as Pfeiffer (the old default) and resumed without --method, which now
+    resolves another method, is refused naming both; with the method it resumes."""
+    out = tmp_path / "resumed"
+    args = ["--train", str(data["sentiment"])]
+    assert _train(model_dir, out, *args, "--method", "pfeiffer") in FINISHED
+    capsys.readouterr()
+    assert _train(model_dir, out, *args, "--resume") == 2
+    err = capsys.readouterr().err.strip()
+    method = default_method("sequence-classification")
+    assert f"was started with --method pfeiffer, not {method}" in err and len(err.splitlines()) == 1
+    assert _train(model_dir, out, *args, "--method", "pfeiffer", "--resume") in FINISHED

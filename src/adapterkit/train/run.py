@@ -243,7 +243,8 @@ def make_job(
     config = budgeted(spec.config, fresh + replayed, log)
     lr = config.learning_rate(rate_method(spec.options))
     if resume:
-        check_resume_matches(job_dir / "config.yaml", {**config.to_dict(), "lr": lr})
+        train = {**config.to_dict(), "lr": lr}
+        check_resume_matches(job_dir / "config.yaml", train, spec.options.method)
     if main:
         job_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(job_dir, spec.options, config, built.adapter_config, lr)

@@ -42,14 +42,22 @@ def write_run_config(
     atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(record, sort_keys=False).encode())
 
 
-def check_resume_matches(config_path: Path, train: dict[str, Any]) -> None:
-    """Refuse ``--resume`` with training options other than the interrupted run's."""
+def check_resume_matches(config_path: Path, train: dict[str, Any], method: str) -> None:
+    """Refuse ``--resume`` with a method or training options other than the interrupted
+    run's (a run started before the default method changed resolves another one now)."""
     if not config_path.exists() or not (config_path.parent / "checkpoints" / "last").exists():
         return  # nothing to resume: the run starts from scratch anyway
     try:
-        before = (yaml.safe_load(config_path.read_text()) or {}).get("train", {})
+        record = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as error:
         raise AdapterkitError(f"--resume: cannot read {config_path}: {error}") from None
+    started = (record.get("run") or {}).get("method")
+    if started is not None and started != method:
+        raise AdapterkitError(
+            f"--resume: {config_path.parent} was started with --method {started}, not "
+            f"{method}; pass --method {started}, or train into a new --output"
+        )
+    before = record.get("train") or {}
     changed = [
         f"{key} {before[key]!r} -> {train.get(key)!r}"
         for key in RESUME_MUST_MATCH
