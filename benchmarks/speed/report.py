@@ -41,9 +41,8 @@ NOTES = [
     "for backward (2.25 MiB instead of 14.25 MiB for one 64×128×384→1536 layer).",
     "- **torch.compile** (`--compile`, `AdaptedModel.compile()`): the compiled forward reads "
     "its routing from a value dynamo traces, so no wrapped layer breaks the graph (one graph "
-    "for MiniLM). On this CPU it loses for training (0.83-0.92x tokens/s) and mostly wins "
-    "for serving (0.86-1.23x): docs/compiled.md, `python -m benchmarks.compiled`. Not on by "
-    "default.",
+    "for MiniLM). Whether it pays, for training and for serving, is measured side by side "
+    "in docs/compiled.md (`python -m benchmarks.compiled`). Not on by default.",
     "- **Caching frozen lower-layer outputs** when adapters sit only in upper layers: not "
     "attempted (it needs a partial forward per architecture, and is exact only with dropout "
     "off in the frozen layers); the adapted-layers curve bounds its gain.",
