@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from benchmarks import rare_entities
 from benchmarks import small_data_study as study
+
+from adapterkit.data import load_data
 
 
 def test_report_gives_median_worst_and_stuck_runs(
@@ -43,3 +46,31 @@ def test_a_partly_run_cell_shows_its_scores(
         line for line in (tmp_path / "report.md").read_text().splitlines() if "| ia3 |" in line
     )
     assert "87.5 (1 of 3 seeds run)" in ia3
+
+
+def test_every_variant_has_one_table() -> None:
+    placed = [v for variants in study.TABLES.values() for v in variants]
+    assert sorted(placed) == sorted(study.VARIANTS)
+
+
+def test_rarest_types_come_from_the_mention_counts() -> None:
+    examples = [
+        {"tokens": ["a", "b", "c"], "tags": ["B-PER", "I-PER", "B-LOC"]},
+        {"tokens": ["d", "e"], "tags": ["B-PER", "B-ORG"]},
+        {"tokens": ["f"], "tags": ["B-LOC"]},
+    ]
+    assert rare_entities.mentioned_types(examples[0]) == {"PER", "LOC"}
+    assert rare_entities.rarest_types(examples, 1) == ["ORG"]
+
+
+def test_the_rare_variant_loads_as_user_files_with_its_rare_types_rare(tmp_path: Path) -> None:
+    folder, summary = rare_entities.write_rare_variant(
+        tmp_path / "rare", seed=0, train_size=300, eval_size=100
+    )
+    splits = load_data(str(folder))
+    assert splits.task == "token-classification"
+    assert (len(splits.train), len(splits.validation)) == (300, 100)
+    mentions = [t for ex in splits.train for t in ex["tags"] if t.startswith("B-")]
+    rare = set(rare_entities.rarest_types(load_data("conll2003").train))
+    share = sum(t[2:] in rare for t in mentions) / len(mentions)
+    assert 0 < share < 0.2, summary  # CoNLL-2003's two rarest types hold 40 % of its mentions
