@@ -133,9 +133,10 @@ class AdapterHost(IndexedRows, nn.Module):
         out: torch.Tensor,
         block_input: torch.Tensor | None,
     ) -> torch.Tensor:
+        extra: dict = {"owned": True} if module.owns_output else {}
         if module.reads_base:
-            return module(x, out, block_input, base=self.base_weights())
-        return module(x, out, block_input)
+            extra["base"] = self.base_weights()
+        return module(x, out, block_input, **extra)
 
     def _forward_single(
         self, routing: Routing, x: torch.Tensor, args: tuple, kwargs: dict
@@ -243,13 +244,12 @@ class AdapterHost(IndexedRows, nn.Module):
         readers = {self.reads_block.get(name) for name in present}
         if any(type(m) is not kind for m in modules) or len(readers) != 1:
             return None
-        slot = torch.full((out.shape[0],), -1, dtype=torch.long, device=out.device)
-        for position, name in enumerate(present):
-            slot[routing.groups[name].to(out.device)] = position
+        slot = routing.slots_for(present, out.device)
         block_input = self._block_input(routing, present[0], None)
+        extra: dict = {"owned": True} if kind.owns_output else {}
         if kind.reads_base:
-            return kind.forward_rows(modules, slot, x, out, block_input, base=self.base_weights())
-        return kind.forward_rows(modules, slot, x, out, block_input)
+            extra["base"] = self.base_weights()
+        return kind.forward_rows(modules, slot, x, out, block_input, **extra)
 
     def _block_input(
         self, routing: Routing, name: str, rows: torch.Tensor | None

@@ -50,6 +50,21 @@ class Routing:
     """Index routing: (B,) each row's index into ``order``, -1 for the base alone. Layers
     then read no adapter name of the batch, so one compiled graph serves every mix."""
 
+    row_slots: dict[tuple[str, ...], torch.Tensor] = field(default_factory=dict)
+    """Per-call cache for mixed batches: (B,) each row's position in a tuple of adapter
+    names (-1: none of them), built once per tuple instead of once per layer."""
+
+    def slots_for(self, present: list[str], device: torch.device) -> torch.Tensor:
+        """(B,) each row's index into ``present`` (-1 for rows of no adapter in it)."""
+        key = tuple(present)
+        slot = self.row_slots.get(key)
+        if slot is None or slot.device != device:
+            slot = torch.full((self.batch_size,), -1, dtype=torch.long, device=device)
+            for position, name in enumerate(present):
+                slot[self.groups[name].to(device)] = position
+            self.row_slots[key] = slot
+        return slot
+
     def names(self) -> set[str]:
         """The adapter names this call uses."""
         if self.disabled:

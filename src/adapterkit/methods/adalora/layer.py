@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adapterkit.methods.base import AdapterModule, add_scaled_per_row, gather_per_row
+from adapterkit.methods.base import AdapterModule, add_projection_rows, gather_per_row
 
 
 class AdaLoraAdapter(AdapterModule):
@@ -114,5 +114,4 @@ class AdaLoraAdapter(AdapterModule):
         )  # (B, width, in)
         q = gather_per_row([F.pad(m.lora_B, (0, width - m.rank)) for m in modules], slot)
         low = torch.bmm(x.to(first.lora_A.dtype), p.transpose(1, 2))  # (B, T, width)
-        delta = torch.bmm(low, q.transpose(1, 2))  # (B, T, out)
-        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)
+        return add_projection_rows(base_out, low, q, None, [m.scaling for m in modules], slot)

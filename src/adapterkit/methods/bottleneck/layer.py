@@ -20,7 +20,7 @@ from torch import nn
 from adapterkit.methods.base import (
     AdapterModule,
     add_projection,
-    add_scaled_per_row,
+    add_projection_rows,
     gather_per_row,
 )
 
@@ -35,6 +35,8 @@ _ACTIVATIONS = {
 
 class BottleneckAdapter(AdapterModule):
     """Down-projection → non-linearity → up-projection, added to the layer output."""
+
+    owns_output = True
 
     def __init__(
         self,
@@ -59,14 +61,19 @@ class BottleneckAdapter(AdapterModule):
         nn.init.zeros_(self.up.bias)
 
     def forward(
-        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        owned: bool = False,
     ) -> torch.Tensor:
         source = block_input if self.parallel else base_out
         assert source is not None, "parallel adapter called without the block input"
         dtype = base_out.dtype
         hidden = self.act(self.down(source.to(self.down.weight.dtype)))  # (B, T, width)
         if hidden.dtype == dtype and (self.dropout.p == 0 or not self.training):
-            return add_projection(base_out, hidden, self.up.weight, self.up.bias, self.scaling)
+            up = self.up
+            return add_projection(base_out, hidden, up.weight, up.bias, self.scaling, owned)
         delta = self.up(hidden)  # (B, T, C)
         return base_out + (self.scaling * self.dropout(delta)).to(dtype)
 
@@ -78,6 +85,7 @@ class BottleneckAdapter(AdapterModule):
         x: torch.Tensor,
         base_out: torch.Tensor,
         block_input: torch.Tensor | None,
+        owned: bool = False,
     ) -> torch.Tensor | None:
         """Many adapters of one shape in one pass: each row gathers its own weights.
 
@@ -106,5 +114,6 @@ class BottleneckAdapter(AdapterModule):
         w_up = gather_per_row([m.up.weight for m in modules], slot)  # (B, C, r)
         b_up = gather_per_row([m.up.bias for m in modules], slot)  # (B, C)
         hidden = torch.baddbmm(b_down.unsqueeze(1), source.to(dtype), w_down.transpose(1, 2))
-        delta = torch.baddbmm(b_up.unsqueeze(1), first.act(hidden), w_up.transpose(1, 2))
-        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)
+        scalings = [m.scaling for m in modules]
+        hidden = first.act(hidden)
+        return add_projection_rows(base_out, hidden, w_up, b_up, scalings, slot, owned)

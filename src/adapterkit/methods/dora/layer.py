@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods.base import AdapterModule, BaseWeights, gather_per_row
+from adapterkit.methods.base import AdapterModule, BaseWeights, gather_per_row, row_scalings
 from adapterkit.methods.lora.layer import LoraAdapter
 
 MIN_MERGE_MAGNITUDE = 1e-6
@@ -28,6 +28,7 @@ class DoraAdapter(LoraAdapter):
     """A LoRA direction update with a learned length per output row."""
 
     reads_base = True
+    owns_output = False  # its forward is its own, with no in-place add
 
     def __init__(
         self,
@@ -77,7 +78,9 @@ class DoraAdapter(LoraAdapter):
         if not cls.batchable(modules):
             return None
         dtype = modules[0].lora_A.weight.dtype
-        low_rank = cls.low_rank_rows(modules, slot, x, scaled=True)  # (B, T, out)
+        low, b = cls.factor_rows(modules, slot, x)
+        scale = row_scalings([m.scaling for m in modules], slot, dtype)
+        low_rank = torch.bmm(low * scale, b.transpose(1, 2))  # (B, T, out)
         # Rows without an adapter gather zeros: no shift and no low-rank term.
         shift = gather_per_row([m.row_gain(base.weight) - 1 for m in modules], slot)  # (B, out)
         shift = shift.unsqueeze(1)

@@ -19,13 +19,15 @@ from torch import nn
 from adapterkit.methods.base import (
     AdapterModule,
     add_projection,
-    add_scaled_per_row,
+    add_projection_rows,
     gather_per_row,
 )
 
 
 class LoraAdapter(AdapterModule):
     """Low-rank additive update of a linear layer's output."""
+
+    owns_output = True
 
     mergeable = True
 
@@ -41,12 +43,16 @@ class LoraAdapter(AdapterModule):
         nn.init.zeros_(self.lora_B.weight)
 
     def forward(
-        self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        base_out: torch.Tensor,
+        block_input: torch.Tensor | None,
+        owned: bool = False,
     ) -> torch.Tensor:
         x = x.to(self.lora_A.weight.dtype)
         low = self.lora_A(self.dropout(x))  # (B, T, r)
         if low.dtype == base_out.dtype:
-            return add_projection(base_out, low, self.lora_B.weight, None, self.scaling)
+            return add_projection(base_out, low, self.lora_B.weight, None, self.scaling, owned)
         return base_out + (self.scaling * self.lora_B(low)).to(base_out.dtype)
 
     def delta_weight(self) -> torch.Tensor:
@@ -61,14 +67,16 @@ class LoraAdapter(AdapterModule):
         x: torch.Tensor,
         base_out: torch.Tensor,
         block_input: torch.Tensor | None,
+        owned: bool = False,
     ) -> torch.Tensor | None:
         """Many LoRAs of one rank in one pass, each row with its own A and B (as Punica
         and S-LoRA batch them): two batched matmuls instead of a group of ops per LoRA.
         Only in eval mode or without dropout, for LoRAs sharing shapes and dtype."""
         if not cls.batchable(modules):
             return None
-        delta = cls.low_rank_rows(modules, slot, x, scaled=False)  # (B, T, out)
-        return add_scaled_per_row(base_out, delta, [m.scaling for m in modules], slot)
+        low, b = cls.factor_rows(modules, slot, x)
+        scalings = [m.scaling for m in modules]
+        return add_projection_rows(base_out, low, b, None, scalings, slot, owned)
 
     @classmethod
     def batchable(cls, modules: list[AdapterModule]) -> bool:
@@ -84,15 +92,12 @@ class LoraAdapter(AdapterModule):
         )
 
     @staticmethod
-    def low_rank_rows(
-        modules: list[AdapterModule], slot: torch.Tensor, x: torch.Tensor, scaled: bool
-    ) -> torch.Tensor:
-        """``B_row A_row x`` for each row's module (zero for slot -1), optionally times
-        each module's scaling: two batched matmuls, (B, T, out)."""
+    def factor_rows(
+        modules: list[AdapterModule], slot: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's ``A_row x`` (B, T, r), by one batched matmul, and its ``B_row``
+        (B, out, r); zeros for slot -1 rows."""
         dtype = modules[0].lora_A.weight.dtype
         a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
-        b = gather_per_row(
-            [m.lora_B.weight * m.scaling if scaled else m.lora_B.weight for m in modules], slot
-        )  # (B, out, r)
-        low = torch.bmm(x.to(dtype), a.transpose(1, 2))  # (B, T, r)
-        return torch.bmm(low, b.transpose(1, 2))
+        b = gather_per_row([m.lora_B.weight for m in modules], slot)  # (B, out, r)
+        return torch.bmm(x.to(dtype), a.transpose(1, 2)), b

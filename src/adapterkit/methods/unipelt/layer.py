@@ -64,6 +64,7 @@ class TokenGated(AdapterModule):
     ``σ(w · u + b)``, ``u`` being :meth:`gate_source` (a mixin before the part's class)."""
 
     token_gate: TokenGate
+    owns_output = False  # the gate reads base_out after the part's own forward
 
     @staticmethod
     def gate_source(x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,57 @@
+"""The serving benchmark's report: a table per method, the head-only row, the goals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import serve
+
+
+def _row(adapters: int, rate: float) -> dict:
+    return {
+        "adapters": adapters,
+        "requests_per_s": rate,
+        "p50_ms": 10.0,
+        "p95_ms": 20.0,
+        "mean_batch_rows": 16.0,
+        "requests_per_s_runs": [rate],
+    }
+
+
+def test_median_run_keeps_the_middle_rate_and_every_rate() -> None:
+    runs = [_row(1, rate) for rate in (210.0, 190.0, 200.0)]
+    chosen = serve.median_run(runs)
+    assert chosen["requests_per_s"] == 200.0
+    assert chosen["requests_per_s_runs"] == [210.0, 190.0, 200.0]
+
+
+def test_goals_judge_sixteen_against_one_and_price_adapters_against_the_head_only_row() -> None:
+    rows = {
+        "batched": [_row(0, 250.0), _row(1, 200.0), _row(16, 170.0)],
+        "naive": [_row(0, 70.0), _row(1, 60.0), _row(16, 50.0)],
+    }
+    lines = serve.goals(rows)
+    assert "16 adapters, batched vs naive: 3.4x (goal >= 3x): met" in lines[0]
+    assert "0.85x the request rate (goal >= 0.9x): NOT met" in lines[1]
+    assert "1 adapter vs head only, batched: 0.80x" in lines[2]
+    assert serve.table(rows)[2].startswith("| 0 (head only) | 250.0 |")
+
+
+def test_section_has_one_table_per_method_and_keeps_the_rest(tmp_path: Path) -> None:
+    rows = {"batched": [_row(1, 200.0), _row(4, 190.0)], "naive": [_row(1, 60), _row(4, 60)]}
+    results = {
+        "model": "m",
+        "requests": 8,
+        "concurrency": 2,
+        "repeats": 1,
+        "server_flags": "--max-batch 32",
+        "machine": {"cpu": "c", "cores": 2, "device": "cpu", "torch": "t", "python": "p"}
+        | {"server_threads": 1},
+        "methods": {"lora": rows, "pfeiffer": rows},
+    }
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# Benchmarks\n\nbefore\n\n{serve.START}\nold\n{serve.END}\nafter\n")
+    serve.write_section(results, "python -m benchmarks.serve", docs)
+    text = docs.read_text()
+    assert "### lora" in text and "### pfeiffer" in text and "old" not in text
+    assert text.startswith("# Benchmarks\n\nbefore") and text.rstrip().endswith("after")

@@ -1,0 +1,66 @@
+"""Adding into the frozen layer's output in place: only when the host owns it, only where
+autograd records nothing, and never under a module that reads the output afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.tiny import main_output, tiny_inputs, tiny_model
+
+from adapterkit.methods import make_config
+from adapterkit.methods.base import AdapterModule
+from adapterkit.model import AdaptedModel
+
+
+def _module(method: str) -> AdapterModule:
+    model = AdaptedModel(tiny_model("bert"))
+    model.add_adapter("a", make_config(method))
+    host = next(m for m in model.base.modules() if hasattr(m, "adapters"))
+    module = host.adapters["a"]
+    with torch.no_grad():
+        for param in module.parameters():
+            param.normal_(std=0.3)
+    return module.eval()
+
+
+@pytest.mark.parametrize("method", ["lora", "pfeiffer"])
+def test_owned_output_is_written_in_place_only_without_autograd(method: str) -> None:
+    module = _module(method)
+    width = next(p for n, p in module.named_parameters() if "A" in n or "down" in n).shape[1]
+    x = torch.randn(2, 3, width)
+    base_out = torch.randn(2, 3, width)
+    kept = base_out.clone()
+    with torch.no_grad():
+        expected = module(x, base_out, None)  # not owned: out of place
+        torch.testing.assert_close(base_out, kept)
+        written = module(x, base_out, None, owned=True)
+    assert written.data_ptr() == base_out.data_ptr()
+    torch.testing.assert_close(written, expected)
+    base_out = kept.clone()
+    trained = module(x, base_out, None, owned=True)  # autograd on: never in place
+    torch.testing.assert_close(base_out, kept)
+    torch.testing.assert_close(trained, expected)
+
+
+def test_only_the_plain_classes_own_their_output() -> None:
+    from adapterkit.methods.dora.layer import DoraAdapter
+    from adapterkit.methods.unipelt.layer import GatedBottleneck, GatedLora
+
+    assert _module("lora").owns_output and _module("pfeiffer").owns_output
+    assert not any(cls.owns_output for cls in (DoraAdapter, GatedLora, GatedBottleneck))
+
+
+@pytest.mark.parametrize("method", ["lora", "parallel", "unipelt", "mam"])
+def test_inference_in_place_equals_training_mode_outputs(method: str) -> None:
+    model = AdaptedModel(tiny_model("bert"))
+    model.add_adapter("a", make_config(method))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.adapter_parameters("a").values():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    model.eval()
+    inputs = tiny_inputs("bert")
+    with torch.no_grad():
+        fast = main_output(model(**inputs, adapter="a"))
+    recorded = main_output(model(**inputs, adapter="a"))  # grad on: out of place
+    torch.testing.assert_close(fast, recorded.detach(), rtol=1e-5, atol=1e-5)
