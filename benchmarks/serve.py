@@ -203,6 +203,9 @@ def write_section(results: dict, command: str, docs: Path = DOCS) -> None:
         "",
         f"Command: `{command}`",
         "",
+        "Model forwards alone (no HTTP), one adapter against the base and 16 mixed against "
+        "one: docs/inference_add.md (`python -m benchmarks.inference_add`).",
+        "",
     ]
     for method, rows in results["methods"].items():
         body += [f"### {method}", "", *table(rows), "", *goals(rows), ""]

@@ -1,0 +1,178 @@
+"""Adapter inference against the frozen base alone, and what the in-place add buys.
+
+At inference the bottleneck adapters and LoRA add their up-projection into the frozen
+layer's fresh output in place (``AdapterModule.owns_output``); out of place, ``addmm`` first
+copies the whole output. This script times MiniLM forwards (no autograd, eval mode) of the
+base alone, each adapter with the in-place add, and each adapter without it, every batch
+running all three in turns so that drift in machine speed hits them alike; then a
+serving-sized batch (16 short questions) routed to one adapter and to 16 adapters mixed.
+Nothing else may run; it writes docs/inference_add.md:
+
+    .venv/bin/python -m benchmarks.inference_add
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from adapterkit.methods import make_config
+from adapterkit.methods.bottleneck.layer import BottleneckAdapter
+from adapterkit.methods.lora.layer import LoraAdapter
+from adapterkit.model import AdaptedModel
+from adapterkit.models import load_base, load_tokenizer
+from benchmarks.compiled import minilm_spec
+from benchmarks.serve import TEXTS
+from benchmarks.speed.workload import make_batches
+
+METHODS = ("houlsby", "pfeiffer", "lora")
+OWNERS = (BottleneckAdapter, LoraAdapter)
+DOCS = Path("docs/inference_add.md")
+
+
+@contextmanager
+def owning(on: bool) -> Iterator[None]:
+    """Within the block, the host lets the adapters add in place (``on``) or not."""
+    saved = [cls.owns_output for cls in OWNERS]
+    for cls in OWNERS:
+        cls.owns_output = on
+    try:
+        yield
+    finally:
+        for cls, value in zip(OWNERS, saved, strict=True):
+            cls.owns_output = value
+
+
+def adapted(method: str, count: int = 1) -> AdaptedModel:
+    """MiniLM with ``count`` adapters of ``method`` (random weights: speed does not depend
+    on their values), in eval mode."""
+    model = AdaptedModel(load_base("minilm"), name_or_path="minilm")
+    for index in range(count):
+        torch.manual_seed(index)
+        model.add_adapter(f"a{index:02d}", make_config(method))
+        with torch.no_grad():
+            for param in model.adapter_parameters(f"a{index:02d}").values():
+                param.normal_(std=0.02)
+    return model.eval()
+
+
+def _timed(run: Callable[..., object], *args: object, **kwargs: object) -> float:
+    start = time.perf_counter()
+    run(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def serving_batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    """16 short questions, as one batch of the server (benchmarks/serve.py's texts)."""
+    rng = random.Random(seed)
+    texts = [rng.choice(TEXTS) for _ in range(16)]
+    return dict(load_tokenizer("minilm")(texts, padding=True, return_tensors="pt"))
+
+
+@torch.no_grad()
+def owned_ab(method: str, batch_size: int, steps: int, threads: int) -> dict[str, float]:
+    """Median ms of the base, the adapter adding in place, and the adapter out of place;
+    ``batch_size`` 16 is the serving batch, others the speed harness's batches."""
+    spec = replace(minilm_spec(steps, threads), batch_size=batch_size)
+    model = adapted(method)
+    if batch_size == 16:
+        batches = [serving_batch()] * (spec.warmup + steps)
+    else:
+        batches = make_batches(spec, model.base.config.vocab_size)
+    kinds = {"base": None, "in_place": "a00", "out_of_place": "a00"}  # kind -> adapter
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for index, batch in enumerate(batches):
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+        order = list(kinds)[index % 3 :] + list(kinds)[: index % 3]  # each kind leads in turn
+        for kind in order:
+            with owning(kind != "out_of_place"):
+                seconds = _timed(model, **inputs, adapter=kinds[kind])
+            if index >= spec.warmup:
+                times[kind].append(seconds)
+    return {kind: 1000 * statistics.median(values) for kind, values in times.items()}
+
+
+@torch.no_grad()
+def mixed_vs_one(method: str, rounds: int) -> dict[str, float]:
+    """Median ms of a 16-question batch routed to one adapter and to 16 adapters mixed."""
+    model = adapted(method, 16)
+    inputs = serving_batch()
+    rng = random.Random(0)
+    routes = {"one": ["a00"] * 16, "mixed": [f"a{rng.randrange(16):02d}" for _ in range(16)]}
+    times: dict[str, list[float]] = {kind: [] for kind in routes}
+    for index in range(rounds + 4):
+        for kind in routes if index % 2 == 0 else reversed(list(routes)):
+            seconds = _timed(model, **inputs, adapter=routes[kind])
+            if index >= 4:
+                times[kind].append(seconds)
+    distinct = len(set(routes["mixed"]))
+    return {"distinct": distinct} | {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def write_report(owned: dict, mixed: dict, threads: int, steps: int) -> None:
+    """docs/inference_add.md."""
+    lines = [
+        "# Adapter inference against the base alone",
+        "",
+        "Generated by `python -m benchmarks.inference_add` (see its docstring). Machine: "
+        f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, no GPU, torch "
+        f"{torch.__version__}. MiniLM, fp32, eval mode, no autograd; the speed harness's "
+        f"batches (lengths up to 128) at batch 1 and 64, and at 16 one serving batch of short "
+        f"questions (15 tokens); medians of {steps} batches after warm-up, the three kinds in "
+        "turns on every batch.",
+        "",
+        "| method | batch | base ms | in place ms | × base | out of place ms | × base |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (method, batch), row in owned.items():
+        lines.append(
+            f"| {method} | {batch} | {row['base']:.1f} | {row['in_place']:.1f} | "
+            f"{row['in_place'] / row['base']:.3f} | {row['out_of_place']:.1f} | "
+            f"{row['out_of_place'] / row['base']:.3f} |"
+        )
+    lines += [
+        "",
+        "A serving batch: 16 short questions routed to one adapter, then to 16 adapters "
+        "mixed (the rows' adapters drawn at random), in turns:",
+        "",
+        "| method | one adapter ms | 16 mixed ms (distinct in the batch) | one ÷ mixed |",
+        "|---|---:|---:|---:|",
+    ]
+    for method, row in mixed.items():
+        lines.append(
+            f"| {method} | {row['one']:.1f} | {row['mixed']:.1f} ({row['distinct']}) | "
+            f"{row['one'] / row['mixed']:.2f} |"
+        )
+    DOCS.write_text("\n".join(lines) + "\n")
+    print(f"wrote {DOCS}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed batches per row")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    owned, mixed = {}, {}
+    for method in METHODS:
+        for batch in (1, 16, 64):
+            owned[(method, batch)] = row = owned_ab(method, batch, args.steps, args.threads)
+            print(method, batch, {k: round(v, 2) for k, v in row.items()}, flush=True)
+    for method in ("lora", "pfeiffer"):
+        mixed[method] = row = mixed_vs_one(method, 4 * args.steps)
+        print(method, "mixed", {k: round(v, 2) for k, v in row.items()}, flush=True)
+    write_report(owned, mixed, args.threads, args.steps)
+
+
+if __name__ == "__main__":
+    main()
