@@ -48,7 +48,11 @@ def adapter_config(spec: Spec, method: str):
             target_modules=LORA_TARGETS[family(spec)],
             layers=spec.layers,
         )
-    return make_config(method, reduction_factor=float(spec.reduction_factor), layers=spec.layers)
+    if method in ("houlsby", "pfeiffer", "parallel"):
+        return make_config(
+            method, reduction_factor=float(spec.reduction_factor), layers=spec.layers
+        )
+    return make_config(method)  # the other families at their defaults (benchmarks.method_speed)
 
 
 def first_block(base: nn.Module) -> nn.Module:

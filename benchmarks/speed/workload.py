@@ -70,7 +70,8 @@ class Spec:
     model_path: str | None = None
     """Local directory of the real model (resolved by the orchestrator)."""
     method: str = "pfeiffer"
-    """full, houlsby, pfeiffer or lora."""
+    """full, floor, or an adapter method (houlsby, pfeiffer, parallel and lora at the sizes
+    below; the other families at their defaults)."""
     reduction_factor: int = 16
     lora_r: int = 8
     lora_alpha: float = 16.0
