@@ -24,23 +24,10 @@ from typing import Any
 import torch
 
 from benchmarks.compiled import minilm_spec
+from benchmarks.small_data_study import METHODS as ADAPTER_METHODS
 from benchmarks.speed.__main__ import run_one
 
-METHODS = (
-    "full",
-    "floor",
-    "houlsby",
-    "pfeiffer",
-    "parallel",
-    "lora",
-    "ia3",
-    "dora",
-    "adalora",
-    "prompt",
-    "prefix",
-    "mam",
-    "unipelt",
-)
+METHODS = ("full", "floor", *ADAPTER_METHODS)
 DOCS = Path("docs/method_speed.md")
 
 
