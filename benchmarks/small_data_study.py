@@ -115,6 +115,7 @@ def collect() -> list[dict[str, Any]]:
                             "stuck": bool(run.get("learned_nothing")),
                             "epochs": run["epochs_run"],
                         }
+                        | _per_type(variant, run)
                     )
     return found
 
@@ -167,6 +168,30 @@ def _table(every: list[dict[str, Any]], heading: str, variants: list[str]) -> li
     return [*lines, ""]
 
 
+def _per_type(variant: str, run: dict[str, Any]) -> dict[str, Any]:
+    """The rare variant's score per entity type (percent): its point is the rare types."""
+    if variant != RARE or not isinstance(run.get("per_type"), dict):
+        return {}
+    return {"per_type": {k: round(100 * v["f1"], 1) for k, v in run["per_type"].items()}}
+
+
+def _per_type_lines(every: list[dict[str, Any]]) -> list[str]:
+    """Per method on the rare variant: each entity type's median F1 (worst seed)."""
+    lines = []
+    for method in METHODS:
+        runs = [r for r in every if r["variant"] == RARE and r["method"] == method]
+        if len(runs) < len(SEEDS) or any("per_type" not in r for r in runs):
+            continue
+        cells = []
+        for kind in sorted(runs[0]["per_type"]):
+            scores = [r["per_type"].get(kind, 0.0) for r in runs]
+            cells.append(f"{kind} {statistics.median(scores):.1f} (worst {min(scores):.1f})")
+        lines.append(f"- {method}: " + ", ".join(cells))
+    if not lines:
+        return []
+    return [f"Per entity type on {RARE} (validation F1, median over the seeds):", "", *lines, ""]
+
+
 def write_report(path: Path) -> None:
     """docs/small_data_study.md (and .json, every run): median and worst validation score
     per method and variant."""
@@ -191,6 +216,7 @@ def write_report(path: Path) -> None:
     ]
     for heading, variants in TABLES.items():
         lines += _table(every, heading, variants)
+    lines += _per_type_lines(every)
     lines += [
         "`not run` and `N of 3 seeds run` mark runs left out for CPU time, not failures; "
         "docs/default_method.md ranks the methods with 3 seeds everywhere.",

@@ -74,3 +74,18 @@ def test_the_rare_variant_loads_as_user_files_with_its_rare_types_rare(tmp_path:
     rare = set(rare_entities.rarest_types(load_data("conll2003").train))
     share = sum(t[2:] in rare for t in mentions) / len(mentions)
     assert 0 < share < 0.2, summary  # CoNLL-2003's two rarest types hold 40 % of its mentions
+
+
+def test_the_rare_variant_reports_each_entity_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RUNS", tmp_path / "runs")
+    for seed, misc in enumerate((0.3, 0.2, 0.4)):
+        run = tmp_path / "runs" / f"{study.RARE}-lora-seed{seed}"
+        run.mkdir(parents=True)
+        per_type = {"MISC": {"f1": misc}, "PER": {"f1": 0.9}}
+        record = {"f1": 0.85, "epochs_run": 8, "per_type": per_type}
+        (run / "metrics.json").write_text(json.dumps(record))
+    study.write_report(tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text()
+    assert "- lora: MISC 30.0 (worst 20.0), PER 90.0 (worst 90.0)" in text
