@@ -104,6 +104,10 @@ def write(out: Path, model_name: str = "minilm") -> None:
         "output alone the bundle stores: 'bundle weights' (adapter + head as saved) is what "
         "serving holds, 'trainable %' what training updates.",
         "",
+        "How fast each trains against full fine-tuning and the frozen-base floor, and its peak "
+        "memory: [method_speed.md](method_speed.md) (`python -m benchmarks.method_speed`; DoRA "
+        "and UniPELT train about as slowly as full fine-tuning).",
+        "",
     ]
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
