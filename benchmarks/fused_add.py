@@ -16,7 +16,7 @@ import argparse
 import os
 import statistics
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ import torch
 from adapterkit.methods.bottleneck import layer as bottleneck_layer
 from adapterkit.methods.lora import layer as lora_layer
 from benchmarks.compiled import minilm_spec
-from benchmarks.speed.measure import autocast
+from benchmarks.speed.measure import autocast, swapped
 from benchmarks.speed.ours import build
 from benchmarks.speed.workload import PoolHead, loss_of, make_batches
 
@@ -42,18 +42,9 @@ def unfused(
     return base_out + scale * torch.nn.functional.linear(hidden, weight, bias)
 
 
-@contextmanager
-def adding(kind: str):
+def adding(kind: str) -> AbstractContextManager[None]:
     """Within the block, the adapters add their projection the ``kind`` way."""
-    saved = [module.add_projection for module in MODULES]
-    if kind == "unfused":
-        for module in MODULES:
-            module.add_projection = unfused
-    try:
-        yield
-    finally:
-        for module, original in zip(MODULES, saved, strict=True):
-            module.add_projection = original
+    return swapped(MODULES, "add_projection", unfused) if kind == "unfused" else nullcontext()
 
 
 def ab(method: str, steps: int, threads: int) -> dict[str, Any]:

@@ -19,8 +19,7 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,24 +32,12 @@ from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
 from benchmarks.compiled import minilm_spec
 from benchmarks.serve import TEXTS
+from benchmarks.speed.measure import swapped
 from benchmarks.speed.workload import make_batches
 
 METHODS = ("houlsby", "pfeiffer", "lora")
 OWNERS = (BottleneckAdapter, LoraAdapter)
 DOCS = Path("docs/inference_add.md")
-
-
-@contextmanager
-def owning(on: bool) -> Iterator[None]:
-    """Within the block, the host lets the adapters add in place (``on``) or not."""
-    saved = [cls.owns_output for cls in OWNERS]
-    for cls in OWNERS:
-        cls.owns_output = on
-    try:
-        yield
-    finally:
-        for cls, value in zip(OWNERS, saved, strict=True):
-            cls.owns_output = value
 
 
 def adapted(method: str, count: int = 1) -> AdaptedModel:
@@ -95,7 +82,7 @@ def owned_ab(method: str, batch_size: int, steps: int, threads: int) -> dict[str
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
         order = list(kinds)[index % 3 :] + list(kinds)[: index % 3]  # each kind leads in turn
         for kind in order:
-            with owning(kind != "out_of_place"):
+            with swapped(OWNERS, "owns_output", kind != "out_of_place"):
                 seconds = _timed(model, **inputs, adapter=kinds[kind])
             if index >= spec.warmup:
                 times[kind].append(seconds)

@@ -12,8 +12,8 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,19 @@ from benchmarks.speed.workload import PoolHead, Spec, loss_of, make_batches
 
 Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 """A tool's forward: batch -> last hidden states (B, T, C)."""
+
+
+@contextmanager
+def swapped(targets: tuple[Any, ...], name: str, value: Any) -> Iterator[None]:
+    """Within the block, ``name`` on every one of ``targets`` is ``value`` (an A/B switch)."""
+    saved = [getattr(target, name) for target in targets]
+    for target in targets:
+        setattr(target, name, value)
+    try:
+        yield
+    finally:
+        for target, original in zip(targets, saved, strict=True):
+            setattr(target, name, original)
 
 
 def _proc_status_mb(key: str) -> float:
