@@ -124,6 +124,11 @@ class TrainConfig:
     activation_checkpointing: bool = False
     """Keep only each transformer block's inputs and recompute the block in the backward
     pass: much less activation memory for about one more forward pass of compute."""
+    shard_base: bool = False
+    """Shard the frozen base's weights over the run's processes (PyTorch FSDP), for a base
+    too large for one device; adapters and heads stay whole on each process. Needs several
+    processes (torchrun, accelerate launch); ``accelerate launch --use_fsdp`` turns it on
+    too. See docs/distributed.md."""
     group_by_length: bool = False
     """Batch training examples of similar length together (as transformers'
     LengthGroupedSampler does), so dynamic padding pads little and training runs faster.

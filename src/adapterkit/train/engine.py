@@ -16,6 +16,7 @@ float rounding. A run of one job is exactly the single-adapter loop it replaced.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState
 from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING, judge
-from adapterkit.train.evaluate import evaluate_features, predict_features
+from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
 from adapterkit.train.job import TrainJob
 from adapterkit.train.last_checkpoints import recover_last, save_last
 from adapterkit.train.optim import autocast_context
@@ -91,10 +92,17 @@ def fit_jobs(
         model.train()
         rows = [[job.train_features[i] for i in processes.share(job.next_rows())] for job in live]
         mine = [k for k, r in enumerate(rows) if r]  # a batch smaller than the world skips some
-        with autocast_context(live[0].config, device):
+        idle = processes.sharded and not mine
+        if idle:  # each forward of a sharded base takes every process: one row, weighed 0
+            mine, rows[0] = [0], live[0].train_features[:1]
+        # An idle row draws its dropout from a forked generator, so the process's own
+        # stream goes on as if it had sat the step out (as it does unsharded).
+        with fork_rng(device, idle), autocast_context(live[0].config, device):
             losses, counts = packed_losses(
                 model, [live[k] for k in mine], [rows[k] for k in mine], device
             )
+        if idle:
+            losses, counts = [loss * 0.0 for loss in losses], [0]
         # Each job's loss, weighted by this process's share of its rows or tokens, so the
         # gradients summed over processes are those of the whole batch's mean loss (or,
         # weighting items evenly, of its summed loss over the job's mean items per batch).
@@ -154,8 +162,12 @@ def fit_jobs(
         bar.close()
     seconds = time.perf_counter() - started
     results = {}
+    if processes.sharded:  # all evaluate the best weights together: wait until written
+        processes.wait()
     for job in jobs:
-        if processes.main:  # the one that wrote the checkpoints, and writes the bundles
+        # The main process wrote the checkpoints and writes the bundles; with a sharded
+        # base every process runs the final evaluations beside it, so all restore.
+        if processes.main or processes.sharded:
             restore_best(model, job, log if single else _prefixed(log, job.name))
         if job.controller is not None:  # every process: all keep the same weights
             line = job.controller.finish()
@@ -209,15 +221,42 @@ def validate(
     spans = _example_rows(features)
     mine = list(range(processes.rank, len(spans), processes.world))
     rows = [features[r] for e in mine for r in range(*spans[e])]
+    # With a sharded base every process runs as many forward passes as the busiest one
+    # (agreed before any of them: the agreement is a collective too).
+    batches = -(-len(rows) // size)
+    idle = processes.most(batches) - batches if processes.sharded else 0
     predictions, loss = (
         predict_features(model, job.name, job.task, rows, size) if rows else ([], None)
     )
+    idle_forwards(model, job, features[:1], idle)
     merged = merge_windows(job.task, rows, predictions)
     by_example = dict(processes.gather(list(zip(mine, merged, strict=True))))
     ordered = [by_example[e] for e in range(len(spans))]
     share = torch.tensor([(loss or 0.0) * len(rows), len(rows) if loss is not None else 0])
     total, counted = processes.sum(share.double()).tolist()
     return job.task.metrics(references, ordered), (total / counted if counted else None)
+
+
+@torch.no_grad()
+def idle_forwards(
+    model: AdaptedModel, job: TrainJob, rows: list[dict[str, Any]], count: int
+) -> None:
+    """``count`` forward passes over ``rows`` whose outputs are dropped: a process's share
+    of the forward passes every process of a sharded base takes part in."""
+    device = next(model.parameters()).device
+    model.eval()  # no dropout: a process with no rows of its own still draws nothing
+    for _ in range(count):
+        batch = {k: v.to(device) for k, v in job.task.collate(rows).items()}
+        task_forward(model, job.name, job.task, batch)
+
+
+def fork_rng(device: torch.device, fork: bool) -> contextlib.AbstractContextManager:
+    """A context whose random draws leave the process's generators (CPU, and ``device``'s
+    when it is a GPU) as they were, when ``fork``; else one that changes nothing."""
+    if not fork:
+        return contextlib.nullcontext()
+    gpus = [device] if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=gpus, device_type=device.type)
 
 
 def _example_rows(features: list[dict[str, Any]]) -> list[tuple[int, int]]:

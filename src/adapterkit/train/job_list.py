@@ -27,7 +27,12 @@ SHARED_OPTIONS = (
     "model", "device", "report_to", "mlflow_uri", "quantize", "share_adapter",
     "sampling_temperature",
 )  # fmt: skip
-SHARED_TRAINING = ("precision", "attention_dropout", "activation_checkpointing")
+SHARED_TRAINING = (
+    "precision",
+    "attention_dropout",
+    "activation_checkpointing",
+    "shard_base",
+)
 
 
 def check_job_specs(specs: list[JobSpec]) -> None:

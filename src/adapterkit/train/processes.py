@@ -35,6 +35,9 @@ class Processes:
     device: torch.device
     state: Any = None
     """accelerate's ``PartialState`` when several processes run (None for one)."""
+    sharded: bool = False
+    """Whether the frozen base is sharded over the processes (see
+    :mod:`adapterkit.train.sharding`): then every process takes part in every forward pass."""
 
     @classmethod
     def start(cls, device: str = "auto") -> Processes:
@@ -79,6 +82,10 @@ class Processes:
         flat = self.sum(torch.cat([g.reshape(-1) for g in grads]))
         for param, chunk in zip(params, flat.split([g.numel() for g in grads]), strict=True):
             param.grad = chunk.view_as(param).clone()
+
+    def most(self, value: int) -> int:
+        """The largest ``value`` any process holds (its own when alone)."""
+        return max(self.gather([value]))
 
     def gather(self, items: list[Any]) -> list[Any]:
         """Every process's ``items``, concatenated in rank order (its own when alone)."""

@@ -18,8 +18,11 @@ Several jobs each get that layout in ``run_dir/<job>/``, beside the job list
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from adapterkit.checkpointing import enable_activation_checkpointing
 from adapterkit.data import DataSplits, check_trainable
@@ -50,6 +53,7 @@ from adapterkit.train.run_setup import (
     load_run_base,
     load_run_data,
 )
+from adapterkit.train.sharding import check_shardable, shard_base, sharding_asked
 from adapterkit.train.shared import check_shared, sampled_batch_sizes, tie_adapters
 from adapterkit.train.tracking import Trackers, check_report_to
 
@@ -109,8 +113,15 @@ def train_jobs(
             "shared adapter: rows per batch "
             + ", ".join(f"{spec.name} {spec.config.batch_size}" for spec in specs)
         )
+    sharding = processes.world > 1 and sharding_asked(specs)
+    if sharding_asked(specs) and not sharding:
+        log("--shard-base: one process, so the base stays whole (launch several to shard it)")
+    if sharding:
+        check_shardable(specs, [split.task for split in splits.values()])
     kind = base_kind_of(specs, splits)
-    model, tokenizer = load_run_base(specs[0], kind, processes.device)
+    # A base to shard stays on the CPU until sharded: whole, it may not fit one device.
+    load_device = torch.device("cpu") if sharding else processes.device
+    model, tokenizer = load_run_base(specs[0], kind, load_device)
     for lineage in lineages.values():
         if lineage is not None:  # a parent of another base: refused before anything is written
             model.check_bundle_base(lineage.record, lineage.path)
@@ -142,7 +153,10 @@ def train_jobs(
             job_log(spec),
             processes.main,
         )
-        if lineage is not None and lineage.old is not None and processes.main:
+        # Scored before the base is sharded; with a sharded base every process scores the old
+        # data, since every process runs the final evaluations (forgetting among them).
+        scores_old = processes.main or sharding
+        if lineage is not None and lineage.old is not None and scores_old:
             built[spec.name].old = lineage.old
             built[spec.name].old_before = score_parent(
                 model, tokenizer, lineage, spec.config.eval_batch_size
@@ -156,6 +170,8 @@ def train_jobs(
             job.leader = jobs[0]
     if spec_of(specs, "activation_checkpointing"):
         enable_activation_checkpointing(model.base)
+    if sharding:
+        log(shard_base(model, processes))
     trackers = Trackers([])
     if processes.main:  # one process reports for the run
         trackers = Trackers.open(
@@ -201,16 +217,24 @@ def train_jobs(
             refill=refill if hooks.refill is not None and processes.world == 1 else None,
         )
         processes.wait()
-        if not processes.main:
+        if not processes.main and not sharding:
             return {}  # the main process holds the same weights and writes the bundles
+        # With a sharded base the others evaluate beside the main process (each forward
+        # pass takes them all), writing into a folder that is then thrown away.
+        scratch = None if processes.main else tempfile.TemporaryDirectory(prefix="shard-")
         finals = {}
         for spec, job in zip(specs, jobs, strict=True):
+            if scratch is not None:
+                job.out_dir = Path(scratch.name) / spec.name
             finals[spec.name] = finish_job(
                 spec, built[spec.name], job, results[spec.name], splits[spec.name], job_log(spec)
             )
             trackers.metrics(job.name, _split_metrics(finals[spec.name]), job.state.global_step)
             files = ("adapter", "report.md", "metrics.json")
             trackers.files(job.name, [job.out_dir / name for name in files])
+        if scratch is not None:
+            scratch.cleanup()
+            return {}
     except BaseException:
         trackers.close(finished=False)  # tracked runs say they did not finish (Ctrl-C too)
         raise
