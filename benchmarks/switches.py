@@ -1,0 +1,158 @@
+"""Verdicts on the switches that would make training faster: docs/switches.md.
+
+Each switch (length grouping with even token weights, bf16 autocast on the CPU, no
+attention-probability dropout) becomes a default only if it costs no quality beyond seed
+noise. This page holds the evidence: the default method (LoRA) on TREC-6 and CoNLL-2003
+at the quality benchmark's budget, 3 seeds with and without the switch, validation for
+the decision and test reported. The runs come from benchmarks.quality (two processes
+side by side, one thread each):
+
+    OMP_NUM_THREADS=1 python -m benchmarks.quality --tasks conll2003 trec --methods lora \\
+        --seeds 0 1 2 --out /tmp/ignored.md &
+    OMP_NUM_THREADS=1 python -m benchmarks.quality --tasks conll2003 trec --methods lora \\
+        --seeds 0 1 2 --variant grouped-even --out /tmp/ignored.md   # then bf16, no-attn-dropout
+    python -m benchmarks.switches                                     # runs -> docs/switches.md
+
+The rule, stated before the runs finished: a switch costs quality on a task when its
+validation median falls below the default's by more than seed noise, taken as the larger
+of the two seed ranges (best minus worst seed). A switch holds when it costs nothing on
+both tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from benchmarks.quality_spec import RUNS, TASKS, VARIANTS, run_dir
+
+SWITCHES = ("grouped-even", "bf16", "no-attn-dropout")
+SEEDS = (0, 1, 2)
+PAGE = Path("docs/switches.md")
+
+
+class Arm(NamedTuple):
+    """One side of a comparison: every finished seed's scores (x100) and train minutes."""
+
+    validation: list[float]
+    test: list[float]
+    minutes: list[float]
+
+    def cell(self, scores: list[float]) -> str:
+        """'median (worst–best, n)', or '–' when no seed finished."""
+        if not scores:
+            return "–"
+        return (
+            f"{statistics.median(scores):.1f} ({min(scores):.1f}–{max(scores):.1f}, {len(scores)})"
+        )
+
+    @property
+    def spread(self) -> float:
+        """Best minus worst validation seed."""
+        return max(self.validation) - min(self.validation) if self.validation else 0.0
+
+
+def arm(task: str, method: str, variant: str | None, runs: Path = RUNS) -> Arm:
+    """The finished seeds of (task, method[, variant])."""
+    metric = TASKS[task]["metric"]
+    validation, test, minutes = [], [], []
+    for seed in SEEDS:
+        folder = run_dir(task, method, seed, variant, runs)
+        final, valid = folder / "metrics.json", folder / "validation_metrics.json"
+        if not final.exists() or not valid.exists():
+            continue
+        metrics = json.loads(final.read_text())
+        test.append(100 * metrics[metric])
+        validation.append(100 * json.loads(valid.read_text())[metric])
+        minutes.append(metrics["train_seconds"] / 60)
+    return Arm(validation, test, minutes)
+
+
+def verdict(default: Arm, switched: Arm) -> tuple[float, float, str]:
+    """(validation median difference, seed noise, what it means)."""
+    if len(default.validation) < 3 or len(switched.validation) < 3:
+        return float("nan"), float("nan"), "not decided (fewer than 3 seeds)"
+    diff = statistics.median(switched.validation) - statistics.median(default.validation)
+    noise = max(default.spread, switched.spread)
+    return diff, noise, "costs quality" if diff < -noise else "within seed noise"
+
+
+def table(method: str, runs: Path = RUNS) -> tuple[list[str], dict[str, bool | None]]:
+    """The page's table rows, and per switch whether it holds (None: not decided)."""
+    rows = [
+        "| switch | task | validation: default | with the switch | difference (noise) | "
+        "verdict | test: default | with the switch | train minutes (default / switch) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    holds: dict[str, bool | None] = {}
+    for switch in SWITCHES:
+        outcomes = []
+        for task in TASKS:
+            default, switched = arm(task, method, None, runs), arm(task, method, switch, runs)
+            diff, noise, said = verdict(default, switched)
+            outcomes.append(None if math.isnan(diff) else said == "within seed noise")
+            minutes = [
+                f"{statistics.median(a.minutes):.1f}" if a.minutes else "–"
+                for a in (default, switched)
+            ]
+            rows.append(
+                f"| `{VARIANTS[switch].flag}` | {task} | {default.cell(default.validation)} | "
+                f"{switched.cell(switched.validation)} | "
+                + ("–" if math.isnan(diff) else f"{diff:+.1f} ({noise:.1f})")
+                + f" | {said} | {default.cell(default.test)} | {switched.cell(switched.test)} | "
+                f"{' / '.join(minutes)} |"
+            )
+        holds[switch] = None if None in outcomes else all(outcomes)
+    return rows, holds
+
+
+def write_page(
+    method: str = "lora", runs: Path = RUNS, page: Path = PAGE
+) -> dict[str, bool | None]:
+    """Write docs/switches.md; returns each switch's verdict (True: holds on both tasks)."""
+    rows, holds = table(method, runs)
+    said = {True: "holds on both tasks", False: "costs quality", None: "not decided"}
+    lines = [
+        "# Fast switches: do they cost quality?",
+        "",
+        f"Generated by `python -m benchmarks.switches` from the runs of `benchmarks.quality` "
+        f"(see the script's docstring). Machine: {platform.machine()}, {os.cpu_count()} "
+        f"cores, no GPU, torch {torch.__version__}; two runs side by side, one thread each. "
+        "Method: "
+        f"{method} at its defaults; TREC-6 (batch 32, max length 64, 5 epochs) and CoNLL-2003 "
+        "(batch 16, max length 128, 2 epochs), early stopping on validation, the best epoch "
+        "scored. Scores are median (worst–best, seeds).",
+        "",
+        "Rule: a switch costs quality on a task when its validation median is below the "
+        "default's by more than seed noise (the larger of the two seed ranges); it holds when "
+        "it costs nothing on both tasks. Train minutes come from runs that shared the machine "
+        "with another run: a rough guide only (docs/benchmarks.md measures speed).",
+        "",
+        *rows,
+        "",
+        *[f"- `{VARIANTS[s].flag}`: **{said[holds[s]]}**." for s in SWITCHES],
+        "",
+    ]
+    page.write_text("\n".join(lines))
+    return holds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="lora")
+    parser.add_argument("--out", type=Path, default=PAGE)
+    args = parser.parse_args()
+    holds = write_page(args.method, page=args.out)
+    print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in holds.items()))
+
+
+if __name__ == "__main__":
+    main()
