@@ -78,6 +78,9 @@ class AdaptedModel(BundleIO, nn.Module):
         self.targets: dict[str, list[str]] = {}
         self.task_info: dict[str, dict[str, Any]] = {}
         self.default_adapter: str | None = None
+        self.sharded_base = False
+        """Whether the base is sharded over processes (``train --shard-base``): then every
+        forward takes them all, so generation decodes on each until all are done."""
         self.train(base.training)  # keep the caller's train/eval mode
         if freeze_base:
             base.requires_grad_(False)
@@ -284,6 +287,8 @@ class AdaptedModel(BundleIO, nn.Module):
     def generate(self, *args: Any, adapter: AdapterChoice = _UNSET, **kwargs: Any) -> Any:
         """``base.generate`` with the routing held for every decoding step."""
         routing = self._routing(adapter)
+        if self.sharded_base:  # transformers' switch for sharded bases (its FSDP and ZeRO-3)
+            kwargs.setdefault("synced_gpus", True)
         with use_routing(routing), prompted(self.base, routing, kwargs, generating=True) as call:
             return call.sequences(self.base.generate(*args, **call.kwargs))
 

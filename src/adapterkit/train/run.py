@@ -117,7 +117,7 @@ def train_jobs(
     if sharding_asked(specs) and not sharding:
         log("--shard-base: one process, so the base stays whole (launch several to shard it)")
     if sharding:
-        check_shardable(specs, [split.task for split in splits.values()])
+        check_shardable(specs)
     kind = base_kind_of(specs, splits)
     # A base to shard stays on the CPU until sharded: whole, it may not fit one device.
     load_device = torch.device("cpu") if sharding else processes.device

@@ -16,9 +16,8 @@ gradient sum of :mod:`adapterkit.train.processes` untouched.
 What sharding asks of the run: every process takes part in every forward pass of the
 base (each pass gathers weights from all of them). So a process with no rows in a step
 runs one row at zero weight, validation pads each process to the same number of
-batches, and the final evaluations run on every process (the main one writes them).
-Text generation is refused: its decoding stops when every row is done, which processes
-could decide apart.
+batches, the final evaluations run on every process (the main one writes them), and
+generation decodes on every process until all are done (transformers' ``synced_gpus``).
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from torch import nn
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import AdapterModule
 from adapterkit.model import AdaptedModel
-from adapterkit.tasks import GENERATION_TASKS
 from adapterkit.train.options import JobSpec
 from adapterkit.train.processes import Processes
 
@@ -42,7 +40,7 @@ def sharding_asked(specs: list[JobSpec]) -> bool:
     return from_accelerate or specs[0].config.shard_base
 
 
-def check_shardable(specs: list[JobSpec], task_types: list[str]) -> None:
+def check_shardable(specs: list[JobSpec]) -> None:
     """Refuse, in one line, a run whose base cannot be sharded."""
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
         raise AdapterkitError(
@@ -56,12 +54,6 @@ def check_shardable(specs: list[JobSpec], task_types: list[str]) -> None:
             )
         if spec.options.quantize:
             raise AdapterkitError("--shard-base and --quantize cannot be combined")
-    generation = sorted({t for t in task_types if t in GENERATION_TASKS})
-    if generation:
-        raise AdapterkitError(
-            f"--shard-base does not train {', '.join(generation)} yet: decoding stops when "
-            "every row is done, which sharded processes must decide together"
-        )
 
 
 def shard_base(model: AdaptedModel, processes: Processes) -> str:
@@ -92,7 +84,7 @@ def shard_base(model: AdaptedModel, processes: Processes) -> str:
     for tensor in [*whole, *model.buffers()]:
         if tensor.device != processes.device:
             tensor.data = tensor.data.to(processes.device)
-    processes.sharded = True
+    processes.sharded = model.sharded_base = True
     kept, total = held_bytes(model)
     return (
         f"base sharded over {processes.world} processes ({len(blocks) + 1} FSDP units): "
