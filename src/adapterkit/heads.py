@@ -51,6 +51,15 @@ class Head(nn.Module):
         if cls.head_type:
             _HEADS[cls.head_type] = cls
 
+    def set_dropout(self, rate: float) -> None:
+        """Train with another dropout rate (no weights change; the bundle records it)."""
+        if "dropout" not in self.head_config:
+            raise AdapterkitError(f"--head-dropout: the {self.head_type} head has no dropout")
+        self.head_config["dropout"] = check_value("dropout", float, rate, ARGUMENT_RULES["dropout"])
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+
     def attach(self, base: nn.Module, heads: Callable[[], dict[str, Head]]) -> None:
         """Called when the head joins a model over ``base`` (``heads`` returns the model's
         heads by adapter name, at call time): a head that needs more than the final hidden

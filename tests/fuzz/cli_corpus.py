@@ -97,6 +97,7 @@ BAD_TRAIN_FLAGS: dict[str, list[str]] = {
     "--name": ["../evil", "a/b", "", "x" * 100, "train"],
     "--quantize": ["2bit", "4", ""],
     "--pooling": ["max"],
+    "--head-dropout": ["1", "-0.1", "x"],
 }
 BAD_METHOD_FLAGS: dict[str, list[tuple[str, str]]] = {
     "lora": [

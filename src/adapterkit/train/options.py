@@ -86,6 +86,9 @@ class RunOptions:
     """Classification heads: how the head reads the sequence, mean (the default), cls (the
     first token, as transformers' BERT and RoBERTa heads do: such a bundle exports to PEFT
     and to a merged model) or last."""
+    head_dropout: float | None = field(default=None, metadata={"min": 0, "below": 1})
+    """Dropout of the task head while training; default the head's own (0.1 for the
+    classification, token and entity-pair heads; the QA span head has none)."""
     quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
     """Load the frozen base quantized by bitsandbytes: 4bit (NF4, double quantization, bf16
     compute: QLoRA) or 8bit; adapters and heads stay full precision. The bundle records it,

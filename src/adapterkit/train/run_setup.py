@@ -123,7 +123,7 @@ def add_job_adapter(
     adapter_config = adapter_config.prepare(tokenizer, max_length, limit)
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)
-    head = job_head(task, model.base.config.hidden_size, options.pooling, lineage)
+    head = job_head(task, model.base.config.hidden_size, options, lineage)
     model.add_adapter(spec.name, adapter_config, head=head, task=task.task_info())
     own = {**model.adapter_parameters(spec.name), **model.head_parameters(spec.name)}
     parents = [] if lineage is None else [lineage.parent]
@@ -151,10 +151,12 @@ def add_job_adapter(
 
 
 def job_head(
-    task: Task, hidden_size: int, pooling: str | None, lineage: Lineage | None
+    task: Task, hidden_size: int, options: RunOptions, lineage: Lineage | None
 ) -> Head | None:
     """The job's head: the task's fresh one, or its parent's widened to the task's labels
-    (whose pooling another ``pooling`` may not change: see ``load_lineage``)."""
+    (whose pooling another ``--pooling`` may not change: see ``load_lineage``), with the
+    options' pooling and dropout."""
+    pooling = options.pooling
     head = task.build_head(hidden_size)
     if lineage is not None and head is not None:
         stored = lineage.record.get("head") or {}
@@ -170,6 +172,10 @@ def job_head(
                 f"--pooling applies to classification heads; a {task.task_type} task has none"
             )
         head.set_pooling(pooling)
+    if options.head_dropout is not None:
+        if head is None:
+            raise AdapterkitError(f"--head-dropout: a {task.task_type} task has no head")
+        head.set_dropout(options.head_dropout)
     return head
 
 
