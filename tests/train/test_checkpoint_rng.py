@@ -38,3 +38,27 @@ def test_cuda_rng_states_round_trip_through_a_checkpoint(tmp_path, monkeypatch) 
 def test_without_cuda_only_the_cpu_state_is_kept(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert set(checkpoint.rng_tensors()) == {"rng.torch"}
+
+
+def test_each_process_resumes_with_its_own_random_state(tmp_path) -> None:
+    """Several processes: every rank's state is saved; each rank restores its own, and a
+    checkpoint of one process gives every rank the main one's (older checkpoints)."""
+    model = AdaptedModel(tiny_model("bert"))
+    model.add_adapter("a", make_config("lora"))
+    model.train_adapter("a")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    states, draws = [], []
+    for seed in (1, 2, 3):  # what each of three processes holds, and draws next
+        torch.manual_seed(seed)
+        states.append(checkpoint.rng_tensors())
+        draws.append(torch.rand(3))
+    save_checkpoint(tmp_path / "many", model, "a", optimizer, scheduler, TrainerState(), rng=states)
+    save_checkpoint(
+        tmp_path / "one", model, "a", optimizer, scheduler, TrainerState(), rng=states[:1]
+    )
+    for rank in (0, 1, 2):
+        load_checkpoint(tmp_path / "many", model, "a", optimizer, scheduler, rank=rank)
+        assert torch.equal(torch.rand(3), draws[rank])
+        load_checkpoint(tmp_path / "one", model, "a", optimizer, scheduler, rank=rank)
+        assert torch.equal(torch.rand(3), draws[0])

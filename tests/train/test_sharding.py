@@ -58,18 +58,22 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run(
-    launcher: list[str], root: Path, out: Path, *extra: str, method: str = "lora", data: str = ""
-):
-    """``data``: "" for the classification files, "gen-" for the prompt/response ones."""
+def _args(root: Path, out: Path, method: str = "lora", data: str = "") -> list[str]:
+    """``adapterkit`` arguments; ``data``: "" for the classification files, "gen-" for the
+    prompt/response ones."""
     args = ["train", "--model", str(root / "llama"), "--method", method, "--output", str(out)]
     for split in ("train", "validation", "test"):
         args += [f"--{split}", str(root / f"{data}{split}.jsonl")]
     args += ["--batch-size", "5", "--eval-batch-size", "2", "--epochs", "2", "--lr", "0.01"]
-    args += ["--max-length", "40"]  # room for prompt tuning's 20 tokens in 64 positions
+    return [*args, "--max-length", "40"]  # room for prompt tuning's 20 tokens in 64 positions
+
+
+def _run(
+    launcher: list[str], root: Path, out: Path, *extra: str, method: str = "lora", data: str = ""
+):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [*launcher, "-m", "adapterkit", *args, *extra],
+        [*launcher, "-m", "adapterkit", *_args(root, out, method, data), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -144,6 +148,48 @@ def test_a_sharded_base_trains_the_weights_of_a_whole_one(
         assert final["accuracy"] == final_alone["accuracy"]
     # The other process evaluated into a scratch folder: nothing of it is left in the run.
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in unsharded.iterdir())
+
+
+def test_kill_9_then_resume_ends_as_the_uninterrupted_run(setup, tmp_path) -> None:
+    """A sharded two-process run killed in its fourth epoch and resumed ends with the
+    uninterrupted run's weights (the head's dropout on; that each process gets its own
+    random state back is checked directly in tests/train/test_checkpoint_rng.py)."""
+    import signal
+    import time
+
+    flags = ("--shard-base", "--save-steps", "1", "--epochs", "6", "--patience", "6")
+    straight = tmp_path / "straight"
+    done = _run(TORCHRUN, setup, straight, *flags)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "resumed"
+    argv = [*TORCHRUN, "-m", "adapterkit", *_args(setup, out), *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while _step(out) < 17 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+    proc.wait()
+    assert not (out / "metrics.json").exists()  # killed mid-run (30 steps in all)
+    done = _run(TORCHRUN, setup, out, *flags, "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from" in done.stdout
+    # The last checkpoint (the best one may come from before the kill).
+    last = "checkpoints/last/adapterkit.safetensors"
+    want, got = load_file(str(straight / last)), load_file(str(out / last))
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def _step(run: Path) -> int:
+    """The optimizer step of the run's last checkpoint (0 before the first)."""
+    try:
+        state = json.loads((run / "checkpoints" / "last" / "trainer_state.json").read_text())
+    except (OSError, ValueError):  # none yet, or being replaced
+        return 0
+    return state["trainer"]["global_step"]
 
 
 def test_one_process_says_there_is_nothing_to_shard(setup, tmp_path) -> None:

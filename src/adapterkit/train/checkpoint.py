@@ -29,6 +29,7 @@ from adapterkit.model import AdaptedModel
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 CONTROLLER = "controller."
+RANK_PREFIX = "rank"  # rank<N>.rng.torch: process N's random state (the main one's has none)
 """Prefix, in the optimizer file, of a method's training-controller state (AdaLoRA's scores)."""
 
 
@@ -83,13 +84,21 @@ def save_checkpoint(
     state: TrainerState,
     include_base: bool = False,
     controller: TrainingController | None = None,
+    rng: list[dict[str, torch.Tensor]] | None = None,
 ) -> None:
     """Write a complete checkpoint directory atomically at ``path`` (with the state of the
-    method's ``controller``, when it has one)."""
+    method's ``controller``, when it has one).
+
+    ``rng``: every process's random state (:func:`rng_tensors`), in rank order, when
+    several processes train; the default is this process's alone.
+    """
     with staged_dir(path) as tmp:
         bundle.write_bundle_files(tmp, *model.bundle_contents(adapter, include_base=include_base))
         tensors, meta = _optimizer_tensors(optimizer)
-        tensors.update(rng_tensors())
+        states = rng or [rng_tensors()]
+        tensors.update(states[0])
+        for rank, theirs in enumerate(states[1:], start=1):
+            tensors.update({f"{RANK_PREFIX}{rank}.{k}": v for k, v in theirs.items()})
         if controller is not None:
             own = controller.state_tensors().items()
             tensors.update({CONTROLLER + k: v.detach().cpu().contiguous() for k, v in own})
@@ -107,13 +116,18 @@ def rng_tensors() -> dict[str, torch.Tensor]:
     return tensors
 
 
-def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
-    """Set the random state saved by :func:`rng_tensors` (CUDA states for the devices present)."""
-    torch.set_rng_state(tensors["rng.torch"])
+def restore_rng(tensors: dict[str, torch.Tensor], rank: int = 0) -> None:
+    """Set the random state saved by :func:`rng_tensors` (CUDA states for the devices
+    present): process ``rank``'s own, or the main process's in a checkpoint that holds
+    no other (one written by a single process)."""
+    prefix = f"{RANK_PREFIX}{rank}."
+    if rank == 0 or prefix + "rng.torch" not in tensors:
+        prefix = ""
+    torch.set_rng_state(tensors[prefix + "rng.torch"])
     cuda = [
-        tensors[f"rng.cuda.{i}"]
+        tensors[f"{prefix}rng.cuda.{i}"]
         for i in range(torch.cuda.device_count())
-        if f"rng.cuda.{i}" in tensors
+        if f"{prefix}rng.cuda.{i}" in tensors
     ]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
@@ -126,9 +140,10 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     controller: TrainingController | None = None,
+    rank: int = 0,
 ) -> TrainerState:
-    """Restore adapter weights, optimizer, scheduler and RNG (and the method's
-    ``controller``) from ``path``."""
+    """Restore adapter weights, optimizer, scheduler and process ``rank``'s RNG (and the
+    method's ``controller``) from ``path``."""
     record_path = path / STATE_FILE
     if not record_path.is_file():
         raise BundleError(f"{path}: no checkpoint to resume from ({STATE_FILE} is missing)")
@@ -154,7 +169,7 @@ def load_checkpoint(
         state.setdefault(int(index), {})[slot] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     scheduler.load_state_dict(record["scheduler"])
-    restore_rng(tensors)
+    restore_rng(tensors, rank)
     if controller is not None:
         own = {k[len(CONTROLLER) :]: v for k, v in tensors.items() if k.startswith(CONTROLLER)}
         controller.load_state_tensors(own)

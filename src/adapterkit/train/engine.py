@@ -30,7 +30,7 @@ from adapterkit import bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks.base import merge_windows
-from adapterkit.train.checkpoint import TrainerState
+from adapterkit.train.checkpoint import TrainerState, rng_tensors
 from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING, judge
 from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
 from adapterkit.train.job import TrainJob
@@ -77,7 +77,7 @@ def fit_jobs(
     single = len(jobs) == 1
     say = log if single else None
     for job in jobs:
-        job.main = processes.main
+        job.main, job.rank = processes.main, processes.rank
     if resume:
         recover_last(jobs)  # a commit of last checkpoints that a crash cut in two
         processes.wait()
@@ -146,15 +146,17 @@ def fit_jobs(
             end_epoch(model, job, log if single else _prefixed(log, job.name), processes, trackers)
             new = refill(job) if refill is not None and job.state.pruned else None
             if new is not None:  # takes the pruned job's place from the next batch on
-                new.main = processes.main
+                new.main, new.rank = processes.main, processes.rank
                 new.start(model, False, say or (lambda text, j=new: log(f"[{j.name}] {text}")))
                 _check_world(new, processes)
                 jobs.append(new)
         saving = [job for job in live if _save_due(job)]
         if ended or saving:
             # Every live job is checkpointed at the same step, as one commit, so a resumed
-            # run continues from one moment (the random state is the run's, not a job's).
-            save_last(model, live)
+            # run continues from one moment (the random state is the run's, not a job's;
+            # each process's own, since each draws its own rows' dropout).
+            rng = processes.gather([rng_tensors()]) if processes.world > 1 else None
+            save_last(model, live, rng)
         if bar is not None and single and ended:
             bar.close()
             bar = _progress_bar(jobs)

@@ -61,6 +61,8 @@ class TrainJob:
     """Whether the last batch ended with an optimizer step (not only accumulated)."""
     main: bool = True
     """Whether this process writes checkpoints (the main one of a multi-process run)."""
+    rank: int = 0
+    """This process's rank (whose random state a resumed job restores)."""
     on_epoch: Callable[[int, float], bool] | None = None
     """Told (epoch, validation score) after each epoch; True stops the job (pruned)."""
     fresh_rows: int | None = None
@@ -146,7 +148,13 @@ class TrainJob:
         )
         if resume and self.last_path.exists():
             self.state = load_checkpoint(
-                self.last_path, model, self.name, self.optimizer, self.scheduler, self.controller
+                self.last_path,
+                model,
+                self.name,
+                self.optimizer,
+                self.scheduler,
+                self.controller,
+                self.rank,
             )
             log(
                 f"resumed from {self.last_path}: epoch {self.state.epoch}, "
@@ -224,9 +232,12 @@ class TrainJob:
         # nan: resumed after the epoch's last batch, so no loss of it was seen here
         return self.running_loss / self.batches_run if self.batches_run else math.nan
 
-    def save(self, model: AdaptedModel, path: Path) -> None:
+    def save(
+        self, model: AdaptedModel, path: Path, rng: list[dict[str, torch.Tensor]] | None = None
+    ) -> None:
         """Checkpoint the job (adapter, head, optimizer, schedule, RNG, state) at ``path``
-        (the main process only: every process holds the same weights)."""
+        (the main process only: every process holds the same weights). ``rng``: every
+        process's random state, when several train (see :func:`save_checkpoint`)."""
         if not self.main:
             return
         assert self.optimizer is not None and self.scheduler is not None
@@ -239,6 +250,7 @@ class TrainJob:
             self.state,
             self.include_base,
             self.controller,
+            rng,
         )
 
 

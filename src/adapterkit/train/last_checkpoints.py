@@ -17,6 +17,8 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
+
 from adapterkit.files import atomic_write_bytes, replace_dir
 from adapterkit.model import AdaptedModel
 from adapterkit.train.job import TrainJob
@@ -33,15 +35,18 @@ def _next_path(job: TrainJob) -> Path:
     return job.last_path.parent / "last.next"
 
 
-def save_last(model: AdaptedModel, jobs: list[TrainJob]) -> None:
-    """Checkpoint every job in ``jobs`` as of now, as one commit (the main process only)."""
+def save_last(
+    model: AdaptedModel, jobs: list[TrainJob], rng: list[dict[str, torch.Tensor]] | None = None
+) -> None:
+    """Checkpoint every job in ``jobs`` as of now, as one commit (the main process only);
+    ``rng``: every process's random state, when several train."""
     if not jobs or not jobs[0].main:
         return
     if len(jobs) == 1:  # one checkpoint is already written atomically
-        jobs[0].save(model, jobs[0].last_path)
+        jobs[0].save(model, jobs[0].last_path, rng)
         return
     for job in jobs:
-        job.save(model, _next_path(job))
+        job.save(model, _next_path(job), rng)
     marker = _marker(jobs)
     atomic_write_bytes(marker, json.dumps([job.name for job in jobs]).encode())
     _roll_forward(jobs, marker)
