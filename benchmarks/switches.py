@@ -14,9 +14,9 @@ side by side, one thread each):
     python -m benchmarks.switches                                     # runs -> docs/switches.md
 
 The rule, stated before the runs finished: a switch costs quality on a task when its
-validation median falls below the default's by more than seed noise, taken as the larger
-of the two seed ranges (best minus worst seed). A switch holds when it costs nothing on
-both tasks.
+validation median falls below the median without it by more than seed noise, taken as
+the larger of the two seed ranges (best minus worst seed). A switch holds when it costs
+nothing on both tasks.
 """
 
 from __future__ import annotations
@@ -76,38 +76,38 @@ def arm(task: str, method: str, variant: str | None, runs: Path = RUNS) -> Arm:
     return Arm(validation, test, minutes)
 
 
-def verdict(default: Arm, switched: Arm) -> tuple[float, float, str]:
+def verdict(without: Arm, switched: Arm) -> tuple[float, float, str]:
     """(validation median difference, seed noise, what it means)."""
-    if len(default.validation) < 3 or len(switched.validation) < 3:
+    if len(without.validation) < 3 or len(switched.validation) < 3:
         return float("nan"), float("nan"), "not decided (fewer than 3 seeds)"
-    diff = statistics.median(switched.validation) - statistics.median(default.validation)
-    noise = max(default.spread, switched.spread)
+    diff = statistics.median(switched.validation) - statistics.median(without.validation)
+    noise = max(without.spread, switched.spread)
     return diff, noise, "costs quality" if diff < -noise else "within seed noise"
 
 
 def table(method: str, runs: Path = RUNS) -> tuple[list[str], dict[str, bool | None]]:
     """The page's table rows, and per switch whether it holds (None: not decided)."""
     rows = [
-        "| switch | task | validation: default | with the switch | difference (noise) | "
-        "verdict | test: default | with the switch | train minutes (default / switch) |",
+        "| switch | task | validation without | with | difference (noise) | "
+        "verdict | test without | with | train minutes (without / with) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     holds: dict[str, bool | None] = {}
     for switch in SWITCHES:
         outcomes = []
         for task in TASKS:
-            default, switched = arm(task, method, None, runs), arm(task, method, switch, runs)
-            diff, noise, said = verdict(default, switched)
+            without, switched = arm(task, method, None, runs), arm(task, method, switch, runs)
+            diff, noise, said = verdict(without, switched)
             outcomes.append(None if math.isnan(diff) else said == "within seed noise")
             minutes = [
                 f"{statistics.median(a.minutes):.1f}" if a.minutes else "–"
-                for a in (default, switched)
+                for a in (without, switched)
             ]
             rows.append(
-                f"| `{VARIANTS[switch].flag}` | {task} | {default.cell(default.validation)} | "
+                f"| `{VARIANTS[switch].flag}` | {task} | {without.cell(without.validation)} | "
                 f"{switched.cell(switched.validation)} | "
                 + ("–" if math.isnan(diff) else f"{diff:+.1f} ({noise:.1f})")
-                + f" | {said} | {default.cell(default.test)} | {switched.cell(switched.test)} | "
+                + f" | {said} | {without.cell(without.test)} | {switched.cell(switched.test)} | "
                 f"{' / '.join(minutes)} |"
             )
         holds[switch] = None if None in outcomes else all(outcomes)
@@ -131,10 +131,14 @@ def write_page(
         "(batch 16, max length 128, 2 epochs), early stopping on validation, the best epoch "
         "scored. Scores are median (worst–best, seeds).",
         "",
+        "Each switch is compared with the same runs without it: shuffled batches, each a "
+        "mean over its own items, fp32, the model's attention dropout (the trainer's "
+        "defaults when these runs were made; `benchmarks.quality` pins that batching).",
+        "",
         "Rule: a switch costs quality on a task when its validation median is below the "
-        "default's by more than seed noise (the larger of the two seed ranges); it holds when "
-        "it costs nothing on both tasks. Train minutes come from runs that shared the machine "
-        "with another run: a rough guide only (docs/benchmarks.md measures speed).",
+        "median without it by more than seed noise (the larger of the two seed ranges); it "
+        "holds when it costs nothing on both tasks. Train minutes come from runs that shared "
+        "the machine with another run: a rough guide only (docs/benchmarks.md measures speed).",
         "",
         *rows,
         "",
