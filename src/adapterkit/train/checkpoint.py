@@ -29,8 +29,10 @@ from adapterkit.model import AdaptedModel
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 CONTROLLER = "controller."
-RANK_PREFIX = "rank"  # rank<N>.rng.torch: process N's random state (the main one's has none)
 """Prefix, in the optimizer file, of a method's training-controller state (AdaLoRA's scores)."""
+RANK_PREFIX = "rank"
+"""Prefix, in the optimizer file, of another process's random state (``rank1.rng.torch``);
+the main process's keeps the unprefixed names a one-process checkpoint has."""
 
 
 @dataclass
