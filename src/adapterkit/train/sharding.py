@@ -5,9 +5,9 @@ Each transformer block, and the rest of the base as one more unit, keeps 1/world
 frozen weights on each process and gathers the whole unit just before it runs (in the
 forward pass, and again in the backward pass), freeing it after. The adapters (every
 parameter of theirs, AdaLoRA's frozen rank mask too), the heads and any tuned biases or
-norms stay whole on every process
-(FSDP's ``ignored_params``): the run sums their gradients, steps, checkpoints and saves
-them as it does unsharded, so checkpoints and bundles are the same files.
+norms stay whole on every process (FSDP's ``ignored_params``): the run sums their
+gradients, steps, checkpoints and saves them as it does unsharded, so checkpoints and
+bundles are the same files.
 
 Why only the frozen part: it is what does not fit (the adapters are megabytes), and
 keeping the trained part whole leaves per-row routing, per-job optimizers and the
