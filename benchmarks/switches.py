@@ -114,6 +114,44 @@ def table(method: str, runs: Path = RUNS) -> tuple[list[str], dict[str, bool | N
     return rows, holds
 
 
+def small_data_lines() -> list[str]:
+    """LoRA with and without grouping on the small sets of benchmarks.small_data_study
+    (its ``lora-grouped`` row), when that study's runs are here."""
+    from benchmarks.small_data_study import SWITCHED, collect
+
+    runs = collect()
+    rows = []
+    for variant in sorted({r["variant"] for r in runs if r["method"] in SWITCHED}):
+        cells = []
+        for method in ("lora", *SWITCHED):
+            scores = [
+                r["validation"] for r in runs if r["variant"] == variant and r["method"] == method
+            ]
+            stuck = sum(
+                r["stuck"] for r in runs if r["variant"] == variant and r["method"] == method
+            )
+            cells.append(
+                f"{statistics.median(scores):.1f} (worst {min(scores):.1f}; stuck {stuck}/{len(scores)})"
+                if scores
+                else "–"
+            )
+        rows.append(f"| {variant} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "## On small data",
+        "",
+        "The same LoRA runs as docs/small_data_study.md (validation, 3 seeds, each its own "
+        "subsample; every option at its default but the batching), without and with the "
+        "grouping switch:",
+        "",
+        "| set | without | with `--group-by-length --loss-weighting even` |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def write_page(
     method: str = "lora", runs: Path = RUNS, page: Path = PAGE
 ) -> dict[str, bool | None]:
@@ -144,6 +182,7 @@ def write_page(
         "",
         *[f"- `{VARIANTS[s].flag}`: **{said[holds[s]]}**." for s in SWITCHES],
         "",
+        *small_data_lines(),
     ]
     page.write_text("\n".join(lines))
     return holds
