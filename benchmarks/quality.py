@@ -6,7 +6,7 @@ Every number in docs/results.md comes from this script:
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 0/2 &   # or two halves
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --shard 1/2     # side by side
     .venv/bin/python -m benchmarks.quality --tasks trec --methods lora
-    .venv/bin/python -m benchmarks.quality --variant grouped     # length-grouped batches
+    .venv/bin/python -m benchmarks.quality --variant grouped     # length-grouped, batch-weighted
     .venv/bin/python -m benchmarks.quality --variant no-attn-dropout --methods pfeiffer
     .venv/bin/python -m benchmarks.quality --report-only          # rebuild the table from runs/quality
 
@@ -39,7 +39,7 @@ from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
 from adapterkit.train.run import train_adapter_run
 from benchmarks.quality_report import write_report
-from benchmarks.quality_spec import METHODS, RECIPES, TASKS, VARIANTS, run_dir
+from benchmarks.quality_spec import METHODS, RECIPES, SHUFFLED, TASKS, VARIANTS, run_dir
 
 
 def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | None = None) -> dict:
@@ -59,7 +59,7 @@ def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | N
     )
     switches = VARIANTS[variant].switches if variant else {}
     config = TrainConfig(
-        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, **switches
+        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, **SHUFFLED | switches
     )
     print(
         f"\n### {task} / {method} / seed {seed}" + (f" / {variant}" if variant else ""), flush=True

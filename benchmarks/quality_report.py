@@ -197,7 +197,7 @@ def write_report(path: Path, runs: Path = RUNS, title: str = "Quality results") 
         "went as two processes side by side (`--shard 0/2` and `--shard 1/2`, OMP_NUM_THREADS=1 each). "
         "Model: all-MiniLM-L6-v2 (`minilm`). Seed 0 unless a seeds column says otherwise. Default "
         "hyperparameters of each method (no --lr, no method options given; how they were chosen: "
-        "docs/defaults_study.md and docs/defaults_study_methods.md), shuffled batches (the default: no length grouping). TREC-6: batch "
+        "docs/defaults_study.md and docs/defaults_study_methods.md), shuffled batches (`--no-group-by-length --loss-weighting batch`: the default when these runs were made; docs/switches.md compares today's default, grouped batches with even token weights). TREC-6: batch "
         "32, max length 64, 5 epochs, test = the standard 500 questions. "
         "CoNLL-2003: batch 16, max length 128, 2 epochs, entity-level F1 by the conlleval rules (seqeval's "
         "default mode; strict-IOB2 F1 is in each run's metrics.json as strict_f1) on the standard test set. "

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from benchmarks.quality_spec import TASKS
+from benchmarks.quality_spec import SHUFFLED, TASKS
 
 RUNS = Path("runs/quality-sweep")
 JSON_OUT = Path("docs/results_sweep.json")
@@ -173,7 +173,7 @@ def run_job(
         seed=seed,
         lr=candidate.lr,
         precision=precision,
-        **candidate.switches,
+        **SHUFFLED | candidate.switches,
     )
     train_adapter_run(options, config)
 

@@ -114,6 +114,15 @@ def table(method: str, runs: Path = RUNS) -> tuple[list[str], dict[str, bool | N
     return rows, holds
 
 
+def _adopted(switch: str) -> str:
+    """', the trainer's default now' when TrainConfig's defaults are the switch's values."""
+    from adapterkit.train.config import TrainConfig
+
+    default = TrainConfig()
+    values = VARIANTS[switch].switches.items()
+    return ", the trainer's default now" if all(getattr(default, k) == v for k, v in values) else ""
+
+
 def small_data_lines() -> list[str]:
     """LoRA with and without grouping on the small sets of benchmarks.small_data_study
     (its ``lora-grouped`` row), when that study's runs are here."""
@@ -180,7 +189,7 @@ def write_page(
         "",
         *rows,
         "",
-        *[f"- `{VARIANTS[s].flag}`: **{said[holds[s]]}**." for s in SWITCHES],
+        *[f"- `{VARIANTS[s].flag}`: **{said[holds[s]]}**{_adopted(s)}." for s in SWITCHES],
         "",
         *small_data_lines(),
     ]

@@ -72,7 +72,7 @@ def _train(ws: Path, out: Path, *extra: str) -> int:
 
 def test_train_evaluate_predict_info(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = workspace / "run"
-    assert _train(workspace, out, "--method", "pfeiffer", "--epochs", "6", "--lr", "5e-3") == 0
+    assert _train(workspace, out, "--method", "pfeiffer", "--epochs", "10", "--lr", "5e-3") == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["accuracy"] > 0.6  # chance is 1/3
     for name in ("report.md", "config.yaml", "curves.png", "validation_metrics.json"):
@@ -115,13 +115,16 @@ def test_yaml_config_and_flag_override(workspace: Path, tmp_path: Path) -> None:
     assert "method: lora" in used and "lr: 0.003" in used and "r: 2" in used
 
 
-def test_length_grouping_is_off_by_default_and_can_be_switched_on(
+def test_length_grouping_with_even_weights_is_the_default_and_can_be_switched_off(
     workspace: Path, tmp_path: Path
 ) -> None:
-    assert _train(workspace, tmp_path / "plain", "--epochs", "1") in FINISHED
-    assert "group_by_length: false" in (tmp_path / "plain" / "config.yaml").read_text()
-    assert _train(workspace, tmp_path / "grouped", "--epochs", "1", "--group-by-length") in FINISHED
-    assert "group_by_length: true" in (tmp_path / "grouped" / "config.yaml").read_text()
+    assert _train(workspace, tmp_path / "grouped", "--epochs", "1") in FINISHED
+    written = (tmp_path / "grouped" / "config.yaml").read_text()
+    assert "group_by_length: true" in written and "loss_weighting: even" in written
+    flags = ("--no-group-by-length", "--loss-weighting", "batch")
+    assert _train(workspace, tmp_path / "plain", "--epochs", "1", *flags) in FINISHED
+    written = (tmp_path / "plain" / "config.yaml").read_text()
+    assert "group_by_length: false" in written and "loss_weighting: batch" in written
 
 
 def test_attention_dropout_flag_reaches_the_run_and_resume_checks_it(
