@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.fuzz.bad_flag_values import BAD_METHOD_FLAGS, BAD_TRAIN_FLAGS
 from tests.fuzz.bundle_mutations import (
     BACKTRACKING,
     BUNDLE_MUTATIONS,
@@ -69,70 +70,6 @@ def case(klass: str, name: str, build: Build) -> None:
 
 
 # --- Options out of range or of the wrong type, as flags ------------------------------------
-BAD_TRAIN_FLAGS: dict[str, list[str]] = {
-    "--epochs": ["0", "-1", "1.5", "three", "nan"],
-    "--batch-size": ["0", "-4", "x"],
-    "--eval-batch-size": ["0", "-1"],
-    "--lr": ["0", "-1e-3", "inf", "nan", "-inf", "abc", "1e999"],
-    "--weight-decay": ["-0.1", "nan", "inf"],
-    "--warmup-ratio": ["-0.1", "1", "2", "nan"],
-    "--grad-accumulation": ["0", "-2"],
-    "--max-grad-norm": ["-1", "nan"],
-    "--patience": ["0", "-1"],
-    "--seed": ["-1", "x"],
-    "--save-steps": ["-1", "-100"],
-    "--attention-dropout": ["-0.1", "1", "1.5"],
-    "--optimizer": ["adam2"],
-    "--scheduler": ["warp"],
-    "--precision": ["fp8"],
-    "--max-length": ["0", "-5", "x"],
-    "--max-train-samples": ["0", "-1"],
-    "--max-eval-samples": ["0", "-3"],
-    "--device": ["cuda", "cuda:7", "tpu", "", "cpu:x"],
-    "--report-to": ["neptune", "bogus"],
-    "--method": ["bogus", ""],
-    "--task": ["bogus"],
-    "--text-column": ["sentence"],
-    "--label-column": ["target"],
-    "--name": ["../evil", "a/b", "", "x" * 100, "train"],
-    "--quantize": ["2bit", "4", ""],
-    "--pooling": ["max"],
-    "--head-dropout": ["1", "-0.1", "x"],
-}
-BAD_METHOD_FLAGS: dict[str, list[tuple[str, str]]] = {
-    "lora": [
-        ("--rank", "0"),
-        ("--rank", "-1"),
-        ("--rank", "1000000"),
-        ("--alpha", "nan"),
-        ("--alpha", "inf"),
-        ("--adapter-dropout", "1"),
-        ("--adapter-dropout", "nan"),
-        ("--layers", "99"),
-        ("--layers", "-1"),
-    ],
-    "pfeiffer": [
-        ("--reduction-factor", "0"),
-        ("--reduction-factor", "-2"),
-        ("--reduction-factor", "nan"),
-        ("--bottleneck-size", "0"),
-        ("--bottleneck-size", "-1"),
-        ("--bottleneck-size", "100000000"),
-        ("--non-linearity", "sigmoid2"),
-        ("--adapter-dropout", "-0.1"),
-        ("--adapter-scaling", "nan"),
-        ("--adapter-scaling", "inf"),
-        ("--rank", "4"),
-    ],
-    "ia3": [("--rank", "4"), ("--reduction-factor", "4"), ("--adapter-dropout", "0.1")],
-    "dora": [
-        ("--rank", "0"),
-        ("--rank", "1000000"),
-        ("--alpha", "nan"),
-        ("--reduction-factor", "2"),
-    ],
-    "full": [("--rank", "4")],
-}
 for flag, values in BAD_TRAIN_FLAGS.items():
     for value in values:
         case("option", f"{flag}={value[:12]}", lambda e, t, f=flag, v=value: train(e, t, f, v))
