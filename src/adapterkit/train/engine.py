@@ -245,10 +245,12 @@ def idle_forwards(
 ) -> None:
     """``count`` forward passes over ``rows`` whose outputs are dropped: a process's share
     of the forward passes every process of a sharded base takes part in."""
+    if count <= 0:
+        return
     device = next(model.parameters()).device
     model.eval()  # no dropout: a process with no rows of its own still draws nothing
+    batch = {k: v.to(device) for k, v in job.task.collate(rows).items()}
     for _ in range(count):
-        batch = {k: v.to(device) for k, v in job.task.collate(rows).items()}
         task_forward(model, job.name, job.task, batch)
 
 

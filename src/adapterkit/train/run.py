@@ -113,8 +113,9 @@ def train_jobs(
             "shared adapter: rows per batch "
             + ", ".join(f"{spec.name} {spec.config.batch_size}" for spec in specs)
         )
-    sharding = processes.world > 1 and sharding_asked(specs)
-    if sharding_asked(specs) and not sharding:
+    asked = sharding_asked(specs)
+    sharding = asked and processes.world > 1
+    if asked and not sharding:
         log("--shard-base: one process, so the base stays whole (launch several to shard it)")
     if sharding:
         check_shardable(specs)
