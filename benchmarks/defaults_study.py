@@ -30,7 +30,7 @@ from adapterkit.inject import ARCH_DEFAULTS
 from adapterkit.train.config import DEFAULT_LEARNING_RATES, TrainConfig
 from adapterkit.train.options import RunOptions
 from adapterkit.train.run import train_adapter_run
-from benchmarks.quality_spec import SHUFFLED
+from benchmarks.quality_spec import MEASURED_AS
 
 RUNS = Path("runs/defaults_study")
 # BERT-family names of every linear layer inside the transformer blocks.
@@ -117,7 +117,7 @@ def run_one(task: str, candidate: str) -> dict[str, Any]:
         output=str(out),
         **spec["run"],
     )
-    config = TrainConfig(lr=lr, seed=0, **spec["train"], **SHUFFLED | train_options)
+    config = TrainConfig(lr=lr, seed=0, **spec["train"], **MEASURED_AS | train_options)
     print(f"\n### {task} / {candidate}", flush=True)
     train_adapter_run(options, config)
     return json.loads(done.read_text())

@@ -39,7 +39,7 @@ from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
 from adapterkit.train.run import train_adapter_run
 from benchmarks.quality_report import write_report
-from benchmarks.quality_spec import METHODS, RECIPES, SHUFFLED, TASKS, VARIANTS, run_dir
+from benchmarks.quality_spec import MEASURED_AS, METHODS, RECIPES, TASKS, VARIANTS, run_dir
 
 
 def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | None = None) -> dict:
@@ -59,7 +59,7 @@ def run_one(task: str, method: str, rerun: bool, seed: int = 0, variant: str | N
     )
     switches = VARIANTS[variant].switches if variant else {}
     config = TrainConfig(
-        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, **SHUFFLED | switches
+        epochs=spec["epochs"], batch_size=spec["batch_size"], seed=seed, **MEASURED_AS | switches
     )
     print(
         f"\n### {task} / {method} / seed {seed}" + (f" / {variant}" if variant else ""), flush=True

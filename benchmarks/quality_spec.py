@@ -52,10 +52,15 @@ MAX_TRAINABLE_PERCENT = 2.0
 MAX_BUNDLE_PERCENT = 3.0
 
 
-# The batching every quality table was measured with: plain shuffled batches, each a mean
-# over its own items. It was the trainer's default until grouped batches with even item
-# weights replaced it (docs/switches.md); pinned here so that the tables reproduce.
-SHUFFLED: dict[str, Any] = {"group_by_length": False, "loss_weighting": "batch"}
+# The trainer defaults every quality table was measured with: plain shuffled batches, each
+# a mean over its own items, in fp32. They were the defaults until grouped batches with even
+# item weights and, on CPUs with native bf16, bf16 autocast replaced them (docs/switches.md);
+# pinned here so that the tables reproduce.
+MEASURED_AS: dict[str, Any] = {
+    "group_by_length": False,
+    "loss_weighting": "batch",
+    "precision": "fp32",
+}
 
 
 class Variant(NamedTuple):
@@ -93,7 +98,7 @@ VARIANTS: dict[str, Variant] = {
         {"precision": "bf16"},
         "--precision bf16",
         "bf16 autocast (on a CPU with avx512_bf16 or AMX, 1.5-1.8x faster: docs/benchmarks.md); "
-        "the default stays fp32 on CPUs until this row shows it costs nothing.",
+        "``--precision auto`` picks it on such CPUs since docs/switches.md found it costs nothing.",
     ),
     "no-attn-dropout": Variant(
         {"attention_dropout": 0.0},

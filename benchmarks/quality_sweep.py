@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from benchmarks.quality_spec import SHUFFLED, TASKS
+from benchmarks.quality_spec import MEASURED_AS, TASKS
 
 RUNS = Path("runs/quality-sweep")
 JSON_OUT = Path("docs/results_sweep.json")
@@ -173,7 +173,7 @@ def run_job(
         seed=seed,
         lr=candidate.lr,
         precision=precision,
-        **SHUFFLED | candidate.switches,
+        **MEASURED_AS | candidate.switches,
     )
     train_adapter_run(options, config)
 

@@ -35,7 +35,7 @@ import torch
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import JobSpec, RunHooks, RunOptions
 from adapterkit.train.run import train_jobs
-from benchmarks.quality_spec import SHUFFLED
+from benchmarks.quality_spec import MEASURED_AS
 from benchmarks.rare_entities import write_rare_variant
 
 RUNS = Path("runs/small_data_study")
@@ -101,7 +101,7 @@ def run_one(variant: str, method: str, seed: int) -> None:
         report_to=["none"],
     )
     print(f"\n### {variant} / {method} / seed {seed}", flush=True)
-    config = TrainConfig(seed=seed, **SHUFFLED | switches)
+    config = TrainConfig(seed=seed, **MEASURED_AS | switches)
     spec = JobSpec(f"{variant}-{method}", options, config)
     train_jobs([spec], out, resume=False, hooks=RunHooks(hold_out_test=True))
 

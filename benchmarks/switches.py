@@ -115,12 +115,17 @@ def table(method: str, runs: Path = RUNS) -> tuple[list[str], dict[str, bool | N
 
 
 def _adopted(switch: str) -> str:
-    """', the trainer's default now' when TrainConfig's defaults are the switch's values."""
+    """', the trainer's default now' when TrainConfig's defaults are the switch's values
+    (bf16: when ``--precision auto`` picks it on a CPU with native bf16)."""
     from adapterkit.train.config import TrainConfig
 
     default = TrainConfig()
     values = VARIANTS[switch].switches.items()
-    return ", the trainer's default now" if all(getattr(default, k) == v for k, v in values) else ""
+    if all(getattr(default, k) == v for k, v in values):
+        return ", the trainer's default now"
+    if dict(values) == {"precision": "bf16"} and default.precision == "auto":
+        return ", the default now on CPUs with avx512_bf16 or AMX (`--precision auto`)"
+    return ""
 
 
 def small_data_lines() -> list[str]:
@@ -180,7 +185,7 @@ def write_page(
         "",
         "Each switch is compared with the same runs without it: shuffled batches, each a "
         "mean over its own items, fp32, the model's attention dropout (the trainer's "
-        "defaults when these runs were made; `benchmarks.quality` pins that batching).",
+        "defaults when these runs were made; `benchmarks.quality` pins them).",
         "",
         "Rule: a switch costs quality on a task when its validation median is below the "
         "median without it by more than seed noise (the larger of the two seed ranges); it "

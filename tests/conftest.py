@@ -1,4 +1,5 @@
-"""Test-wide settings: offline hub, quiet transformers, one torch thread for tiny models."""
+"""Test-wide settings: offline hub, quiet transformers, fp32 on every CPU, one torch thread
+for tiny models."""
 
 import os
 
@@ -7,6 +8,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# --precision auto means bf16 on CPUs with native bf16: the tests' numerics (equal outputs,
+# exact resumes) must not depend on which CPU runs them, so they train in fp32 unless a
+# test asks for bf16 (tests/train/test_precision.py checks what auto resolves to).
+os.environ["ADAPTERKIT_CPU_BF16"] = "0"
 
 
 @pytest.fixture(autouse=True)

@@ -176,6 +176,8 @@ def test_resumed_epoch_train_loss_is_the_mean_of_the_batches_run_after_resume(
     assert main([*argv, *args]) == 130
     state = json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())
     assert state["trainer"]["batches_done"] == 3 and state["trainer"]["epoch"] == 0
+    before = state["trainer"]["train_seconds"]
+    assert before > 0
 
     losses.clear()
     monkeypatch.setattr(loop, "task_forward", lambda *a: forward(*a, stop_at=None))
@@ -185,3 +187,16 @@ def test_resumed_epoch_train_loss_is_the_mean_of_the_batches_run_after_resume(
     (row,) = history["trainer"]["history"]
     # The old loop divided the resumed part's sum by all of the epoch's batches.
     assert row["train_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+    # The epoch's clock goes on from the interrupted run's, not from zero.
+    assert row["train_seconds"] > before
+
+
+def test_each_epoch_row_records_the_training_seconds_so_far(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    _run(model_dir, out, _csv(tmp_path / "t.csv"), "--epochs", "3", "--patience", "5")
+    state = json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())
+    seconds = [row["train_seconds"] for row in state["trainer"]["history"]]
+    assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] < seconds[2]
+    assert seconds[-1] <= state["trainer"]["train_seconds"] + 0.005  # the row is rounded

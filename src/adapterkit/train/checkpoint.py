@@ -60,6 +60,9 @@ class TrainerState:
     """[optimizer step, training loss] every LOG_EVERY steps, for the curves plot."""
     world_size: int = 1
     """Processes the job trained on; a resume must use as many (they split each batch)."""
+    train_seconds: float = 0.0
+    """Wall seconds the job has spent in training so far (steps, validation, checkpoints),
+    over every resume; each epoch's history row records it as of its validation."""
 
 
 def _optimizer_tensors(

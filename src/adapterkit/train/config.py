@@ -113,7 +113,8 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"aliases": ("--seeds",), "min": 0, "max": 2**32 - 1})
     """Seed for initialisation, shuffling and dropout."""
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
-    """auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32, bf16 or fp16 (CUDA)."""
+    """auto (bf16 autocast on a CUDA GPU that supports it and on a CPU with avx512_bf16 or
+    AMX, else fp32: adapterkit.train.optim.resolve_precision), fp32, bf16 or fp16 (CUDA)."""
     save_steps: int = field(default=0, metadata={"min": 0})
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
     attention_dropout: float | None = field(default=None, metadata={"min": 0, "below": 1})

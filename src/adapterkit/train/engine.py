@@ -35,7 +35,7 @@ from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING, judge
 from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
 from adapterkit.train.job import TrainJob
 from adapterkit.train.last_checkpoints import recover_last, save_last
-from adapterkit.train.optim import autocast_context
+from adapterkit.train.optim import autocast_context, resolve_precision
 from adapterkit.train.packed import packed_losses
 from adapterkit.train.processes import Processes
 from adapterkit.train.tracking import Trackers
@@ -85,8 +85,13 @@ def fit_jobs(
         job.start(model, resume, say or (lambda text, job=job: log(f"[{job.name}] {text}")))
         _check_world(job, processes)
     # One loss scaler for the run (fp16 only; a no-op otherwise), updated once per step.
-    scaler = torch.amp.GradScaler(device.type, enabled=_precision(jobs[0], device) == "fp16")
-    started = time.perf_counter()
+    precision = resolve_precision(jobs[0].config.precision, device)
+    if jobs[0].config.precision == "auto" and precision != "fp32" and processes.main:
+        log(
+            f"--precision auto: {precision} autocast on this {device.type} (--precision fp32 to turn it off)"
+        )
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    started = last = time.perf_counter()
     bar = _progress_bar(jobs) if processes.main else None
     while live := [job for job in jobs if not job.done]:
         model.train()
@@ -143,13 +148,18 @@ def fit_jobs(
             bar.update(1)
             bar.set_postfix(loss=f"{step_losses[0]:.3f}", refresh=False)
         for job in ended:
-            end_epoch(model, job, log if single else _prefixed(log, job.name), processes, trackers)
+            say_job = log if single else _prefixed(log, job.name)
+            end_epoch(model, job, say_job, processes, trackers, since=last)
             new = refill(job) if refill is not None and job.state.pruned else None
             if new is not None:  # takes the pruned job's place from the next batch on
                 new.main, new.rank = processes.main, processes.rank
                 new.start(model, False, say or (lambda text, j=new: log(f"[{j.name}] {text}")))
                 _check_world(new, processes)
                 jobs.append(new)
+        now = time.perf_counter()
+        for job in live:  # before the checkpoint, so a resumed run's clock goes on from it
+            job.state.train_seconds += now - last
+        last = now
         saving = [job for job in live if _save_due(job)]
         if ended or saving:
             # Every live job is checkpointed at the same step, as one commit, so a resumed
@@ -186,13 +196,6 @@ def _loss_divisor(job: TrainJob, batch_items: float) -> float:
     if job.config.loss_weighting == "even":
         return job.items_per_batch
     return max(batch_items, 1.0)
-
-
-def _precision(job: TrainJob, device: torch.device) -> str:
-    """The precision the run trains in (``auto`` resolved as autocast_context does)."""
-    if job.config.precision != "auto":
-        return job.config.precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def _check_world(job: TrainJob, processes: Processes) -> None:
@@ -279,8 +282,11 @@ def end_epoch(
     log: Callable[[str], None],
     processes: Processes,
     trackers: Trackers,
+    since: float,
 ) -> None:
-    """Validate, update early stopping, keep the best checkpoint, record the epoch."""
+    """Validate, update early stopping, keep the best checkpoint, record the epoch (with
+    the job's training seconds as of its validation; ``since``: when they were last added
+    to its state)."""
     state, task, config = job.state, job.task, job.config
     row: dict[str, Any] = {
         "epoch": state.epoch + 1,
@@ -351,6 +357,7 @@ def end_epoch(
             )
     else:
         log(f"epoch {state.epoch}: train loss {row['train_loss']:.4f}")
+    row["train_seconds"] = round(state.train_seconds + time.perf_counter() - since, 2)
     epoch_row = {k.replace("_", "/", 1): v for k, v in row.items() if k not in ("epoch", "step")}
     trackers.metrics(job.name, epoch_row, state.global_step)
     state.history.append(row)
