@@ -42,7 +42,7 @@ bench-venvs: .venv-peft/.installed .venv-adapters/.installed
 .venv-adapters/.installed:
 	$(PYTHON) -m venv .venv-adapters
 	.venv-adapters/bin/pip install --quiet torch==2.13.0
-	.venv-adapters/bin/pip install --quiet "transformers==4.57.*" "adapters==1.3.*"
+	.venv-adapters/bin/pip install --quiet "transformers==4.57.*" "adapters==1.3.*" "accelerate>=0.26,<2"  # accelerate: Trainer (benchmarks.time_to_quality)
 	touch $@
 
 lint: setup

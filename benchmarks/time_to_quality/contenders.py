@@ -1,0 +1,225 @@
+"""The contenders, the data they all train on, and one run of each as a curve.
+
+A curve is what every contender's run leaves, whatever trained it: per epoch, the training
+seconds so far (validation included) and the validation score, scored by adapterkit's own
+task metrics from each run's predictions; and the test score of the model the run ends with.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapterkit.data import load_data
+from adapterkit.data.loading import DataSplits
+from adapterkit.files import atomic_write_bytes
+from adapterkit.models import resolve_model
+from adapterkit.tasks import make_task
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One way to get an adapted model: a tool at its documented settings."""
+
+    name: str
+    what: str
+    """The table's description of its settings."""
+    venv: str | None
+    """The peer venv whose Trainer runs it (None: adapterkit's own CLI in this venv)."""
+    lr: float | None = None
+    adapter: bool = True
+    """Whether it is a parameter-efficient run (the target is the best such peer's)."""
+
+
+CONTENDERS = {
+    c.name: c
+    for c in [
+        Contender("adapterkit", "`adapterkit train --data D`: every default", None),
+        Contender(
+            "peft-lora",
+            "peft LoRA at LoraConfig's defaults (r 8, alpha 8, query/value), lr 5e-4, Trainer",
+            ".venv-peft",
+            5e-4,
+        ),
+        Contender(
+            "adapterhub-pfeiffer",
+            "AdapterHub `seq_bn` (Pfeiffer, reduction factor 16), lr 1e-3, AdapterTrainer",
+            ".venv-adapters",
+            1e-3,
+        ),
+        Contender("full", "full fine-tuning, lr 5e-5, Trainer", ".venv-peft", 5e-5, adapter=False),
+    ]
+}
+
+
+@dataclass
+class Curve:
+    """One run: validation score after each epoch against training seconds, and the end."""
+
+    contender: str
+    seed: int
+    seconds: list[float]
+    validation: list[float]
+    test: float | None
+    """Test score of the model the run ends with (adapterkit: its best validation epoch;
+    Trainer: its last epoch, as ``load_best_model_at_end`` is off by default)."""
+    run_seconds: float
+    trainable_percent: float
+    version: str
+
+    def first_reaching(self, target: float) -> float | None:
+        """Training seconds until validation first reached ``target`` (None: never)."""
+        for seconds, score in zip(self.seconds, self.validation, strict=True):
+            if score >= target:
+                return seconds
+        return None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The task every contender trains on: data, model and the peers' budget."""
+
+    data: str
+    model: str
+    batch_size: int
+    max_length: int
+    epochs: int
+
+
+def task_of(splits: DataSplits, setup: Setup) -> Any:
+    """adapterkit's task object for the data: its metrics score every contender (the
+    tokenizer and max length it is built with play no part in scoring)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(setup.model))
+    return make_task(splits.task, tokenizer, splits.label_names, setup.max_length)
+
+
+def export_data(splits: DataSplits, path: Path) -> None:
+    """The splits adapterkit uses, with label ids, as the peers' runner reads them."""
+    index = {name: i for i, name in enumerate(splits.label_names)}
+
+    def row(example: dict[str, Any]) -> dict[str, Any]:
+        if "tags" in example:
+            return {"tokens": example["tokens"], "tags": [index[t] for t in example["tags"]]}
+        return {
+            "text": example["text"],
+            "text_pair": example.get("text_pair"),
+            "label": index[example["label"]],
+        }
+
+    content = {"label_names": splits.label_names, "task": splits.task}
+    for name in ("train", "validation", "test"):
+        content[name] = [row(e) for e in getattr(splits, name) or []]
+    atomic_write_bytes(path, json.dumps(content).encode())
+
+
+def _score(task: Any, splits: DataSplits, split: str, ids: list[Any]) -> float:
+    """The primary metric of predicted label ids (per row, or per word: words a peer's
+    truncation cut off count as ``O``)."""
+    examples = getattr(splits, split)
+    names = splits.label_names
+    if examples and "tags" in examples[0]:
+        outside = names.index("O") if "O" in names else 0
+        ids = [
+            row + [outside] * (len(e["tokens"]) - len(row))
+            for row, e in zip(ids, examples, strict=True)
+        ]
+        predicted = [[names[i] for i in row] for row in ids]
+    else:
+        predicted = [names[i] for i in ids]
+    return float(task.metrics(task.references(examples), predicted)[task.primary_metric])
+
+
+def run_peer(
+    contender: Contender, setup: Setup, seed: int, data_file: Path, out: Path, python: str
+) -> dict[str, Any]:
+    """Train a peer through its venv's Trainer; its raw record."""
+    spec = {
+        "contender": contender.name,
+        "kind": json.loads(data_file.read_text())["task"],
+        "model": resolve_model(setup.model),
+        "data": str(data_file.resolve()),
+        "lr": contender.lr,
+        "epochs": setup.epochs,
+        "batch_size": setup.batch_size,
+        "max_length": setup.max_length,
+        "seed": seed,
+        "out": str(out.resolve()),
+    }
+    spec_file = out.with_suffix(".spec.json")
+    spec_file.write_text(json.dumps(spec))
+    command = [python, "-m", "benchmarks.time_to_quality.trainer_runner", "--spec", str(spec_file)]
+    subprocess.run(command, check=True, cwd=ROOT)
+    return json.loads(out.read_text())
+
+
+def run_ours(setup: Setup, seed: int, out: Path) -> dict[str, Any]:
+    """``adapterkit train`` with every default but where its output goes and the seed."""
+    run_dir = out.with_suffix("")
+    command = [
+        sys.executable,
+        "-m",
+        "adapterkit",
+        "train",
+        "--data",
+        setup.data,
+        "--model",
+        setup.model,
+    ]
+    command += ["--seed", str(seed), "--output", str(run_dir), "--report-to", "none"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    state = json.loads((run_dir / "checkpoints" / "last" / "trainer_state.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    record = {
+        "contender": "adapterkit",
+        "version": "adapterkit (this tree)",
+        "trainable_percent": round(metrics["trainable_percent"], 3),
+        "run_seconds": metrics["train_seconds"],
+        "wall_seconds": round(wall, 1),
+        "history": state["trainer"]["history"],
+        "test_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
+    }
+    atomic_write_bytes(out, json.dumps(record).encode())
+    return record
+
+
+def curve_of(record: dict[str, Any], seed: int, task: Any, splits: DataSplits) -> Curve:
+    """A run's record as a curve, every score by adapterkit's metrics, in percent."""
+    primary = task.primary_metric
+    if record["contender"] == "adapterkit":
+        history = record["history"]
+        seconds = [row["train_seconds"] for row in history]
+        validation = [100 * row[f"eval_{primary}"] for row in history]
+        test = record["test_metrics"].get(primary)
+        test = None if test is None else 100 * test
+    else:
+        epochs = record["epochs"]
+        seconds = [row["seconds"] for row in epochs]
+        validation = [100 * _score(task, splits, "validation", row["validation"]) for row in epochs]
+        last = epochs[-1]["test"]
+        test = None if last is None else 100 * _score(task, splits, "test", last)
+    return Curve(
+        record["contender"],
+        seed,
+        seconds,
+        validation,
+        test,
+        record["run_seconds"],
+        record["trainable_percent"],
+        record["version"],
+    )
+
+
+def load_splits(setup: Setup) -> DataSplits:
+    """The data as ``adapterkit train --data`` splits it (built-in sets: fixed splits)."""
+    return load_data(setup.data)

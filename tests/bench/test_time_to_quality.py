@@ -1,0 +1,83 @@
+"""benchmarks.time_to_quality: the target and time-to-target rules on hand-made curves, and
+one tiny end to end run (adapterkit's CLI, peft LoRA and full fine-tuning through Trainer)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from benchmarks.time_to_quality import report
+from benchmarks.time_to_quality.__main__ import main
+from benchmarks.time_to_quality.contenders import Curve
+from tests.tiny import save_tiny_bert
+
+
+def _curve(contender: str, seed: int, seconds: list[float], validation: list[float]) -> Curve:
+    return Curve(contender, seed, seconds, validation, 90.0, seconds[-1], 1.0, "v")
+
+
+def test_target_is_the_best_peer_adapters_median_final_and_times_count_never_as_never() -> None:
+    curves = [
+        _curve("peft-lora", 0, [10, 20], [80, 90]),
+        _curve("peft-lora", 1, [10, 20], [85, 92]),
+        _curve("peft-lora", 2, [10, 20], [70, 88]),
+        _curve("adapterhub-pfeiffer", 0, [30, 60], [85, 89]),
+        _curve("full", 0, [5, 10], [95, 99]),  # not an adapter: never the target
+        _curve("adapterkit", 0, [4, 8, 12], [85, 91, 90]),
+        _curve("adapterkit", 1, [4, 8, 12], [90, 89, 89]),
+        _curve("adapterkit", 2, [4, 8, 12], [80, 85, 86]),  # never reaches 90
+    ]
+    target, whose = report.target_of(curves)
+    assert (target, whose) == (90, "peft-lora")
+    rows = report.summary(curves, target)
+    # adapterkit: 8 s, 4 s and never -> median 8 s; 2 of 3 seeds reach it.
+    assert rows["adapterkit"]["time"] == 8 and rows["adapterkit"]["reached"] == 2
+    assert rows["adapterkit"]["validation"] == 90  # its best epoch is the model it ends with
+    # peft: 20, 20, never -> 20; AdapterHub never reaches it.
+    assert rows["peft-lora"]["time"] == 20 and rows["adapterhub-pfeiffer"]["time"] is None
+    assert "**0.40x** (met" in report.verdict(rows)
+    slow = report.summary([*curves[:5], _curve("adapterkit", 0, [30], [95])], target)
+    assert "**1.50x** (not met" in report.verdict(slow)
+
+
+def test_a_tiny_run_end_to_end_reuses_finished_runs(tmp_path: Path) -> None:
+    words = ["good", "bad", "movie", "plot", "fun", "dull", "great", "awful"]
+    model = save_tiny_bert(tmp_path / "model", words)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "good fun movie,pos\nbad dull plot,neg\ngreat movie,pos\nawful plot,neg\n"
+    for split, times in (("train", 6), ("validation", 2), ("test", 2)):
+        (data / f"{split}.csv").write_text("text,label\n" + rows * times)
+    docs, runs = tmp_path / "docs", tmp_path / "runs"
+    docs.mkdir()
+    (docs / "benchmarks.md").write_text("# Speed\n\nkept\n")
+    python = sys.executable  # the peers' Trainer runs in this venv here (transformers 5, peft)
+    argv = ["--data", str(data), "--model", str(model), "--epochs", "2", "--batch-size", "8"]
+    argv += ["--seeds", "0", "--contenders", "adapterkit", "peft-lora", "full"]
+    argv += ["--python", f"peft-lora={python}", f"full={python}"]
+    argv += ["--runs", str(runs), "--docs", str(docs)]
+    main(argv)
+    finished = {p.name: p.stat().st_mtime_ns for p in (runs / "custom").glob("*-seed0.json")}
+    assert set(finished) == {"adapterkit-seed0.json", "peft-lora-seed0.json", "full-seed0.json"}
+    peer = json.loads((runs / "custom" / "peft-lora-seed0.json").read_text())
+    assert [row["epoch"] for row in peer["epochs"]] == [1, 2]
+    assert peer["epochs"][0]["seconds"] < peer["epochs"][1]["seconds"]
+    assert len(peer["epochs"][0]["validation"]) == 8 and len(peer["epochs"][0]["test"]) == 8
+    page = (docs / "time_to_quality.md").read_text()
+    assert "the final validation score of peft-lora" in page
+    for contender in ("adapterkit", "peft-lora", "full"):
+        assert f"\n| {contender} | 1 |" in page
+    assert (docs / "time_to_quality_custom.png").stat().st_size > 0
+    summary = (docs / "benchmarks.md").read_text()
+    assert summary.startswith("# Speed\n\nkept\n") and report.BEGIN in summary
+    main(argv)  # a second time: every run is reused, the summary replaced, not repeated
+    again = {p.name: p.stat().st_mtime_ns for p in (runs / "custom").glob("*-seed0.json")}
+    assert again == finished
+    assert (docs / "benchmarks.md").read_text().count(report.BEGIN) == 1
+
+
+def test_a_peer_interpreter_must_name_a_peer() -> None:
+    with pytest.raises(SystemExit, match="CONTENDER=PATH"):
+        main(["--python", "adapterkit=/usr/bin/python", "--report-only"])
