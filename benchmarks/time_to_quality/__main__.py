@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from adapterkit.data import load_data
 from benchmarks.quality_spec import TASKS
 from benchmarks.speed.machine import busy_others, machine_info
 from benchmarks.time_to_quality import report
@@ -30,7 +31,6 @@ from benchmarks.time_to_quality.contenders import (
     Setup,
     curve_of,
     export_data,
-    load_splits,
     run_ours,
     run_peer,
     task_of,
@@ -79,9 +79,8 @@ def run_task(
     """Train what is missing of one task; its page section and its summary lines."""
     runs = Path(args.runs) / name
     runs.mkdir(parents=True, exist_ok=True)
-    splits = load_splits(setup)
+    splits = load_data(setup.data)  # as `adapterkit train --data` splits it
     data_file = runs / "data.json"
-    export_data(splits, data_file)
     for seed in args.seeds:
         for contender in args.contenders:
             out = runs / f"{contender}-seed{seed}.json"
@@ -95,6 +94,8 @@ def run_task(
                 if CONTENDERS[contender].venv is None:
                     run_ours(setup, seed, out)
                 else:
+                    if not data_file.exists():  # the peers' copy of the splits, written once
+                        export_data(splits, data_file)
                     run_peer(CONTENDERS[contender], setup, seed, data_file, out, pythons[contender])
             except subprocess.CalledProcessError as failed:  # the others still run; rerun retries
                 print(

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapterkit.data import load_data
 from adapterkit.data.loading import DataSplits
 from adapterkit.files import atomic_write_bytes
 from adapterkit.models import resolve_model
@@ -36,12 +35,16 @@ class Contender:
     lr: float | None = None
     adapter: bool = True
     """Whether it is a parameter-efficient run (the target is the best such peer's)."""
+    keeps_best: bool = False
+    """Whether its run ends with its best validation epoch's model (else its last)."""
 
 
 CONTENDERS = {
     c.name: c
     for c in [
-        Contender("adapterkit", "`adapterkit train --data D`: every default", None),
+        Contender(
+            "adapterkit", "`adapterkit train --data D`: every default", None, keeps_best=True
+        ),
         Contender(
             "peft-lora",
             "peft LoRA at LoraConfig's defaults (r 8, alpha 8, query/value), lr 5e-4, Trainer",
@@ -218,8 +221,3 @@ def curve_of(record: dict[str, Any], seed: int, task: Any, splits: DataSplits) -
         record["trainable_percent"],
         record["version"],
     )
-
-
-def load_splits(setup: Setup) -> DataSplits:
-    """The data as ``adapterkit train --data`` splits it (built-in sets: fixed splits)."""
-    return load_data(setup.data)

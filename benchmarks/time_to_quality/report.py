@@ -46,7 +46,8 @@ def summary(curves: list[Curve], target: float) -> dict[str, dict]:
         if not mine:
             continue
         times = [c.first_reaching(target) for c in mine]
-        ends = [max(c.validation) if name == "adapterkit" else c.validation[-1] for c in mine]
+        keeps_best = CONTENDERS[name].keeps_best
+        ends = [max(c.validation) if keeps_best else c.validation[-1] for c in mine]
         out[name] = {
             "seeds": len(mine),
             "time": _median(times),
