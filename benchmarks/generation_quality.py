@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from adapterkit.data import load_data
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import RunOptions
 from adapterkit.train.run import train_adapter_run
+from benchmarks.doc_blocks import put_block
 
 RUNS = Path("runs/generation")
 ACLSUM_DIR = RUNS / "data" / "aclsum-abstract"
@@ -222,16 +222,7 @@ def section() -> str:
 
 def write_report(path: Path) -> None:
     """Put the generation section into ``path``, replacing an earlier one, keeping the rest."""
-    text = path.read_text() if path.exists() else "# Quality results\n"
-    block = section()
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.DOTALL)
-    text = (
-        pattern.sub(lambda _: block, text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + block
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip() + "\n")
+    put_block(path, section(), title="# Quality results")
     print(f"wrote {path}")
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks.doc_blocks import owned_blocks
 from benchmarks.quality_spec import (
     ADAPTERS,
     BEST_PEER_ADAPTER,
@@ -25,11 +25,6 @@ from benchmarks.quality_spec import (
     TASKS,
     VARIANTS,
     run_dir,
-)
-
-# benchmarks.generation_quality owns this block of docs/results.md; keep it on rewrites.
-GENERATION_SECTION = re.compile(
-    r"<!-- generation-quality:start -->.*?<!-- generation-quality:end -->", re.DOTALL
 )
 
 
@@ -231,9 +226,8 @@ def write_report(path: Path, runs: Path = RUNS, title: str = "Quality results") 
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in PEERS],
         "",
     ]
-    kept = GENERATION_SECTION.search(path.read_text()) if path.exists() else None
-    if kept:
-        lines += [kept.group(0), ""]
+    for kept in owned_blocks(path.read_text()) if path.exists() else []:
+        lines += [kept, ""]  # the blocks other benchmarks write into this page
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     print(f"wrote {path}")

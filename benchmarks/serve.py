@@ -41,6 +41,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
 from adapterkit.serve.launch import running_server
 from adapterkit.tasks import make_task
+from benchmarks.doc_blocks import put_block
 
 TEXTS = [
     "Who wrote Hamlet?",
@@ -218,15 +219,7 @@ def write_section(results: dict, command: str, docs: Path = DOCS) -> None:
         "</details>",
         END,
     ]
-    section = "\n".join(body) + "\n"
-    text = docs.read_text() if docs.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    docs.parent.mkdir(parents=True, exist_ok=True)
-    docs.write_text(text)
+    put_block(docs, "\n".join(body))
 
 
 def serve_and_load(

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.doc_blocks import put_block
+
 START, END = "<!-- speed-benchmark:start -->", "<!-- speed-benchmark:end -->"
 PEERS = {"lora": "peft", "pfeiffer": "adapterhub", "houlsby": "adapterhub"}
 ADAPTERS = ("houlsby", "pfeiffer", "lora")
@@ -328,14 +330,7 @@ def json_path(docs: Path) -> Path:
 
 def replace_section(docs: Path, text: str) -> None:
     """Put ``text`` between our markers in ``docs``, keeping every other section as it is."""
-    current = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + text + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    docs.parent.mkdir(parents=True, exist_ok=True)
-    docs.write_text(current)
+    put_block(docs, text)
 
 
 def write_section(results: dict[str, Any], docs: Path, plot: Path | None) -> None:

@@ -4,16 +4,15 @@ the page (docs/time_to_quality.md, and its summary inside docs/benchmarks.md).""
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from pathlib import Path
 
+from benchmarks.doc_blocks import block, put_block
 from benchmarks.time_to_quality.contenders import CONTENDERS, Curve
 
 GOAL = 0.5
 """The issue's goal: adapterkit's default reaches the target in at most this share of the
 best peer's time."""
-BEGIN, END = "<!-- time_to_quality: begin -->", "<!-- time_to_quality: end -->"
 
 
 def target_of(curves: list[Curve]) -> tuple[float, str] | None:
@@ -129,16 +128,7 @@ def table(rows: dict[str, dict], metric: str) -> list[str]:
 
 
 def write_pages(sections: list[str], summaries: list[str], page: Path, benchmarks: Path) -> None:
-    """The full page, and the summary spliced between the markers of docs/benchmarks.md."""
+    """The full page, and the summary in its block of docs/benchmarks.md."""
     page.write_text("\n".join(sections) + "\n")
-    if not benchmarks.exists():
-        return
-    text = benchmarks.read_text()
-    block = "\n".join([BEGIN, *summaries, END])
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    text = (
-        pattern.sub(lambda _: block, text)
-        if BEGIN in text
-        else text.rstrip() + "\n\n" + block + "\n"
-    )
-    benchmarks.write_text(text)
+    if benchmarks.exists():
+        put_block(benchmarks, block("time-to-quality", summaries))

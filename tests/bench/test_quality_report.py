@@ -64,14 +64,16 @@ def test_targets_use_seed_medians_and_the_full_gap(tmp_path: Path) -> None:
     assert seeds_cell("conll2003", "lora", tmp_path) == "—"
 
 
-def test_report_keeps_the_generation_section(tmp_path: Path) -> None:
+def test_report_keeps_the_sections_other_benchmarks_own(tmp_path: Path) -> None:
     _run(tmp_path / "runs", "trec", "lora", 0, 96.0)
     out = tmp_path / "results.md"
     kept = "<!-- generation-quality:start -->\nrows\n<!-- generation-quality:end -->"
-    out.write_text("old table\n\n" + kept + "\n")
+    search = "<!-- search-study:start -->\ntrials\n<!-- search-study:end -->"
+    out.write_text("old table\n\n" + kept + "\n\nmore old text\n" + search + "\n")
     write_report(out, tmp_path / "runs")
     text = out.read_text()
-    assert kept in text and "old table" not in text
+    assert kept in text and search in text
+    assert "old table" not in text and "more old text" not in text
     assert "| lora | 96.0 | — | not run | — | 97.0 / – |" in text
 
 

@@ -62,7 +62,14 @@ def test_a_search_runs_its_trials_and_scores_the_best_on_test_once(model_dir, da
     assert (out / "best" / "adapter" / "adapterkit.safetensors").is_file()
     test = json.loads((out / "best" / "metrics.json").read_text())
     assert test["split"] == "test" and test["trial"] == best["trial"]
-    assert best["retrain"].startswith("adapterkit train --model ")
+    # The retrain command trains this trial: the options the search held fixed included.
+    retrain = best["retrain"].split()
+    assert retrain[:3] == ["adapterkit", "train", "--model"]
+    assert " --epochs 2 " in best["retrain"] and " --batch-size 4" in best["retrain"]
+    for name, value in best["options"].items():
+        flag = "--" + name.replace("_", "-")
+        assert retrain[retrain.index(flag) + 1] == str(value)
+    assert "--output" not in retrain and "--name" not in retrain
     assert "| trial | accuracy |" in (out / "report.md").read_text()
     plots = {p.name for p in (out / "plots").iterdir()}
     assert {"score_by_trial.png", "score_by_parameter.png"} <= plots
@@ -141,7 +148,14 @@ def test_bad_spaces_are_one_line(model_dir, data, tmp_path, capsys, space, messa
 def test_zero_trials_and_a_study_of_another_search_are_refused(model_dir, data, tmp_path, capsys):
     out = tmp_path / "search"
     assert _search(model_dir, data, out, "--trials", "0") == 2
-    assert "--trials and --parallel must be >= 1" in capsys.readouterr().err
+    assert "--trials must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert _search(model_dir, data, out, "--prune-from", "0") == 2
+    assert "--prune-from must be a whole number >= 1, got 0" in capsys.readouterr().err
+    config = tmp_path / "search.yaml"
+    config.write_text("trials: lots\n")  # a config file's value is no argparse int
+    assert _search(model_dir, data, out, "--config", str(config)) == 2
+    assert "--trials must be a whole number >= 1, got 'lots'" in capsys.readouterr().err
+    assert not (out / "study.db").exists()
     assert _search(model_dir, data, out, "--trials", "1") == 0
     other = tmp_path / "space.yaml"
     other.write_text("lr: {type: loguniform, low: 1.0e-4, high: 1.0e-3}\n")
@@ -220,13 +234,37 @@ def test_a_pruned_trial_leaves_its_slot_to_a_new_one_in_the_same_run(
     def prune_trial_zero(trial: optuna.trial.Trial) -> bool:
         return trial.number == 0
 
+    from adapterkit.search import study
+
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", prune_trial_zero)
+    real, runs = study.train_jobs, []
+    monkeypatch.setattr(study, "train_jobs", lambda *a, **k: runs.append(1) or real(*a, **k))
     out = tmp_path / "search"
     assert _search(model_dir, data, out, "--trials", "3", "--parallel", "2") == 0
     rows = {row["trial"]: row for row in _rows(out)}
     assert [rows[n]["state"] for n in ("0", "1", "2")] == ["PRUNED", "COMPLETE", "COMPLETE"]
     assert rows["0"]["epoch_1"] and not rows["0"]["epoch_2"]  # it left after epoch 1
-    # Trial 2 took trial 0's place in the first packed run: the run's three trials share
-    # its wall time, and no second run was needed.
-    assert rows["0"]["seconds"] == rows["1"]["seconds"] == rows["2"]["seconds"]
+    # Trial 2 took trial 0's place in the first packed run: no second run was needed.
+    assert len(runs) == 1
+    assert all(float(rows[n]["seconds"]) > 0 for n in ("0", "1", "2"))  # each its own
+    # A pruned trial's value is its last epoch's score: not a final score to rank.
+    assert rows["0"]["accuracy"] == "" and rows["1"]["accuracy"] != ""
+    report = (out / "report.md").read_text()
+    assert "3 trials (1 pruned, 2 complete)" in report
+    ranked = [
+        line.split(" | ")[0] for line in report.splitlines() if line[:3] in ("| 0", "| 1", "| 2")
+    ]
+    assert ranked and "| 0" not in ranked
     assert "trial-000 pruned; a new trial takes its place" in capsys.readouterr().out
+
+
+def test_prune_from_sets_the_first_epoch_a_trial_may_be_pruned(
+    model_dir, data, tmp_path, monkeypatch
+) -> None:
+    import optuna
+
+    seen, real = {}, optuna.pruners.MedianPruner
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **kw: seen.update(kw) or real(**kw))
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--trials", "1", "--prune-from", "3") == 0
+    assert seen["n_warmup_steps"] == 3  # Optuna never prunes a step below this

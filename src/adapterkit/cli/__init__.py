@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="trials trained together in one run (default: 4 on a GPU, 1 on a CPU)",
     )
+    s.add_argument(
+        "--prune-from",
+        type=int,
+        help="first epoch after which a trial below the median of finished trials may be "
+        "pruned; later gives slow starters (LoRA, low rates) more time (default: 1)",
+    )
     ev = sub.add_parser("evaluate", help="evaluate a bundle (or a prompted base) on a data split")
     ev.add_argument("bundle", nargs="?", help="bundle directory (e.g. runs/trec/adapter)")
     ev.add_argument(

@@ -8,7 +8,7 @@ the ``config.yaml`` a run writes (sections ``run``, ``train``, ``adapter``) is a
 A ``jobs:`` list makes a run of several jobs (multi-task learning, say): each entry is
 a mapping of the same keys (plus ``name``) that overrides the file's shared options for
 that job; flags given on the command line apply to every job. ``adapterkit search``
-also reads its own ``space``, ``trials`` and ``parallel`` from the file.
+also reads its own ``space``, ``trials``, ``parallel`` and ``prune_from`` from the file.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from adapterkit.cli.flags import option_keys
 from adapterkit.errors import AdapterkitError
 from adapterkit.files import read_user_yaml
 
-SEARCH_KEYS = ("space", "trials", "parallel")
+SEARCH_KEYS = ("space", "trials", "parallel", "prune_from")
 
 
 def _flatten(mapping: dict[Any, Any], into: dict[str, Any], section: str | None = None) -> None:

@@ -7,15 +7,17 @@ values become its job, and the command that retrains a trial alone.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
-from adapterkit.cli.flags import method_flags, option_keys
+from adapterkit.cli.fields import dataclass_defaults
+from adapterkit.cli.flags import method_flags, option_keys, run_flags, train_flags
 from adapterkit.cli.jobs import job_specs
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
 from adapterkit.search import Param, SearchRequest, load_space, parse_space
-from adapterkit.train.options import DEFAULT_METHOD, JobSpec
+from adapterkit.train.options import DEFAULT_METHOD, JobSpec, RunOptions
 
 
 def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
@@ -47,6 +49,7 @@ def search_request(values: dict[str, Any], parallel: int) -> SearchRequest:
         resume=bool(values.get("resume")),
         trials=values["trials"],
         parallel=parallel,
+        prune_from=1 if values.get("prune_from") is None else values["prune_from"],
     )
 
 
@@ -92,22 +95,49 @@ def trial_spec(values: dict[str, Any], name: str, chosen: dict[str, Any]) -> Job
     Method options the trial's method does not have (``--rank`` on a bottleneck trial)
     are left out, not an error.
     """
-    merged = {**values, **chosen, "adapter_name": name, "report_to": ["none"]}
-    config = make_config(chosen["method"])
-    for spec in method_flags():
-        if merged.get(spec.dest) is not None and not hasattr(config, spec.name):
-            merged[spec.dest] = None
+    merged = {**_trial_values(values, chosen), "adapter_name": name, "report_to": ["none"]}
     (job,) = job_specs(merged)
     return job
 
 
+def _trial_values(values: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+    """The command's values with a trial's over them, less the method options its method
+    does not have."""
+    merged = {**values, **chosen}
+    config = make_config(chosen["method"])
+    for spec in method_flags():
+        if merged.get(spec.dest) is not None and not hasattr(config, spec.name):
+            merged[spec.dest] = None
+    return merged
+
+
+# A retrain names its own run; the rest of what the search was given trains the trial.
+_PER_RUN = {"output", "adapter_name", "resume"}
+
+
 def retrain_command(values: dict[str, Any], options: dict[str, Any]) -> str:
-    """The ``adapterkit train`` command that trains a trial's values alone."""
-    parts = ["adapterkit train", f"--model {values.get('model')}"]
-    source = values.get("data")
-    parts.append(f"--data {source}" if source else f"--train {values.get('train_file')}")
-    flags = {spec.dest: spec.flag for spec in method_flags()}
-    for dest, value in options.items():
-        flag = flags.get(dest) or "--" + dest.replace("_", "-")
-        parts.append(f"{flag} {value}")
-    return " ".join(parts)
+    """The ``adapterkit train`` command that trains a trial alone: every option the search
+    was given (as a flag or in its config file) with the trial's values over them.
+
+    Without the options the search held fixed (``--epochs 2``, its own data files) the
+    command would train something other than the trial it names.
+    """
+    merged = _trial_values(values, options)
+    run_defaults = dataclass_defaults(RunOptions)
+    parts = ["adapterkit", "train"]
+    for spec in (*run_flags(), *train_flags(), *method_flags()):
+        value = merged.get(spec.dest)
+        if spec.flag is None or spec.dest in _PER_RUN or value is None or value == []:
+            continue
+        always = spec.dest in ("model", "data") or spec.dest in options
+        if not always and spec.name in run_defaults and value == run_defaults[spec.name]:
+            continue
+        if value is True:
+            parts.append(spec.flag)
+        elif value is False:  # only a negatable training switch can be turned off
+            if spec in train_flags():
+                parts.append("--no-" + spec.flag[2:])
+        else:
+            parts.append(spec.flag)
+            parts += [str(item) for item in (value if isinstance(value, list) else [value])]
+    return shlex.join(parts)

@@ -43,18 +43,36 @@ def plot_search(study: Any, metric: str, out: Path) -> list[Path]:
     return written
 
 
+def _finished(trial: Any) -> bool:
+    """Whether a trial ran to its end (a pruned one's value is its last epoch's score)."""
+    return trial.state.name == "COMPLETE"
+
+
+def _scatter(ax: Any, points: list[tuple[Any, float, bool]]) -> None:
+    """Finished trials as dots, pruned ones as grey rings (their last epoch's score)."""
+    for finished, style in ((True, {"label": "finished"}), (False, _PRUNED)):
+        chosen = [(x, y) for x, y, done in points if done == finished]
+        if chosen:
+            ax.scatter([x for x, _ in chosen], [y for _, y in chosen], **style)
+
+
+_PRUNED = {"facecolors": "none", "edgecolors": "grey", "label": "pruned (score when pruned)"}
+
+
 def _by_trial(done: list[Any], metric: str, maximize: bool, path: Path) -> Path:
     fig = _figure(7, 4)
     ax = fig.subplots()
-    numbers = [t.number for t in done]
-    values = [t.value for t in done]
-    ax.scatter(numbers, values, label="trial")
-    best, running = [], None
-    for value in values:
-        better = running is None or (value > running if maximize else value < running)
-        running = value if better else running
+    _scatter(ax, [(t.number, t.value, _finished(t)) for t in done])
+    numbers, best, running = [], [], None
+    for t in done:
+        if not _finished(t):
+            continue
+        better = running is None or (t.value > running if maximize else t.value < running)
+        running = t.value if better else running
+        numbers.append(t.number)
         best.append(running)
-    ax.step(numbers, best, where="post", color="tab:red", label="best so far")
+    if numbers:
+        ax.step(numbers, best, where="post", color="tab:red", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {metric}")
     ax.legend()
@@ -66,18 +84,18 @@ def _by_parameter(done: list[Any], names: list[str], metric: str, path: Path) ->
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names, strict=True):
         points = [
-            (t.user_attrs["options"][name], t.value)
+            (t.user_attrs["options"][name], t.value, _finished(t))
             for t in done
             if name in t.user_attrs["options"]
         ]
-        xs = [x for x, _ in points]
+        xs = [x for x, _, _ in points]
         if xs and all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
-            ax.scatter(xs, [y for _, y in points])
+            _scatter(ax, points)
             if name == "lr" or (min(xs) > 0 and max(xs) / min(xs) > 50):
                 ax.set_xscale("log")
         else:  # categories side by side
             labels = sorted({str(x) for x in xs})
-            ax.scatter([labels.index(str(x)) for x in xs], [y for _, y in points])
+            _scatter(ax, [(labels.index(str(x)), y, f) for x, y, f in points])
             ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel(name)
         ax.set_ylabel(f"validation {metric}")

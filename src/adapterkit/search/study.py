@@ -53,14 +53,21 @@ class SearchRequest:
     resume: bool = False
     trials: int = 24
     parallel: int = 1
+    prune_from: int = 1
+    """The first epoch after which a trial may be pruned."""
 
 
 def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
     """Run (or resume) a search; the best trial's record."""
     import optuna
 
-    if request.trials < 1 or request.parallel < 1:
-        raise AdapterkitError("--trials and --parallel must be >= 1")
+    for flag, value in (
+        ("--trials", request.trials),
+        ("--parallel", request.parallel),
+        ("--prune-from", request.prune_from),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AdapterkitError(f"{flag} must be a whole number >= 1, got {value!r}")
     if request.base.options.share_adapter:
         raise AdapterkitError(
             "--share-adapter ties the adapters of a multi-task run; search trains each trial "
@@ -74,8 +81,11 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
     metric = TASK_CLASSES[task].primary_metric
     identity = {"model": base.options.model, "data": base.options.data or base.options.train_file}
     identity["space"] = sorted(f"{p.dest}:{p.kind}:{p.low}:{p.high}:{p.choices}" for p in params)
-    study = _open_study(out, request.resume, direction, identity, base.config.seed)
-    log(f"search: {trials} trials of {task} on {identity['data']}, {parallel} at a time; {metric}")
+    study = _open_study(out, request, direction, identity)
+    log(
+        f"search: {trials} trials of {task} on {identity['data']}, {parallel} at a time; "
+        f"{metric}; a trial may be pruned from epoch {request.prune_from} on"
+    )
     bar = tqdm(total=trials, initial=_counted(study), desc="trials", unit="trial", leave=False)
 
     def on_epoch(name: str, epoch: int, score: float) -> bool:
@@ -120,7 +130,9 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         for name, trial in asked.items():
             final = finals[name]
-            trial.set_user_attr("seconds", round(seconds, 1))
+            # The trial's own training seconds: a packed run holds several trials, and a
+            # pruned trial's slot goes on with another one.
+            trial.set_user_attr("seconds", round(final.get("train_seconds", seconds), 1))
             if final.get("pruned"):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 log(f"search: {name} pruned after epoch {final['epochs_run']} {_brief(trial)}")
@@ -145,14 +157,12 @@ def _checked_data(spec: JobSpec, log: Any) -> DataSplits:
     return splits
 
 
-def _open_study(
-    out: Path, resume: bool, direction: str, identity: dict[str, Any], seed: int
-) -> Any:
+def _open_study(out: Path, request: SearchRequest, direction: str, identity: dict[str, Any]) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = out / "study.db"
-    if path.exists() and not resume:
+    if path.exists() and not request.resume:
         raise AdapterkitError(f"{out} holds a search already: pass --resume, or a new --output")
     check_writable_dir(out, "search folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -161,8 +171,9 @@ def _open_study(
         storage=f"sqlite:///{path}",
         load_if_exists=True,
         direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
+        sampler=optuna.samplers.TPESampler(seed=request.base.config.seed),
+        # Epochs are the steps: a step below n_warmup_steps is never pruned.
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=request.prune_from),
     )
     before = study.user_attrs.get("adapterkit")
     if before is None:
@@ -239,7 +250,10 @@ def finish(
 
 def write_trials(out: Path, study: Any, metric: str) -> None:
     """``trials.csv`` (every trial) and ``report.md`` (trials ranked by their score)."""
+    import optuna
+
     trials = study.get_trials(deepcopy=False)
+    finished = optuna.trial.TrialState.COMPLETE
     names = sorted({k for t in trials for k in t.user_attrs.get("options", {})})
     epochs = sorted(
         {k for t in trials for k in t.user_attrs if k.startswith("epoch_")},
@@ -251,19 +265,24 @@ def write_trials(out: Path, study: Any, metric: str) -> None:
     for t in trials:
         options = t.user_attrs.get("options", {})
         writer.writerow(
-            [t.number, t.state.name, "" if t.value is None else t.value]
+            [t.number, t.state.name, t.value if t.state == finished else ""]
             + [options.get(k, "") for k in names]
             + [t.user_attrs.get(k, "") for k in epochs]
             + [t.user_attrs.get("seconds", ""), t.user_attrs.get("error", "")]
         )
     atomic_write_bytes(out / "trials.csv", buffer.getvalue().encode())
-    done = [t for t in trials if t.value is not None]
+    # A pruned trial carries the score of its last epoch as its value: rank finished ones.
+    done = [t for t in trials if t.state == finished]
     reverse = study.direction.name == "MAXIMIZE"
     done.sort(key=lambda t: t.value, reverse=reverse)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
     lines = [
         "# Search",
         "",
-        f"{len(trials)} trials ({len(done)} complete); validation {metric}, best first.",
+        f"{len(trials)} trials ({', '.join(f'{n} {state}' for state, n in states.items())}); "
+        f"the finished ones by validation {metric}, best first.",
         "",
         f"| trial | {metric} | " + " | ".join(names) + " |",
         "|---:|---:|" + "---|" * len(names),

@@ -1,0 +1,1 @@
+"""A hyperparameter search against the defaults: ``python -m benchmarks.search_study``."""
