@@ -387,6 +387,17 @@ def _search(*extra: str, space: str | None = None) -> Build:
 case("search", "trials-zero", _search("--trials", "0"))
 case("search", "trials-negative", _search("--trials", "-1"))
 case("search", "parallel-zero", _search("--parallel", "0"))
+case("search", "prune-from-zero", _search("--prune-from", "0"))
+case(
+    "search",
+    "config-trials-text",
+    lambda e, t: [*_search()(e, t), "--config", _write(t / "search.yaml", "trials: lots\n")],
+)
+case(
+    "search",
+    "config-parallel-bool",
+    lambda e, t: [*_search()(e, t), "--config", _write(t / "search.yaml", "parallel: true\n")],
+)
 BAD_SPACES = {
     "unknown-option": "bogus: {type: uniform, low: 0, high: 1}\n",
     "empty-range": "lr: {type: uniform, low: 0.1, high: 0.1}\n",
