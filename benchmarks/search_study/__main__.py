@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--searches",
         nargs="+",
-        default=["trec:1", "conll2003:1", "trec:4", "trec:1:3"],
+        default=["trec:1", "conll2003:1", "trec:4"],
         help="TASK:K[:P] (P: --prune-from), run in this order",
     )
     parser.add_argument("--trials", type=int, default=24)

@@ -268,3 +268,14 @@ def test_prune_from_sets_the_first_epoch_a_trial_may_be_pruned(
     out = tmp_path / "search"
     assert _search(model_dir, data, out, "--trials", "1", "--prune-from", "3") == 0
     assert seen["n_warmup_steps"] == 3  # Optuna never prunes a step below this
+
+
+def test_a_trial_at_its_last_epoch_finishes_instead_of_being_pruned(
+    model_dir, data, tmp_path, monkeypatch
+) -> None:
+    import optuna
+
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda trial: True)
+    out = tmp_path / "search"
+    assert _search(model_dir, data, out, "--trials", "2", "--epochs", "1") == 0
+    assert [row["state"] for row in _rows(out)] == ["COMPLETE", "COMPLETE"]

@@ -333,12 +333,11 @@ def end_epoch(
             state.bad_evals += 1
             out_of_patience = state.bad_evals >= config.patience
             state.stopped_early = out_of_patience and state.global_step >= job.patience_from_step
-        if (
-            job.on_epoch is not None
-            and not state.stopped_early
-            and job.on_epoch(state.epoch, score)
-        ):
-            state.stopped_early = state.pruned = True
+        if job.on_epoch is not None and not state.stopped_early:
+            prune = job.on_epoch(state.epoch, score)
+            # A job that has run all its epochs is finished, not pruned: its score is final.
+            if prune and state.epoch < job.epochs:
+                state.stopped_early = state.pruned = True
         log(
             f"epoch {state.epoch}: train loss {row['train_loss']:.4f}, validation "
             f"{'group mean' if job.followers else task.primary_metric} {score:.4f}"
