@@ -161,7 +161,7 @@ def _verdict(
     gap = best_test - statistics.median(scores)
     met = gap >= -GOAL_POINTS and trainable <= GOAL_TRAINABLE
     verdict = (
-        f"The search's best options, retrained: {gap:+.1f} points of full fine-tuning's test "
+        f"The search's best options, retrained: {gap:+.2f} points of full fine-tuning's test "
         f"median at {trainable:.2f} % trainable: the goal (within {GOAL_POINTS} point, "
         f"<= {GOAL_TRAINABLE:.0f} %) is {'met' if met else 'not met'}."
     )
@@ -225,8 +225,9 @@ def variants_section(runs: Path, searches: list[Search], trials: int) -> list[st
     lines = [
         "### Trials one at a time or packed, and when pruning starts",
         "",
-        "| task | K | prune from epoch | wall s | trials | best validation | its test (once) |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| task | K | prune from epoch | wall s | trials | epochs trained | s per trial epoch "
+        "| best validation | its test (once) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     seconds: dict[tuple[str, int], dict[int, float]] = {}
     for search in searches:
@@ -238,13 +239,19 @@ def variants_section(runs: Path, searches: list[Search], trials: int) -> list[st
         metric = next(iter(best["validation"]))
         seconds.setdefault((task, prune_from), {})[parallel] = study["seconds"]
         test = 100 * best["test"][metric] if "test" in best else None
+        # Searches differ in how many epochs their trials ran before finishing or being
+        # pruned: seconds per trial epoch is the packing's own cost.
+        epochs = sum(
+            1 for row in _trials(out) for k, v in row.items() if k.startswith("epoch_") and v
+        )
         lines.append(
             f"| {task} | {parallel} | {prune_from} | {study['seconds']:.0f}"
-            f"{' (resumed)' if study['resumed'] else ''} | {_states(_trials(out))} | "
+            f"{' (resumed)' if study['resumed'] else ''} | {_states(_trials(out))} | {epochs} | "
+            f"{study['seconds'] / max(epochs, 1):.1f} | "
             f"{100 * best['validation'][metric]:.1f} | {_pct(test)} |"
         )
     ratios = [
-        f"{task}: K = {k} takes {by_k[k] / by_k[1]:.2f}x the wall time of K = 1"
+        f"{task}: the search with K = {k} takes {by_k[k] / by_k[1]:.2f}x the wall time of K = 1"
         for (task, _), by_k in seconds.items()
         for k in sorted(by_k)
         if k != 1 and 1 in by_k

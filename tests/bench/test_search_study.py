@@ -58,7 +58,7 @@ def test_the_page_judges_the_retrained_best_against_full_fine_tuning(
     assert f"the goal (within 0.5 point, <= 2 %) {verdict}" in page
     assert "Over the defaults: +0.8 points." in page
     assert "1 complete, 2 pruned" in page
-    assert "trec: K = 4 takes 1.10x the wall time of K = 1." in page
+    assert "trec: the search with K = 4 takes 1.10x the wall time of K = 1." in page
     assert (docs / "search_study_trec.png").read_bytes() == b"png"
     text = results.read_text()
     assert "kept text" in text and "<!-- search-study:start -->" in text
