@@ -48,15 +48,15 @@ def _finished(trial: Any) -> bool:
     return trial.state.name == "COMPLETE"
 
 
+_PRUNED = {"facecolors": "none", "edgecolors": "grey", "label": "pruned (score when pruned)"}
+
+
 def _scatter(ax: Any, points: list[tuple[Any, float, bool]]) -> None:
     """Finished trials as dots, pruned ones as grey rings (their last epoch's score)."""
     for finished, style in ((True, {"label": "finished"}), (False, _PRUNED)):
         chosen = [(x, y) for x, y, done in points if done == finished]
         if chosen:
             ax.scatter([x for x, _ in chosen], [y for _, y in chosen], **style)
-
-
-_PRUNED = {"facecolors": "none", "edgecolors": "grey", "label": "pruned (score when pruned)"}
 
 
 def _by_trial(done: list[Any], metric: str, maximize: bool, path: Path) -> Path:
@@ -72,6 +72,8 @@ def _by_trial(done: list[Any], metric: str, maximize: bool, path: Path) -> Path:
         numbers.append(t.number)
         best.append(running)
     if numbers:
+        if numbers[-1] != done[-1].number:  # the line runs on over the trials pruned since
+            numbers, best = [*numbers, done[-1].number], [*best, best[-1]]
         ax.step(numbers, best, where="post", color="tab:red", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {metric}")
