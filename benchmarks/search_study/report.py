@@ -216,7 +216,7 @@ def task_section(
     png = docs / f"search_study_{task}.png"
     shutil.copyfile(recorded[0][1][0] / "plots" / "score_by_trial.png", png)
     lines += ["", *table, "", verdict, "", f"![{task}: trials of the first search]({png.name})", ""]
-    return lines, [f"### {task}", "", *table, "", verdict, ""]
+    return lines, [f"### {task} (search and retrains: {budget})", "", *table, "", verdict, ""]
 
 
 def variants_section(runs: Path, searches: list[Search], trials: int) -> list[str]:
