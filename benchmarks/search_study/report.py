@@ -7,6 +7,7 @@ import csv
 import json
 import shutil
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,7 @@ def _trials(out: Path) -> list[dict[str, str]]:
 
 
 def _states(rows: list[dict[str, str]]) -> str:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["state"].lower()] = counts.get(row["state"].lower(), 0) + 1
+    counts = Counter(row["state"].lower() for row in rows)
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
@@ -60,9 +59,7 @@ def _methods_by_state(rows: list[dict[str, str]]) -> str:
         chosen = [row for row in rows if row["state"] == state]
         if not chosen:
             continue
-        counts: dict[str, int] = {}
-        for row in chosen:
-            counts[row.get("method", "?")] = counts.get(row.get("method", "?"), 0) + 1
+        counts = Counter(row.get("method", "?") for row in chosen)
         text = ", ".join(f"{method} {n}" for method, n in sorted(counts.items()))
         if state == "PRUNED":
             epochs = sorted(

@@ -17,6 +17,7 @@ import io
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,9 +276,7 @@ def write_trials(out: Path, study: Any, metric: str) -> None:
     done = [t for t in trials if t.state == finished]
     reverse = study.direction.name == "MAXIMIZE"
     done.sort(key=lambda t: t.value, reverse=reverse)
-    states: dict[str, int] = {}
-    for t in trials:
-        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    states = Counter(t.state.name.lower() for t in trials)
     lines = [
         "# Search",
         "",
