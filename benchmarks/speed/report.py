@@ -57,7 +57,9 @@ NOTES = [
     "docs/results.md, `--variant no-attn-dropout`): with "
     "dropout on, SDPA on CPU takes the math path and keeps the (B, H, T, T) probabilities for "
     "backward; at 0 it runs the fused flash kernel. The 'with no_attn_dropout' lines above "
-    "judge it against the targets.",
+    "judge it against the targets. That holds in fp32, as here; in bf16 the fused kernel's "
+    "backward is the slower one, so bf16 training keeps the math kernel (the attention-kernels "
+    "section below).",
     "- **Activation checkpointing** (`--activation-checkpointing`, `adapterkit.checkpointing`): "
     "blocks are recomputed in the backward pass inside a copy of the call's context, so the "
     "recompute keeps the adapter routing (the stock checkpoint recomputes without adapters).",

@@ -92,7 +92,7 @@ def run_task(
             print(f"\n### {name} / {contender} / seed {seed}", flush=True)
             try:
                 if CONTENDERS[contender].venv is None:
-                    run_ours(setup, seed, out)
+                    run_ours(CONTENDERS[contender], setup, seed, out)
                 else:
                     if not data_file.exists():  # the peers' copy of the splits, written once
                         export_data(splits, data_file)

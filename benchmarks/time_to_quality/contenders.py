@@ -37,6 +37,11 @@ class Contender:
     """Whether it is a parameter-efficient run (the target is the best such peer's)."""
     keeps_best: bool = False
     """Whether its run ends with its best validation epoch's model (else its last)."""
+    flags: tuple[str, ...] = ()
+    """adapterkit's own contenders: flags beside the defaults (a candidate default)."""
+    candidate_of: str | None = None
+    """The contender this one is a candidate switch of: the page judges its quality
+    against that one's by the rule of docs/switches.md."""
 
 
 CONTENDERS = {
@@ -44,6 +49,15 @@ CONTENDERS = {
     for c in [
         Contender(
             "adapterkit", "`adapterkit train --data D`: every default", None, keeps_best=True
+        ),
+        Contender(
+            "adapterkit-attn0",
+            "`adapterkit train --data D --attention-dropout 0`: the defaults with "
+            "attention-probability dropout off (a candidate default)",
+            None,
+            keeps_best=True,
+            flags=("--attention-dropout", "0"),
+            candidate_of="adapterkit",
         ),
         Contender(
             "peft-lora",
@@ -164,8 +178,9 @@ def run_peer(
     return json.loads(out.read_text())
 
 
-def run_ours(setup: Setup, seed: int, out: Path) -> dict[str, Any]:
-    """``adapterkit train`` with every default but where its output goes and the seed."""
+def run_ours(contender: Contender, setup: Setup, seed: int, out: Path) -> dict[str, Any]:
+    """``adapterkit train`` with every default but where its output goes, the seed and the
+    contender's own flags."""
     run_dir = out.with_suffix("")
     command = [
         sys.executable,
@@ -178,13 +193,14 @@ def run_ours(setup: Setup, seed: int, out: Path) -> dict[str, Any]:
         setup.model,
     ]
     command += ["--seed", str(seed), "--output", str(run_dir), "--report-to", "none"]
+    command += contender.flags
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     wall = time.perf_counter() - started
     state = json.loads((run_dir / "checkpoints" / "last" / "trainer_state.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     record = {
-        "contender": "adapterkit",
+        "contender": contender.name,
         "version": "adapterkit (this tree)",
         "trainable_percent": round(metrics["trainable_percent"], 3),
         "run_seconds": metrics["train_seconds"],
@@ -199,7 +215,7 @@ def run_ours(setup: Setup, seed: int, out: Path) -> dict[str, Any]:
 def curve_of(record: dict[str, Any], seed: int, task: Any, splits: DataSplits) -> Curve:
     """A run's record as a curve, every score by adapterkit's metrics, in percent."""
     primary = task.primary_metric
-    if record["contender"] == "adapterkit":
+    if CONTENDERS[record["contender"]].venv is None:  # adapterkit's own history
         history = record["history"]
         seconds = [row["train_seconds"] for row in history]
         validation = [100 * row[f"eval_{primary}"] for row in history]

@@ -86,7 +86,9 @@ def plot(curves: list[Curve], target: float, title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = dict(zip(CONTENDERS, ["tab:red", "tab:blue", "tab:green", "tab:gray"], strict=True))
+    colours = dict(
+        zip(CONTENDERS, ["tab:red", "tab:orange", "tab:blue", "tab:green", "tab:gray"], strict=True)
+    )
     for curve in sorted(curves, key=lambda c: (c.contender, c.seed)):
         first = curve.seed == min(c.seed for c in curves if c.contender == curve.contender)
         ax.plot(

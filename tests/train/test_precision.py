@@ -71,6 +71,10 @@ def test_auto_precision_is_bf16_on_cpus_with_native_bf16(flags, env, expected, m
     autocasting = optim.autocast_context(TrainConfig(), cpu)
     with autocasting:
         assert torch.is_autocast_enabled("cpu") == (expected == "bf16")
+        # bf16 training on the CPU runs attention on the math kernel (the fused one's
+        # backward is slower there: benchmarks/attention_kernels.py); fp32 keeps both
+        assert torch.backends.cuda.flash_sdp_enabled() == (expected == "fp32")
+    assert torch.backends.cuda.flash_sdp_enabled()  # and the choice ends with the step
 
 
 def test_auto_precision_trains_in_bf16_and_says_so(tmp_path, monkeypatch, capsys) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import get_scheduler
 
 from adapterkit.train.config import TrainConfig
@@ -83,10 +85,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
 
 
+@contextmanager
+def _cpu_autocast(dtype: torch.dtype) -> Iterator[None]:
+    """Autocast on the CPU, attention on SDPA's math kernel. In low precision the CPU's
+    fused (flash) kernel trains 1.3-1.5x slower than the math one (its backward; its
+    forward is faster, so evaluation keeps it): benchmarks/attention_kernels.py. The math
+    kernel is also the one any attention dropout above 0 runs, so this changes the speed of
+    ``--attention-dropout 0`` runs only, not their numbers beyond float rounding."""
+    with torch.autocast(device_type="cpu", dtype=dtype), sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
 def autocast_context(config: TrainConfig, device: torch.device):
-    """The autocast context for the configured precision on ``device``."""
+    """The training step's autocast context for the configured precision on ``device``."""
     precision = resolve_precision(config.precision, device)
     if precision == "fp32":
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu":
+        return _cpu_autocast(dtype)
     return torch.autocast(device_type=device.type, dtype=dtype)
