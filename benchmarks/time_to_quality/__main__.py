@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -110,7 +111,8 @@ def run_task(
             continue
         contender, seed = out.stem.rsplit("-seed", 1)
         if contender in args.contenders:
-            curves.append(curve_of(json.loads(out.read_text()), int(seed), task, splits))
+            day = time.strftime("%Y-%m-%d", time.gmtime(out.stat().st_mtime))
+            curves.append(curve_of(json.loads(out.read_text()), int(seed), task, splits, day))
     return _section(name, setup, curves, task.primary_metric, args)
 
 
@@ -134,6 +136,8 @@ def _section(
         f"{report.verdict(rows)}.",
         "",
         *report.table(rows, metric),
+        "",
+        *report.candidate_lines(curves),
         "",
     ]
     full = [

@@ -90,6 +90,9 @@ class Curve:
     run_seconds: float
     trainable_percent: float
     version: str
+    day: str = ""
+    """The date the run finished (its record's file time): times from different days
+    need not compare, as this machine's speed varies from day to day."""
 
     def first_reaching(self, target: float) -> float | None:
         """Training seconds until validation first reached ``target`` (None: never)."""
@@ -212,7 +215,9 @@ def run_ours(contender: Contender, setup: Setup, seed: int, out: Path) -> dict[s
     return record
 
 
-def curve_of(record: dict[str, Any], seed: int, task: Any, splits: DataSplits) -> Curve:
+def curve_of(
+    record: dict[str, Any], seed: int, task: Any, splits: DataSplits, day: str = ""
+) -> Curve:
     """A run's record as a curve, every score by adapterkit's metrics, in percent."""
     primary = task.primary_metric
     if CONTENDERS[record["contender"]].venv is None:  # adapterkit's own history
@@ -236,4 +241,5 @@ def curve_of(record: dict[str, Any], seed: int, task: Any, splits: DataSplits) -
         record["run_seconds"],
         record["trainable_percent"],
         record["version"],
+        day,
     )

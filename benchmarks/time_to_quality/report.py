@@ -56,6 +56,7 @@ def summary(curves: list[Curve], target: float) -> dict[str, dict]:
             "run_seconds": statistics.median(c.run_seconds for c in mine),
             "trainable": mine[0].trainable_percent,
             "version": mine[0].version,
+            "days": ", ".join(sorted({c.day for c in mine if c.day})) or "–",
         }
     return out
 
@@ -76,6 +77,41 @@ def verdict(rows: dict[str, dict]) -> str:
     ratio = ours / peers[best]
     met = "met" if ratio <= GOAL else "not met"
     return f"{ours:.3g} s / {peers[best]:.3g} s ({best}) = **{ratio:.2f}x** ({met} at <= {GOAL}x)"
+
+
+def candidate_lines(curves: list[Curve]) -> list[str]:
+    """Each candidate default against the contender it would change, by the rule of
+    docs/switches.md: its validation median (best epoch, as the run keeps it) may not fall
+    below the other's by more than seed noise; the test scores and training seconds beside."""
+    from benchmarks.switches import Arm, verdict
+
+    def arm(name: str) -> Arm:
+        mine = [c for c in curves if c.contender == name]
+        return Arm(
+            [max(c.validation) for c in mine],
+            [c.test for c in mine if c.test is not None],
+            [c.run_seconds / 60 for c in mine],
+        )
+
+    lines = []
+    for name, contender in CONTENDERS.items():
+        base = contender.candidate_of
+        if base is None or not any(c.contender == name for c in curves):
+            continue
+        switched, without = arm(name), arm(base)
+        diff, noise, said = verdict(without, switched)
+        judged = "" if math.isnan(diff) else f", difference {diff:+.1f} (noise {noise:.1f})"
+        seconds = [60 * statistics.median(a.minutes) for a in (switched, without) if a.minutes]
+        speed = (
+            f"; training seconds {seconds[0]:.0f} vs {seconds[1]:.0f}" if len(seconds) == 2 else ""
+        )
+        lines.append(
+            f"- Candidate **{name}** against {base}: best validation "
+            f"{switched.cell(switched.validation)} vs {without.cell(without.validation)}"
+            f"{judged}: **{said}**; test {switched.cell(switched.test)} vs "
+            f"{without.cell(without.test)}{speed}."
+        )
+    return lines
 
 
 def plot(curves: list[Curve], target: float, title: str, path: Path) -> None:
@@ -116,15 +152,15 @@ def table(rows: dict[str, dict], metric: str) -> list[str]:
     """The markdown table of one task."""
     lines = [
         f"| contender | seeds | seconds to target (median) | seeds reaching it | final validation {metric} "
-        f"| test {metric} | training seconds | trainable % |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| test {metric} | training seconds | trainable % | run on |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         time = "not reached" if row["time"] is None else f"{row['time']:.3g}"
         test = "–" if row["test"] is None else f"{row['test']:.1f}"
         lines.append(
             f"| {name} | {row['seeds']} | {time} | {row['reached']}/{row['seeds']} | {row['validation']:.1f} "
-            f"| {test} | {row['run_seconds']:.0f} | {row['trainable']:.2f} |"
+            f"| {test} | {row['run_seconds']:.0f} | {row['trainable']:.2f} | {row['days']} |"
         )
     return lines
 
