@@ -75,11 +75,12 @@ ROWS = (*METHODS, *SWITCHED)
 SEEDS = (0, 1, 2)
 
 
-def run_one(variant: str, method: str, seed: int) -> None:
-    """Train one method on one variant and seed, unless it is done or another worker has it."""
+def run_one(variant: str, method: str, seed: int, recorded: frozenset = frozenset()) -> None:
+    """Train one method on one variant and seed, unless it is done (here, or ``recorded``
+    in the study's JSON by an earlier session) or another worker has it."""
     data, samples, eval_cap, _ = VARIANTS[variant]
     out = RUNS / f"{variant}-{method}-seed{seed}"
-    if (out / "metrics.json").exists():
+    if (out / "metrics.json").exists() or (variant, method, seed) in recorded:
         return
     try:  # a claim: workers started side by side (--claim) never train the same run twice
         (RUNS / "claims").mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,19 @@ def collect() -> list[dict[str, Any]]:
                         | _per_type(variant, run)
                     )
     return found
+
+
+def merge_runs(kept: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recorded runs with ``new`` ones added, a rerun replacing its earlier record: runs
+    of earlier sessions live on in the JSON after their folders are gone. In table order."""
+
+    def key(run: dict[str, Any]) -> tuple[str, str, int]:
+        return run["variant"], run["method"], run["seed"]
+
+    fresh = {key(run) for run in new}
+    merged = [run for run in kept if key(run) not in fresh] + new
+    order = {name: i for i, name in enumerate([*VARIANTS, *ROWS])}
+    return sorted(merged, key=lambda r: (order[r["variant"]], order[r["method"]], r["seed"]))
 
 
 # The report's tables: heading -> variants.
@@ -206,9 +220,10 @@ def write_report(path: Path) -> None:
     """docs/small_data_study.md (and .json, every run): median and worst validation score
     per method and variant."""
     runs_json = path.with_suffix(".json")
-    if RUNS.exists():  # this machine ran the study; else the page is rebuilt from the JSON
-        runs_json.write_text(json.dumps(collect(), indent=1) + "\n")
-    every = json.loads(runs_json.read_text())
+    every = json.loads(runs_json.read_text()) if runs_json.exists() else []
+    if RUNS.exists():  # runs finished here join (or replace) those the JSON holds already
+        every = merge_runs(every, collect())
+        runs_json.write_text(json.dumps(every, indent=1) + "\n")
     lines = [
         "# Do the defaults hold on small data?",
         "",
@@ -252,9 +267,14 @@ def main() -> None:
     parser.add_argument("--out", default="docs/small_data_study.md")
     args = parser.parse_args()
     if not args.report_only:
+        saved = Path(args.out).with_suffix(".json")
+        recorded = frozenset(
+            (r["variant"], r["method"], r["seed"])
+            for r in (json.loads(saved.read_text()) if saved.exists() else [])
+        )
         runs = [(v, m, s) for s in SEEDS for v in args.variants for m in args.methods]
         for variant, method, seed in runs:
-            run_one(variant, method, seed)
+            run_one(variant, method, seed, recorded)
     write_report(Path(args.out))
 
 

@@ -82,34 +82,36 @@ def verdict(rows: dict[str, dict]) -> str:
 def candidate_lines(curves: list[Curve]) -> list[str]:
     """Each candidate default against the contender it would change, by the rule of
     docs/switches.md: its validation median (best epoch, as the run keeps it) may not fall
-    below the other's by more than seed noise; the test scores and training seconds beside."""
+    below the other's by more than seed noise; the test scores and the seconds per epoch
+    (runs stop at different epochs, so whole runs do not compare) beside."""
     from benchmarks.switches import Arm, verdict
 
-    def arm(name: str) -> Arm:
+    def arm(name: str) -> tuple[Arm, float, set[str]]:
         mine = [c for c in curves if c.contender == name]
-        return Arm(
+        scores = Arm(
             [max(c.validation) for c in mine],
             [c.test for c in mine if c.test is not None],
             [c.run_seconds / 60 for c in mine],
         )
+        per_epoch = statistics.median(c.seconds[-1] / len(c.seconds) for c in mine)
+        return scores, per_epoch, {c.day for c in mine}
 
     lines = []
     for name, contender in CONTENDERS.items():
         base = contender.candidate_of
         if base is None or not any(c.contender == name for c in curves):
             continue
-        switched, without = arm(name), arm(base)
+        if not any(c.contender == base for c in curves):
+            continue
+        (switched, fast, days), (without, slow, base_days) = arm(name), arm(base)
         diff, noise, said = verdict(without, switched)
         judged = "" if math.isnan(diff) else f", difference {diff:+.1f} (noise {noise:.1f})"
-        seconds = [60 * statistics.median(a.minutes) for a in (switched, without) if a.minutes]
-        speed = (
-            f"; training seconds {seconds[0]:.0f} vs {seconds[1]:.0f}" if len(seconds) == 2 else ""
-        )
+        apart = "" if days == base_days else " (run on different days: these do not compare)"
         lines.append(
             f"- Candidate **{name}** against {base}: best validation "
             f"{switched.cell(switched.validation)} vs {without.cell(without.validation)}"
             f"{judged}: **{said}**; test {switched.cell(switched.test)} vs "
-            f"{without.cell(without.test)}{speed}."
+            f"{without.cell(without.test)}; seconds per epoch {fast:.1f} vs {slow:.1f}{apart}."
         )
     return lines
 

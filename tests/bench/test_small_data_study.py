@@ -48,6 +48,27 @@ def test_a_partly_run_cell_shows_its_scores(
     assert "87.5 (1 of 3 seeds run)" in ia3
 
 
+def test_runs_of_earlier_sessions_are_kept_and_reruns_replace_theirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RUNS", tmp_path / "runs")
+    earlier = {"metric": "accuracy", "stuck": False, "epochs": 10}
+    kept = [
+        {"variant": "trec-500", "method": "lora", "seed": 0, "validation": 90.0} | earlier,
+        {"variant": "trec-500", "method": "ia3", "seed": 0, "validation": 70.0} | earlier,
+    ]
+    (tmp_path / "report.json").write_text(json.dumps(kept))
+    run = tmp_path / "runs" / "trec-500-ia3-seed0"  # a rerun, the only folder here
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.875, "epochs_run": 12}))
+    study.write_report(tmp_path / "report.md")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [(r["method"], r["validation"], r["epochs"]) for r in saved] == [
+        ("lora", 90.0, 10),  # its folder is gone, its record is not
+        ("ia3", 87.5, 12),
+    ]
+
+
 def test_every_variant_has_one_table() -> None:
     placed = [v for variants in study.TABLES.values() for v in variants]
     assert sorted(placed) == sorted(study.VARIANTS)
