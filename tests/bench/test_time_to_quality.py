@@ -42,6 +42,20 @@ def test_target_is_the_best_peer_adapters_median_final_and_times_count_never_as_
     assert "**1.50x** (not met" in report.verdict(slow)
 
 
+def test_a_candidate_default_is_judged_against_the_defaults_by_the_switch_rule() -> None:
+    ours = [_curve("adapterkit", s, [10, 20, 30], [90, 92 + s, 91]) for s in range(3)]
+    close = [_curve("adapterkit-attn0", s, [8, 16], [91, 92 + s]) for s in range(3)]
+    (line,) = report.candidate_lines(ours + close)
+    assert "93.0 (92.0–94.0, 3) vs 93.0 (92.0–94.0, 3), difference +0.0 (noise 2.0)" in line
+    assert "**within seed noise**" in line and "seconds per epoch 8.0 vs 10.0." in line
+    worse = [_curve("adapterkit-attn0", s, [8], [89 + s / 2]) for s in range(3)]
+    worse[0].day = "2026-01-01"  # a run of another day: its speed does not compare
+    (line,) = report.candidate_lines(ours + worse)
+    assert "difference -3.5 (noise 2.0): **costs quality**" in line
+    assert "(run on different days: these do not compare)" in line
+    assert report.candidate_lines(close) == []  # nothing to judge it against
+
+
 def test_a_tiny_run_end_to_end_reuses_finished_runs(tmp_path: Path) -> None:
     words = ["good", "bad", "movie", "plot", "fun", "dull", "great", "awful"]
     model = save_tiny_bert(tmp_path / "model", words)
