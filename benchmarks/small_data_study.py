@@ -17,7 +17,8 @@ subsample, so three seeds are three different small data sets. Only the validati
 is looked at (the test split is held out: these runs choose defaults). A run counts as
 stuck when its best validation score is no better than the trivial predictor's (the
 run's ``learned_nothing``). Runs land in runs/small_data_study/ and finished runs are
-reused.
+reused; docs/small_data_study.json keeps every finished run's record, so runs of earlier
+sessions count (and are not trained again) after their folders are gone.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ ROWS = (*METHODS, *SWITCHED)
 SEEDS = (0, 1, 2)
 
 
-def run_one(variant: str, method: str, seed: int, recorded: frozenset = frozenset()) -> None:
+def run_one(
+    variant: str, method: str, seed: int, recorded: frozenset[tuple[str, str, int]] = frozenset()
+) -> None:
     """Train one method on one variant and seed, unless it is done (here, or ``recorded``
     in the study's JSON by an earlier session) or another worker has it."""
     data, samples, eval_cap, _ = VARIANTS[variant]

@@ -88,7 +88,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 @contextmanager
 def _cpu_autocast(dtype: torch.dtype) -> Iterator[None]:
     """Autocast on the CPU, attention on SDPA's math kernel. In low precision the CPU's
-    fused (flash) kernel trains 1.3-1.5x slower than the math one (its backward; its
+    fused (flash) kernel trains 1.3-1.9x slower than the math one (its backward; its
     forward is faster, so evaluation keeps it): benchmarks/attention_kernels.py. The math
     kernel is also the one any attention dropout above 0 runs, so this changes the speed of
     ``--attention-dropout 0`` runs only, not their numbers beyond float rounding."""
