@@ -111,14 +111,11 @@ def table(rows: list[dict]) -> list[str]:
             if (r["mode"], r["precision"], r["length"]) == (mode, precision, length)
         }
         math_ms, flash_ms = ms["dropout 0, math"], ms["dropout 0, flash"]
-        default = ms.get("dropout 0.1, math")
+        default = ms.get("dropout 0.1, math")  # training only
+        reference = "– | –" if default is None else f"{default:.1f} | {default / math_ms:.2f}"
         lines.append(
             f"| {mode} | {precision} | {length} | {math_ms:.1f} | {flash_ms:.1f} | "
-            f"{flash_ms / math_ms:.2f} | "
-            + ("–" if default is None else f"{default:.1f}")
-            + " | "
-            + ("–" if default is None else f"{default / math_ms:.2f}")
-            + " |"
+            f"{flash_ms / math_ms:.2f} | {reference} |"
         )
     return lines
 

@@ -99,9 +99,8 @@ def candidate_lines(curves: list[Curve]) -> list[str]:
     lines = []
     for name, contender in CONTENDERS.items():
         base = contender.candidate_of
-        if base is None or not any(c.contender == name for c in curves):
-            continue
-        if not any(c.contender == base for c in curves):
+        ran = {c.contender for c in curves}
+        if base is None or not {name, base} <= ran:
             continue
         (switched, fast, days), (without, slow, base_days) = arm(name), arm(base)
         diff, noise, said = verdict(without, switched)
