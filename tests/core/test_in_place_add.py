@@ -64,3 +64,41 @@ def test_inference_in_place_equals_training_mode_outputs(method: str) -> None:
         fast = main_output(model(**inputs, adapter="a"))
     recorded = main_output(model(**inputs, adapter="a"))  # grad on: out of place
     torch.testing.assert_close(fast, recorded.detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "lora",
+        "pfeiffer",
+        "houlsby",
+        "parallel",
+        "ia3",
+        "dora",
+        "adalora",
+        "prompt",
+        "prefix",
+        "mam",
+        "unipelt",
+    ],
+)
+def test_bf16_autocast_inference_runs_and_stays_close_to_fp32(method: str) -> None:
+    # In-place ops skip autocast: adding an fp32 weight's product into a bf16 output in
+    # place failed ("self and mat2 must have the same dtype") for every owning method.
+    model = AdaptedModel(tiny_model("bert"))
+    for name in ("a", "b", "c"):
+        model.add_adapter(name, make_config(method))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name in ("a", "b", "c"):
+            for param in model.adapter_parameters(name).values():
+                param.add_(torch.randn(param.shape, generator=generator) * 0.1)
+    model.eval()
+    inputs = tiny_inputs("bert")
+    rows = ["a", "b", "c", "a"][: inputs["input_ids"].shape[0]]
+    with torch.no_grad():
+        for adapter in ("a", rows):  # one adapter, and a mixed batch (batched rows)
+            exact = main_output(model(**inputs, adapter=adapter))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = main_output(model(**inputs, adapter=adapter))
+            torch.testing.assert_close(low.float(), exact, rtol=0.1, atol=0.1)

@@ -321,6 +321,8 @@ def _may_write(base_out: torch.Tensor, *inputs: torch.Tensor) -> bool:
     the whole (B, T, C) output into a new buffer. On MiniLM (CPU) that saves 6 % of a LoRA
     forward at batch 64 and is within noise at batch 1 and 16 (docs/inference_add.md).
     """
+    if any(t.dtype != base_out.dtype for t in inputs):
+        return False  # in-place ops skip autocast: out of place, it casts the fp32 weight
     return not torch.is_grad_enabled() or not any(t.requires_grad for t in (base_out, *inputs))
 
 
