@@ -11,6 +11,7 @@ from adapterkit.bundle import read_bundle_config
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, load_base, load_tokenizer
+from adapterkit.precision import inference_context
 from adapterkit.tasks import Task, head_forward, task_from_info
 from adapterkit.tasks.base import merge_windows
 
@@ -50,9 +51,15 @@ def load_for_inference(
 
 @torch.no_grad()
 def predict_raw(
-    model: AdaptedModel, adapter: str, task: Task, inputs: list[Any], batch_size: int = 32
+    model: AdaptedModel,
+    adapter: str,
+    task: Task,
+    inputs: list[Any],
+    batch_size: int = 32,
+    precision: str = "fp32",
 ) -> list[dict]:
-    """JSON-ready predictions for raw inputs (strings, or dicts for pairs/QA), in order."""
+    """JSON-ready predictions for raw inputs (strings, or dicts for pairs/QA), in order;
+    the forwards in ``precision`` (:func:`adapterkit.precision.inference_context`)."""
     model.eval()
     device = next(model.parameters()).device
     results: list[dict] = []
@@ -61,7 +68,8 @@ def predict_raw(
         windows = [task.encode_windows(example) for example in examples]
         rows = [(example, row) for example, ws in zip(examples, windows, strict=True) for row in ws]
         batch = {k: v.to(device) for k, v in task.collate([f for _, f in rows]).items()}
-        logits = head_forward(model, adapter, batch).cpu()
+        with inference_context(precision, device):
+            logits = head_forward(model, adapter, batch).float().cpu()
         answers = [task.format_prediction(ex, logits[i], f) for i, (ex, f) in enumerate(rows)]
         results.extend(merge_windows(task, [f for _, f in rows], answers))
     return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -104,6 +105,37 @@ def test_train_evaluate_predict_info(workspace: Path, capsys: pytest.CaptureFixt
     assert main(["info", str(out / "adapter")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["method"] == "bottleneck" and sorted(info["labels"]) == sorted(TOPICS)
+
+    # bf16 inference (what --precision auto picks on a CPU with native bf16): same answers
+    bundle = str(out / "adapter")
+    assert main(["predict", bundle, "goal team ball match", "--precision", "bf16"]) == 0
+    low = json.loads(capsys.readouterr().out)
+    assert low["label"] == "sport" and abs(low["score"] - lines[0]["score"]) < 0.05
+    for precision in ("fp32", "bf16"):
+        argv = ["evaluate", bundle, "--data", str(workspace / "test.csv"), "--output"]
+        assert main([*argv, str(workspace / precision), "--precision", precision]) == 0
+    scores = [json.loads((workspace / p / "metrics.json").read_text()) for p in ("fp32", "bf16")]
+    assert abs(scores[0]["accuracy"] - scores[1]["accuracy"]) <= 0.1
+
+
+def test_validation_and_the_final_evaluation_run_in_the_training_precision(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adapterkit.train.evaluate as evaluate
+
+    seen: list[bool] = []
+    real = evaluate.task_forward
+
+    def spy(*args: Any) -> Any:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(*args)
+
+    monkeypatch.setattr(evaluate, "task_forward", spy)
+    assert _train(workspace, tmp_path / "low", "--epochs", "1", "--precision", "bf16") in FINISHED
+    assert seen and all(seen)  # validation, then validation and test of the final model
+    seen.clear()
+    assert _train(workspace, tmp_path / "exact", "--epochs", "1") in FINISHED  # auto: fp32 here
+    assert seen and not any(seen)
 
 
 def test_yaml_config_and_flag_override(workspace: Path, tmp_path: Path) -> None:

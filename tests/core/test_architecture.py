@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundations",
         (
             *("errors", "version", "checked", "files", "padding", "fingerprint", "bundle"),
+            "precision",
             *("data", "metrics"),
         ),
     ),

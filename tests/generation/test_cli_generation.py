@@ -226,6 +226,12 @@ def test_method_none_takes_no_bundle(bundle: Path, data_dir: Path, capsys) -> No
     _fails_with(capsys, argv, "drop the bundle argument")
 
 
+def test_generation_refuses_a_low_inference_precision(bundle: Path, data_dir: Path, capsys) -> None:
+    argv = ["predict", str(bundle), "the cat", "--precision", "bf16"]
+    _fails_with(capsys, argv, "--precision bf16 applies to task-head bundles")
+    assert main(["predict", str(bundle), "the cat", "--precision", "fp32"]) == 0
+
+
 def test_head_tasks_on_a_t5_base_read_its_encoder(tmp_path: Path, capsys) -> None:
     """Classification, tagging and extractive-QA heads on a T5-style base train on its
     encoder stack alone (T5EncoderModel): the bundles predict, and record only encoder layers."""

@@ -48,6 +48,20 @@ def test_mixed_batch_of_three_methods_equals_each_row_alone(model: AdaptedModel)
                 assert (mixed[row] - base[row]).abs().max() > 1e-2, name
 
 
+def test_bf16_inference_of_a_mixed_batch_stays_close_to_fp32(model: AdaptedModel) -> None:
+    from adapterkit.precision import inference_context
+
+    batch = load_tokenizer("minilm")(TEXTS, padding=True, return_tensors="pt")
+    routes = ["ia3", "dora", None, "lora", "dora", "ia3"]
+    with torch.no_grad():
+        exact = model(**batch, adapter=routes).last_hidden_state
+        with inference_context("bf16", torch.device("cpu")):
+            low = model(**batch, adapter=routes).last_hidden_state
+    assert not torch.equal(low.float(), exact)  # it did compute in bf16
+    similarity = torch.nn.functional.cosine_similarity(low.float(), exact, dim=-1)
+    assert similarity.min() > 0.99, similarity.min()
+
+
 @pytest.mark.parametrize("method", ["ia3", "dora"])
 def test_merged_equals_unmerged_on_minilm(model: AdaptedModel, method: str) -> None:
     batch = load_tokenizer("minilm")(TEXTS, padding=True, return_tensors="pt")

@@ -65,6 +65,7 @@ def test_start_loads_matching_bundles_and_skips_the_rest(served: tuple) -> None:
     client, log = served
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["mode"] == "batched" and health["adapters"] == 5
+    assert health["precision"] == "fp32"  # auto, with the suite's CPU bf16 switched off
     rows = {row["name"]: row for row in client.get("/v1/adapters").json()["adapters"]}
     assert sorted(rows) == ["ner", "plain", "qa", "tags", "topic"]
     assert rows["topic"]["task"] == "sequence-classification"
@@ -192,3 +193,18 @@ def test_load_and_delete_while_serving(
     assert Path(adapters / "late").is_dir()  # deleting unloads; it never removes files
     shutil.rmtree(adapters / "late")  # leave the shared bundles folder as other modules expect
     model.delete_adapter("late")
+
+
+def test_bf16_serving_gives_the_fp32_answers_closely(
+    encoder_bundles: Served, expected: dict, tmp_path: Path
+) -> None:
+    args = ["--model", str(encoder_bundles.model_dir), "--adapters", str(encoder_bundles.adapters)]
+    with (
+        running_server([*args, "--precision", "bf16"], tmp_path / "log") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        assert client.get("/health").json()["precision"] == "bf16"
+        for name in ("topic", "ner"):
+            got = client.post("/v1/predict", json={"adapter": name, "inputs": INPUTS[name]})
+            assert got.status_code == 200, got.text
+            assert close(got.json()["predictions"], expected[name], tol=0.05), dumps(got.json())

@@ -3,6 +3,7 @@ rows of prompt bundles and other methods' bundles, each row answered as alone.""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,7 +47,11 @@ def test_one_forward_for_prompt_and_other_bundles(encoder_bundles: Served, tmp_p
         example = tasks[name].parse_input(raw)
         rows.append((name, tasks[name], example, tasks[name].encode(example)))
     registry = SimpleNamespace(
-        model=model, pad_id=pad_token_id(tokenizer), device=torch.device("cpu"), kind="encoder"
+        model=model,
+        pad_id=pad_token_id(tokenizer),
+        device=torch.device("cpu"),
+        kind="encoder",
+        autocast=nullcontext,
     )
     with torch.no_grad():
         batched = predict_rows(registry, rows)

@@ -32,6 +32,7 @@ from adapterkit.cli.commands import (
 from adapterkit.cli.config_file import merged_values
 from adapterkit.cli.flags import (
     add_decode_flags,
+    add_precision_flag,
     add_serve_flags,
     add_train_flags,
     at_least,
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--text-pair-column")
     ev.add_argument("--label-column", default="label")
     ev.add_argument("--no-answer-threshold", type=unit_interval, help=NO_ANSWER_HELP)
+    add_precision_flag(ev)
     add_decode_flags(ev)
     pr = sub.add_parser(
         "predict", help="predict raw inputs (arguments, --file, or stdin); JSONL out"
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--file", help="one input per line (plain text or JSON objects)")
     pr.add_argument("--model", help="base model (default: the one recorded in the bundle)")
     pr.add_argument("--no-answer-threshold", type=unit_interval, help=NO_ANSWER_HELP)
+    add_precision_flag(pr)
     add_decode_flags(pr)
     gen = sub.add_parser(
         "generate", help="generate text with a base model and optionally a causal-lm bundle"

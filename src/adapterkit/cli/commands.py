@@ -53,12 +53,24 @@ def _generative(values: dict[str, Any]) -> bool:
     value is refused even where a task head leaves it unused.
     """
     from adapterkit.files import check_writable_dir
-    from adapterkit.generation.commands import bundle_task_type, decode_options
-    from adapterkit.tasks import GENERATION_TASKS
+    from adapterkit.generation.commands import decode_options
 
     decode_options(values)
     if values.get("output"):  # evaluate --output: refused before the model loads
         check_writable_dir(values["output"], "output folder")
+
+    generative = _generates(values)
+    if generative and values.get("precision") not in (None, "auto", "fp32"):
+        raise AdapterkitError(
+            f"--precision {values['precision']} applies to task-head bundles; generation runs fp32"
+        )
+    return generative
+
+
+def _generates(values: dict[str, Any]) -> bool:
+    """Whether the call names the base alone or a generation bundle."""
+    from adapterkit.generation.commands import bundle_task_type
+    from adapterkit.tasks import GENERATION_TASKS
 
     if values.get("method") == "none":
         if values.get("bundle"):
@@ -100,7 +112,11 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     if values.get("max_eval_samples"):
         examples = sample_examples(examples, values["max_eval_samples"], 0)
     features = encode_examples(task, examples)  # an unseen label raises a DataError naming it
-    metrics, loss, _ = evaluate_features(model, name, task, features, task.references(examples))
+    references = task.references(examples)
+    precision = values.get("precision") or "auto"
+    metrics, loss, _ = evaluate_features(
+        model, name, task, features, references, precision=precision
+    )
     metrics = {**metrics, "loss": loss}
     print(format_summary({**metrics, "split": values["split"]}))
     if values.get("output"):
@@ -138,7 +154,8 @@ def cmd_predict(values: dict[str, Any]) -> int:
         return generate_command(values, inputs)
     model, name, task = load_for_inference(values["bundle"], values.get("model"))
     _override_threshold(task, values)
-    for raw, answer in zip(inputs, predict_raw(model, name, task, inputs), strict=True):
+    answers = predict_raw(model, name, task, inputs, precision=values.get("precision") or "auto")
+    for raw, answer in zip(inputs, answers, strict=True):
         print(json.dumps({"input": raw, **answer}, ensure_ascii=False))
     return 0
 
@@ -225,7 +242,9 @@ def cmd_demo(values: dict[str, Any]) -> int:
     print(f"\n== predictions from {bundle} ==")
     model, name, task = load_for_inference(bundle)
     for question, answer in zip(
-        DEMO_QUESTIONS, predict_raw(model, name, task, DEMO_QUESTIONS), strict=True
+        DEMO_QUESTIONS,
+        predict_raw(model, name, task, DEMO_QUESTIONS, precision="auto"),
+        strict=True,
     ):
         print(f"{answer['label']:>5} ({answer['score']:.2f})  {question}")
     return 0
@@ -268,6 +287,6 @@ def cmd_serve(values: dict[str, Any]) -> int:
     fields = (
         "model", "adapters", "kind", "host", "port", "max_batch", "max_wait_ms", "max_inputs",
         "max_chars", "max_new_tokens", "max_body_bytes", "naive", "device", "threads",
-        "access_log", "quantize", "compile",
+        "access_log", "quantize", "compile", "precision",
     )  # fmt: skip
     return serve(ServeSettings(**{k: values[k] for k in fields}))

@@ -25,6 +25,7 @@ from adapterkit.methods import (
     registered_configs,
 )
 from adapterkit.models import QUANTIZE_CHOICES
+from adapterkit.precision import PRECISIONS
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import DEFAULT_METHOD, RunOptions
 
@@ -190,6 +191,17 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """``--precision`` of the commands that run a task head (``evaluate``, ``predict``)."""
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="precision of the forwards: auto (default: bf16 autocast on a CPU with native "
+        "bf16 or a GPU that supports it, else fp32; docs/bf16_inference.md), fp32, bf16, "
+        "fp16. Generation runs fp32",
+    )
+
+
 def add_decode_flags(p: argparse.ArgumentParser) -> None:
     """Decoding flags of ``evaluate``, ``predict`` and ``generate`` (generation bundles)."""
     d = p.add_argument_group("decoding")
@@ -247,4 +259,11 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=QUANTIZE_CHOICES,
         help="load the base quantized (bitsandbytes), as bundles trained with --quantize need",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="precision of task-head forwards: auto (bf16 autocast on a CPU with native bf16 "
+        "or a GPU that supports it, else fp32), fp32, bf16, fp16; generation runs fp32",
     )

@@ -235,7 +235,9 @@ def finish(
         model, adapter, task = load_for_inference(bundle, request.base.options.model)
         # Generation is scored as train scores it: perplexity, then the decoded text.
         size = request.base.config.eval_batch_size or request.base.config.batch_size
-        metrics, loss = evaluate_split(model, adapter, task, splits.test, size)
+        metrics, loss = evaluate_split(
+            model, adapter, task, splits.test, size, precision=request.base.config.precision
+        )
         metrics = {**metrics, "loss": loss}
         write_metrics(
             out / "best", metrics, split="test", title=f"best trial ({name})", extra=record

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from adapterkit.errors import AdapterkitError
 from adapterkit.generation.batch import Generation, Sampling
 from adapterkit.models import max_positions
+from adapterkit.precision import resolve_precision
 from adapterkit.serve import schemas
 from adapterkit.serve.batcher import Batcher, NaiveRunner
 from adapterkit.serve.body_limit import BodyLimit
@@ -113,6 +114,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             "kind": settings.kind,
             "mode": "naive" if settings.naive else "batched",
             "compiled": settings.compile,
+            "precision": resolve_precision(settings.precision, registry.device),
             "adapters": len(registry.entries),
             **vars(stats),
         }

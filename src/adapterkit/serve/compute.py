@@ -39,16 +39,17 @@ def predict_rows(registry: AdapterRegistry, rows: list[Row]) -> list[dict]:
     batch = pad_model_inputs([row[3] for row in rows], registry.pad_id, registry.device)
     names = [row[0] for row in rows]
     extra = {} if registry.kind == "encoder" else {"output_hidden_states": True}
-    hidden = last_hidden(model(**batch, adapter=names, **extra))  # (B, T, C)
     answers: list[dict] = [{} for _ in rows]
-    for name in dict.fromkeys(names):  # distinct, in order
-        index = [i for i, row_name in enumerate(names) if row_name == name]
-        take = torch.tensor(index, device=hidden.device)
-        logits = model.head_logits(name, hidden[take], batch["attention_mask"][take])
-        logits = logits.float().cpu()  # (b, ...) for this adapter's rows only
-        for j, i in enumerate(index):
-            _, task, example, features = rows[i]
-            answers[i] = task.format_prediction(example, logits[j], features)
+    with registry.autocast():
+        hidden = last_hidden(model(**batch, adapter=names, **extra))  # (B, T, C)
+        for name in dict.fromkeys(names):  # distinct, in order
+            index = [i for i, row_name in enumerate(names) if row_name == name]
+            take = torch.tensor(index, device=hidden.device)
+            logits = model.head_logits(name, hidden[take], batch["attention_mask"][take])
+            logits = logits.float().cpu()  # (b, ...) for this adapter's rows only
+            for j, i in enumerate(index):
+                _, task, example, features = rows[i]
+                answers[i] = task.format_prediction(example, logits[j], features)
     return answers
 
 
@@ -134,8 +135,12 @@ def run_naive(registry: AdapterRegistry, job: Job, max_batch: int) -> Any:
             # Not task.collate: it asks the tokenizer for its pad id, and the tokenizer
             # belongs to the event loop thread.
             inputs = pad_model_inputs(features, registry.pad_id, registry.device)
-            hidden = last_hidden(model(**inputs, **extra))  # no adapter argument: the active one
-            logits = model.head_logits(job.adapter, hidden, inputs["attention_mask"]).float().cpu()
+            with registry.autocast():
+                hidden = last_hidden(
+                    model(**inputs, **extra)
+                )  # no adapter argument: the active one
+                logits = model.head_logits(job.adapter, hidden, inputs["attention_mask"])
+            logits = logits.float().cpu()
             answers.extend(
                 job.task.format_prediction(example, logits[row], feats)
                 for row, (example, feats) in enumerate(zip(examples, features, strict=True))

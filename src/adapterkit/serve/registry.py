@@ -10,6 +10,7 @@ it runs a batch.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from adapterkit.interop.peft_import import is_peft_folder
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
+from adapterkit.precision import inference_context
 from adapterkit.serve.settings import GENERATIVE_KINDS, ServeError, ServeSettings
 from adapterkit.tasks import (
     GENERATION_TASKS,
@@ -97,6 +99,10 @@ class AdapterRegistry:
         registry = cls(model, tokenizer, load_tokenizer(settings.model), settings)
         registry.load_all()
         return registry
+
+    def autocast(self) -> AbstractContextManager:
+        """The context task-head forwards run in (``--precision``); generation stays fp32."""
+        return inference_context(self.settings.precision, self.device)
 
     # Names and paths -------------------------------------------------------------------
     def bundle_path(self, name: str) -> Path:

@@ -13,6 +13,10 @@ class Health(BaseModel):
     kind: str
     mode: Literal["batched", "naive"]
     compiled: bool = Field(description="the base runs through torch.compile (serve --compile)")
+    precision: str = Field(
+        description="what task-head forwards compute in (serve --precision, resolved): "
+        "fp32, bf16 or fp16; generation runs fp32"
+    )
     adapters: int
     batches: int = Field(description="model calls made for requests so far")
     rows: int

@@ -8,6 +8,7 @@ from pathlib import Path
 from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
 from adapterkit.models import QUANTIZE_CHOICES
+from adapterkit.precision import PRECISIONS
 
 KINDS = ("encoder", "causal-lm", "seq2seq")
 GENERATIVE_KINDS = ("causal-lm", "seq2seq")
@@ -54,6 +55,10 @@ class ServeSettings:
     graph serves every mix of adapters; the first batches of each shape class compile.
     Bundles that cannot be routed by index (prefix, prompt, entity-pair heads) are skipped.
     Generation stays eager. docs/compiled.md measures it."""
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS})
+    """What the task-head forwards compute in: ``auto`` is bf16 autocast on a CPU with
+    native bf16 or a GPU that supports it, else fp32 (:func:`adapterkit.precision.resolve_precision`;
+    docs/bf16_inference.md measures the agreement). Generation runs fp32."""
     quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
     """Load the base quantized by bitsandbytes (4bit, 8bit); only bundles trained on the base
     quantized the same way load."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from adapterkit.checked import check_fields
 from adapterkit.errors import AdapterkitError
+from adapterkit.precision import PRECISIONS
 
 # Learning rates a user gets when passing none, chosen on validation splits only
 # (benchmarks/defaults_study.py, docs/defaults_study.md). Adapters and heads start from
@@ -68,7 +69,6 @@ MAX_AUTO_EPOCHS = 100
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSS_WEIGHTINGS = ("batch", "even")
 
 
@@ -114,7 +114,8 @@ class TrainConfig:
     """Seed for initialisation, shuffling and dropout."""
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
     """auto (bf16 autocast on a CUDA GPU that supports it and on a CPU with avx512_bf16 or
-    AMX, else fp32: adapterkit.train.optim.resolve_precision), fp32, bf16 or fp16 (CUDA)."""
+    AMX, else fp32: adapterkit.precision.resolve_precision), fp32, bf16 or fp16 (CUDA).
+    Validation and the final evaluation run in the same precision."""
     save_steps: int = field(default=0, metadata={"min": 0})
     """Also checkpoint every N optimizer steps (0: at each epoch end only)."""
     attention_dropout: float | None = field(default=None, metadata={"min": 0, "below": 1})

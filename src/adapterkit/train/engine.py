@@ -29,13 +29,14 @@ from tqdm.auto import tqdm
 from adapterkit import bundle
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
+from adapterkit.precision import resolve_precision
 from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState, rng_tensors
 from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING, judge
 from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
 from adapterkit.train.job import TrainJob
 from adapterkit.train.last_checkpoints import recover_last, save_last
-from adapterkit.train.optim import autocast_context, resolve_precision
+from adapterkit.train.optim import autocast_context
 from adapterkit.train.packed import packed_losses
 from adapterkit.train.processes import Processes
 from adapterkit.train.tracking import Trackers
@@ -221,7 +222,9 @@ def validate(
     features, references = job.validation
     size = job.config.eval_batch_size
     if processes.world == 1:
-        metrics, loss, _ = evaluate_features(model, job.name, job.task, features, references, size)
+        metrics, loss, _ = evaluate_features(
+            model, job.name, job.task, features, references, size, job.config.precision
+        )
         return metrics, loss
     spans = _example_rows(features)
     mine = list(range(processes.rank, len(spans), processes.world))
@@ -231,7 +234,9 @@ def validate(
     batches = -(-len(rows) // size)
     idle = processes.most(batches) - batches if processes.sharded else 0
     predictions, loss = (
-        predict_features(model, job.name, job.task, rows, size) if rows else ([], None)
+        predict_features(model, job.name, job.task, rows, size, job.config.precision)
+        if rows
+        else ([], None)
     )
     idle_forwards(model, job, features[:1], idle)
     merged = merge_windows(job.task, rows, predictions)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import get_scheduler
 
+from adapterkit.precision import autocast_dtype, resolve_precision
 from adapterkit.train.config import TrainConfig
 
 # Our schedule names to transformers'. Each warms up first; "constant" always did, so it
@@ -52,39 +50,6 @@ def make_scheduler(
     )
 
 
-CPU_BF16_ENV = "ADAPTERKIT_CPU_BF16"
-"""Set to 0 or 1 to say whether this CPU's native bf16 counts for ``--precision auto``
-(the test suite sets 0, so its numerics do not depend on the machine it runs on)."""
-
-
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        return frozenset(Path("/proc/cpuinfo").read_text().split())
-    except OSError:  # not Linux: no way to tell here, so the safe fp32
-        return frozenset()
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (avx512_bf16 or AMX), so autocast pays;
-    without those instructions bf16 matmuls are emulated and slower than fp32."""
-    said = os.environ.get(CPU_BF16_ENV)
-    if said in ("0", "1"):
-        return said == "1"
-    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision a run trains in: ``auto`` is bf16 autocast on a CUDA GPU that
-    supports it and on a CPU with native bf16 (1.5-1.8x faster there, and measured to
-    cost no quality at 3 seeds on TREC-6 and CoNLL-2003: docs/switches.md), else fp32."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
-
-
 @contextmanager
 def _cpu_autocast(dtype: torch.dtype) -> Iterator[None]:
     """Autocast on the CPU, attention on SDPA's math kernel. In low precision the CPU's
@@ -98,10 +63,9 @@ def _cpu_autocast(dtype: torch.dtype) -> Iterator[None]:
 
 def autocast_context(config: TrainConfig, device: torch.device):
     """The training step's autocast context for the configured precision on ``device``."""
-    precision = resolve_precision(config.precision, device)
-    if precision == "fp32":
+    dtype = autocast_dtype(resolve_precision(config.precision, device))
+    if dtype is None:
         return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     if device.type == "cpu":
         return _cpu_autocast(dtype)
     return torch.autocast(device_type=device.type, dtype=dtype)

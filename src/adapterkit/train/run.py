@@ -160,7 +160,7 @@ def train_jobs(
         if lineage is not None and lineage.old is not None and scores_old:
             built[spec.name].old = lineage.old
             built[spec.name].old_before = score_parent(
-                model, tokenizer, lineage, spec.config.eval_batch_size
+                model, tokenizer, lineage, spec.config.eval_batch_size, spec.config.precision
             )
         if hooks.on_epoch is not None:
             job.on_epoch = lambda epoch, score, name=spec.name: hooks.on_epoch(name, epoch, score)

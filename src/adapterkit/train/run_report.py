@@ -74,7 +74,12 @@ def finish_job(
     extra = run_summary(options, built, result, bundle_path, job.lr)
     if built.old is not None:
         after = score_old(
-            built.model, built.name, built.task, built.old, spec.config.eval_batch_size
+            built.model,
+            built.name,
+            built.task,
+            built.old,
+            spec.config.eval_batch_size,
+            spec.config.precision,
         )
         extra["forgetting"] = forgetting(built.old_before, after, built.task.primary_metric)
         for split, row in extra["forgetting"].items():
@@ -86,7 +91,16 @@ def finish_job(
     if warning:
         log(f"WARNING: {warning}")
         extra |= {"learned_nothing": True, "warning": warning}
-    final = evaluate_run(job_dir, built, splits, spec.config.eval_batch_size, title, extra, log)
+    final = evaluate_run(
+        job_dir,
+        built,
+        splits,
+        spec.config.eval_batch_size,
+        title,
+        extra,
+        log,
+        spec.config.precision,
+    )
     log(
         f"bundle: {bundle_path} ({extra['bundle_bytes'] / 1024:.0f} KiB); report: {job_dir / 'report.md'}"
     )
@@ -102,7 +116,9 @@ def calibrate(built: RunModel, job: TrainJob, batch_size: int, log: Log) -> None
 
     def predict() -> list[Any]:
         model, name, task = built.model, built.name, built.task
-        return evaluate_features(model, name, task, features, references, batch_size)[2]
+        return evaluate_features(
+            model, name, task, features, references, batch_size, job.config.precision
+        )[2]
 
     chosen = built.task.calibrate(references, predict)
     if chosen:
@@ -156,11 +172,13 @@ def evaluate_split(
     examples: list[dict[str, Any]],
     batch_size: int,
     decode: bool = True,
+    precision: str = "fp32",
 ) -> tuple[dict[str, Any], float | None]:
     """(metrics, mean loss) of adapter ``name`` on raw examples of one split.
 
     Generation tasks score perplexity and, with ``decode``, generate and score the text
-    (ROUGE/BLEU/...); every other task is encoded and scored from its logits.
+    (ROUGE/BLEU/...), in fp32; every other task is encoded and scored from its logits,
+    its forwards in ``precision`` (:func:`adapterkit.precision.inference_context`).
     """
     if task.task_type in GENERATION_TASKS:
         return evaluate_generation(  # type: ignore[arg-type]
@@ -168,19 +186,26 @@ def evaluate_split(
         )
     features = encode_examples(task, examples)
     metrics, loss, _ = evaluate_features(
-        model, name, task, features, task.references(examples), batch_size
+        model, name, task, features, task.references(examples), batch_size, precision
     )
     return metrics, loss
 
 
 def score_old(
-    model: AdaptedModel, name: str, task: Task, old: DataSplits, batch_size: int
+    model: AdaptedModel,
+    name: str,
+    task: Task,
+    old: DataSplits,
+    batch_size: int,
+    precision: str = "fp32",
 ) -> dict[str, dict[str, Any]]:
     """Adapter ``name``'s metrics on the validation and test splits of old data, by split."""
     scores = {}
     for split, examples in (("validation", old.validation), ("test", old.test)):
         if examples:
-            scores[split] = evaluate_split(model, name, task, examples, batch_size)[0]
+            scores[split] = evaluate_split(
+                model, name, task, examples, batch_size, precision=precision
+            )[0]
     return scores
 
 
@@ -189,9 +214,14 @@ PARENT_SLOT = "init-from-parent"
 
 
 def score_parent(
-    model: AdaptedModel, tokenizer: Any, lineage: Lineage, batch_size: int
+    model: AdaptedModel,
+    tokenizer: Any,
+    lineage: Lineage,
+    batch_size: int,
+    precision: str = "fp32",
 ) -> dict[str, dict[str, Any]]:
-    """The parent bundle's metrics, as it was saved, on the lineage's old data by split.
+    """The parent bundle's metrics, as it was saved, on the lineage's old data by split,
+    in the precision the run scores its own adapter in (forgetting compares the two).
 
     The parent is loaded beside the run's adapters for the scoring and removed after.
     """
@@ -199,7 +229,7 @@ def score_parent(
     model.load_contents(lineage.record, lineage.tensors, lineage.path, PARENT_SLOT)
     try:
         task = task_from_info(lineage.record["task"], tokenizer)
-        return score_old(model, PARENT_SLOT, task, lineage.old, batch_size)
+        return score_old(model, PARENT_SLOT, task, lineage.old, batch_size, precision)
     finally:
         model.delete_adapter(PARENT_SLOT)
 
@@ -229,6 +259,7 @@ def evaluate_run(
     title: str,
     extra: dict[str, Any],
     log: Log,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Evaluate on validation and test, write their metrics files; the last split's metrics."""
     final: dict[str, Any] = {}
@@ -238,7 +269,13 @@ def evaluate_run(
         reported_last = split_name == "test" or not splits.test
         # Generation tasks decode only the split reported last (decoding is the slow part).
         metrics, loss = evaluate_split(
-            built.model, built.name, built.task, examples, batch_size, decode=reported_last
+            built.model,
+            built.name,
+            built.task,
+            examples,
+            batch_size,
+            decode=reported_last,
+            precision=precision,
         )
         metrics = {**metrics, "loss": loss}
         stem = None if reported_last else "validation"
