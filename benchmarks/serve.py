@@ -115,6 +115,7 @@ def load_test(url: str, names: list[str], requests: int, concurrency: int, seed:
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1),
         "mean_batch_rows": round((after["rows"] - before["rows"]) / batches, 1),
+        "precision": after["precision"],
     }
 
 
@@ -197,6 +198,7 @@ def write_section(results: dict, command: str, docs: Path = DOCS) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, device {m['device']}, torch {m['torch']} "
         f"({m['server_threads']} server threads), Python {m['python']}. "
+        f"Server precision: {_precisions(results)} (`--precision {results['precision']}`). "
         f"Model: {results['model']}, classification bundles with random weights, "
         f"{results['requests']} one-input requests per load test from {results['concurrency']} "
         f"client threads on the same machine, {results['repeats']} load tests per row, "
@@ -220,6 +222,17 @@ def write_section(results: dict, command: str, docs: Path = DOCS) -> None:
         END,
     ]
     put_block(docs, "\n".join(body))
+
+
+def _precisions(results: dict) -> str:
+    """What the servers' ``--precision`` resolved to, as their /health said."""
+    seen = {
+        row.get("precision", "fp32")  # runs from before the flag existed were fp32
+        for rows in results["methods"].values()
+        for mode in rows.values()
+        for row in mode
+    }
+    return ", ".join(sorted(seen))
 
 
 def serve_and_load(
@@ -260,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, help="server torch threads (default: torch's)")
+    p.add_argument("--precision", default="auto", help="the servers' --precision")
     p.add_argument("--work", default="runs/bench/serve", help="bundles, logs and JSON go here")
     p.add_argument("--docs", type=Path, default=DOCS, help="markdown file to update")
     p.add_argument("--smoke", action="store_true", help="16 requests, counts 1 and 4, no docs")
@@ -268,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         args.requests, args.counts, args.concurrency, args.repeats = 16, [1, 4], 8, 1
     work = Path(args.work)
     flags = ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+    flags += ["--precision", args.precision]
     results: dict = {
+        "precision": args.precision,
         "model": args.model,
         "requests": args.requests,
         "concurrency": args.concurrency,

@@ -38,8 +38,10 @@ def test_goals_judge_sixteen_against_one_and_price_adapters_against_the_head_onl
 
 
 def test_section_has_one_table_per_method_and_keeps_the_rest(tmp_path: Path) -> None:
-    rows = {"batched": [_row(1, 200.0), _row(4, 190.0)], "naive": [_row(1, 60), _row(4, 60)]}
+    served = [_row(1, 200.0) | {"precision": "bf16"}, _row(4, 190.0) | {"precision": "bf16"}]
+    rows = {"batched": served, "naive": [_row(1, 60), _row(4, 60)]}
     results = {
+        "precision": "auto",
         "model": "m",
         "requests": 8,
         "concurrency": 2,
@@ -54,6 +56,8 @@ def test_section_has_one_table_per_method_and_keeps_the_rest(tmp_path: Path) -> 
     serve.write_section(results, "python -m benchmarks.serve", docs)
     text = docs.read_text()
     assert "### lora" in text and "### pfeiffer" in text and "old" not in text
+    # the naive rows carry no precision (a run from before the flag): they were fp32
+    assert "Server precision: bf16, fp32 (`--precision auto`)" in text
     assert text.startswith("# Benchmarks\n\nbefore") and text.rstrip().endswith("after")
 
 
