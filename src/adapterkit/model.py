@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
@@ -81,6 +82,8 @@ class AdaptedModel(BundleIO, nn.Module):
         self.sharded_base = False
         """Whether the base is sharded over processes (``train --shard-base``): then every
         forward takes them all, so generation decodes on each until all are done."""
+        self.stored_low: torch.dtype | None = None
+        """The dtype :meth:`store_base_low` keeps the frozen linear layers in (None: as loaded)."""
         self.train(base.training)  # keep the caller's train/eval mode
         if freeze_base:
             base.requires_grad_(False)
@@ -113,6 +116,11 @@ class AdaptedModel(BundleIO, nn.Module):
             raise
         self.configs[name] = config
         self.task_info[name] = dict(task or {})
+        if self.stored_low is not None:  # made in the layers' low dtype: back to full precision
+            for host in self._hosts_of(name):
+                for table in (host.adapters, host.base_tuning):
+                    if name in table:
+                        table[name].float()
         if head is not None:
             self.set_head(name, head)
         if self.__dict__.get("_index_routing"):
@@ -300,6 +308,39 @@ class AdaptedModel(BundleIO, nn.Module):
             raise AdapterkitError(f"adapter '{name}' has no head")
         return self.heads[name](hidden, attention_mask)
 
+    def store_base_low(self, dtype: torch.dtype) -> int:
+        """Keep the frozen base's float32 linear layers in ``dtype``, for inference under
+        autocast to that dtype; returns how many layers changed.
+
+        Autocast casts every float32 weight it multiplies on every call. On the CPU that
+        fixed cost made a batch-1 MiniLM forward slower in bf16 than in fp32
+        (docs/bf16_inference.md). Stored once, the linear layers give the same bits, since
+        autocast rounds their weights the same way. Embeddings, norms, adapters and heads
+        keep their dtype; adapters added later are made in float32. Inference only: merging
+        is refused, and training needs the float32 base.
+        """
+        keep = {
+            id(module)
+            for host in self.base.modules()
+            if isinstance(host, AdapterHost)
+            for table in (host.adapters, host.base_tuning)
+            for module in table.modules()
+        }
+        changed = 0
+        for module in self.base.modules():
+            weight = getattr(module, "weight", None)
+            if (
+                isinstance(module, nn.Linear | Conv1D)
+                and id(module) not in keep
+                and isinstance(weight, torch.Tensor)
+                and weight.dtype == torch.float32
+                and not any(p.requires_grad for p in module.parameters(recurse=False))
+            ):
+                module.to(dtype)
+                changed += 1
+        self.stored_low = dtype
+        return changed
+
     # Merging ------------------------------------------------------------------------------
     def _hosts_of(self, name: str) -> list[AdapterHost]:
         self._require(name)
@@ -308,6 +349,11 @@ class AdaptedModel(BundleIO, nn.Module):
     def merge_adapter(self, name: str) -> None:
         """Fold a mergeable adapter (LoRA, DoRA, AdaLoRA, IA3) into the frozen weights, for
         single-adapter deployment. All layers or none: a layer that refuses undoes the rest."""
+        if self.stored_low is not None:
+            raise AdapterkitError(
+                f"adapter '{name}' cannot be merged into a base stored in {self.stored_low} for "
+                "inference; load the base again to merge"
+            )
         done: list[AdapterHost] = []
         try:
             for host in self._hosts_of(name):

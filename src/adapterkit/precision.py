@@ -12,6 +12,7 @@ import functools
 import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -54,6 +55,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a resolved precision (None: fp32, no autocast)."""
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+class StoresLow(Protocol):
+    """A model that can keep its frozen layers in a low dtype (``AdaptedModel``)."""
+
+    def store_base_low(self, dtype: torch.dtype) -> int: ...
+
+
+def store_for_inference(model: StoresLow, precision: str, device: torch.device) -> None:
+    """Keep a model's frozen linear layers in the low dtype ``precision`` resolves to on
+    ``device`` (``AdaptedModel.store_base_low``), so inference autocast need not cast them
+    on every call; nothing for fp32. For models that only infer (``predict``, ``serve``)."""
+    dtype = autocast_dtype(resolve_precision(precision, device))
+    if dtype is not None:
+        model.store_base_low(dtype)
 
 
 def inference_context(precision: str, device: torch.device) -> AbstractContextManager:

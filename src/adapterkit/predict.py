@@ -11,8 +11,8 @@ from adapterkit.bundle import read_bundle_config
 from adapterkit.errors import AdapterkitError
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, load_base, load_tokenizer
-from adapterkit.precision import inference_context
-from adapterkit.tasks import Task, head_forward, task_from_info
+from adapterkit.precision import inference_context, store_for_inference
+from adapterkit.tasks import GENERATION_TASKS, Task, head_forward, task_from_info
 from adapterkit.tasks.base import merge_windows
 
 
@@ -34,10 +34,11 @@ def base_quantization_of(bundle_path: str | Path) -> str | None:
 
 
 def load_for_inference(
-    bundle_path: str | Path, model_name: str | None = None
+    bundle_path: str | Path, model_name: str | None = None, precision: str = "fp32"
 ) -> tuple[AdaptedModel, str, Task]:
     """Base (quantized as the bundle's was; with its LM head for a generation bundle) +
-    bundle + task, ready to predict or evaluate."""
+    bundle + task, ready to predict or evaluate in ``precision``: a low one keeps the
+    frozen linear layers in its dtype (:func:`adapterkit.precision.store_for_inference`)."""
     model_name = model_name or base_name_of(bundle_path)
     tokenizer = load_tokenizer(model_name)
     task_type = (read_bundle_config(bundle_path).get("task") or {}).get("type") or ""
@@ -46,6 +47,8 @@ def load_for_inference(
     model = AdaptedModel(base, name_or_path=model_name)
     name = model.load_adapter(bundle_path)
     task = task_from_info(model.task_info[name], tokenizer)
+    if base_quantization_of(bundle_path) is None and task_type not in GENERATION_TASKS:
+        store_for_inference(model, precision, next(model.parameters()).device)
     return model, name, task
 
 

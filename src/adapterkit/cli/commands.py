@@ -97,7 +97,8 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     from adapterkit.tasks.base import encode_examples
     from adapterkit.train.evaluate import evaluate_features
 
-    model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    precision = values.get("precision") or "auto"
+    model, name, task = load_for_inference(values["bundle"], values.get("model"), precision)
     _override_threshold(task, values)
     splits = load_data(
         values["data"],
@@ -113,7 +114,6 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
         examples = sample_examples(examples, values["max_eval_samples"], 0)
     features = encode_examples(task, examples)  # an unseen label raises a DataError naming it
     references = task.references(examples)
-    precision = values.get("precision") or "auto"
     metrics, loss, _ = evaluate_features(
         model, name, task, features, references, precision=precision
     )
@@ -152,9 +152,10 @@ def cmd_predict(values: dict[str, Any]) -> int:
         from adapterkit.generation.commands import generate_command
 
         return generate_command(values, inputs)
-    model, name, task = load_for_inference(values["bundle"], values.get("model"))
+    precision = values.get("precision") or "auto"
+    model, name, task = load_for_inference(values["bundle"], values.get("model"), precision)
     _override_threshold(task, values)
-    answers = predict_raw(model, name, task, inputs, precision=values.get("precision") or "auto")
+    answers = predict_raw(model, name, task, inputs, precision=precision)
     for raw, answer in zip(inputs, answers, strict=True):
         print(json.dumps({"input": raw, **answer}, ensure_ascii=False))
     return 0
@@ -240,7 +241,7 @@ def cmd_demo(values: dict[str, Any]) -> int:
     cmd_train(demo)
     bundle = Path(output) / "adapter"
     print(f"\n== predictions from {bundle} ==")
-    model, name, task = load_for_inference(bundle)
+    model, name, task = load_for_inference(bundle, precision="auto")
     for question, answer in zip(
         DEMO_QUESTIONS,
         predict_raw(model, name, task, DEMO_QUESTIONS, precision="auto"),

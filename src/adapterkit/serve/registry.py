@@ -21,7 +21,7 @@ from adapterkit.interop.peft_import import is_peft_folder
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer, pick_device
 from adapterkit.padding import pad_token_id
-from adapterkit.precision import inference_context
+from adapterkit.precision import inference_context, store_for_inference
 from adapterkit.serve.settings import GENERATIVE_KINDS, ServeError, ServeSettings
 from adapterkit.tasks import (
     GENERATION_TASKS,
@@ -94,6 +94,8 @@ class AdapterRegistry:
         model = AdaptedModel(base, name_or_path=settings.model).eval()
         if settings.quantize is None:  # bitsandbytes places a quantized base itself
             model.to(pick_device(settings.device))
+            if settings.kind == "encoder":  # generation runs fp32, so decoders stay whole
+                store_for_inference(model, settings.precision, next(model.parameters()).device)
         if settings.compile:  # before loading: each bundle is then checked as it comes
             model.compile(index_routing=True)
         registry = cls(model, tokenizer, load_tokenizer(settings.model), settings)
