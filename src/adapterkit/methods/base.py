@@ -308,6 +308,8 @@ def add_projection(
     if bias is not None:
         rows = torch.cat([rows, rows.new_ones(rows.shape[0], 1)], dim=1)
         weight = torch.cat([weight, bias.unsqueeze(1)], dim=1)
+    weight = weight.to(base_out.dtype)  # autocast's own cast of the small weight, made here
+    # so the add may go in place (in-place ops skip autocast)
     flat = base_out.reshape(-1, base_out.shape[-1])
     if owned and _may_write(flat, rows, weight):
         return flat.addmm_(rows, weight.T, alpha=scale).view(base_out.shape)
@@ -354,8 +356,9 @@ def add_projection_rows(
     if bias is not None:  # the bias as a column of the weights, times a column of scales
         rows = torch.cat([rows, scale.expand(-1, rows.shape[1], 1)], dim=2)
         weight = torch.cat([weight, bias.unsqueeze(2)], dim=2)
-    if rows.dtype != base_out.dtype:  # autocast or a low-precision base: add in its dtype
+    if rows.dtype != base_out.dtype:  # a low-precision base without autocast: add in its dtype
         return base_out + torch.bmm(rows, weight.transpose(1, 2)).to(base_out.dtype)
+    weight = weight.to(rows.dtype)  # under autocast: its cast of the gathered weights, made here
     if owned and _may_write(base_out, rows, weight):
         return base_out.baddbmm_(rows, weight.transpose(1, 2))
     return torch.baddbmm(base_out, rows, weight.transpose(1, 2))

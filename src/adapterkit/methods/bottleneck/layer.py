@@ -70,7 +70,9 @@ class BottleneckAdapter(AdapterModule):
         source = block_input if self.parallel else base_out
         assert source is not None, "parallel adapter called without the block input"
         dtype = base_out.dtype
-        hidden = self.act(self.down(source.to(self.down.weight.dtype)))  # (B, T, width)
+        if not torch.is_autocast_enabled(source.device.type):  # autocast casts for the matmul
+            source = source.to(self.down.weight.dtype)  # (a full-size copy it would undo)
+        hidden = self.act(self.down(source))  # (B, T, width)
         if hidden.dtype == dtype and (self.dropout.p == 0 or not self.training):
             up = self.up
             return add_projection(base_out, hidden, up.weight, up.bias, self.scaling, owned)

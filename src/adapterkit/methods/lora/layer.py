@@ -49,7 +49,8 @@ class LoraAdapter(AdapterModule):
         block_input: torch.Tensor | None,
         owned: bool = False,
     ) -> torch.Tensor:
-        x = x.to(self.lora_A.weight.dtype)
+        if not torch.is_autocast_enabled(x.device.type):  # autocast casts for the matmul
+            x = x.to(self.lora_A.weight.dtype)  # (a full-size copy it would undo)
         low = self.lora_A(self.dropout(x))  # (B, T, r)
         if low.dtype == base_out.dtype:
             return add_projection(base_out, low, self.lora_B.weight, None, self.scaling, owned)
