@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.tiny import main_output, tiny_inputs, tiny_model
+from tests.tiny import METHODS, main_output, tiny_inputs, tiny_model
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
@@ -67,63 +67,13 @@ def test_inference_in_place_equals_training_mode_outputs(method: str) -> None:
     torch.testing.assert_close(fast, recorded.detach(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        "lora",
-        "pfeiffer",
-        "houlsby",
-        "parallel",
-        "ia3",
-        "dora",
-        "adalora",
-        "prompt",
-        "prefix",
-        "mam",
-        "unipelt",
-    ],
-)
-def test_bf16_autocast_inference_runs_and_stays_close_to_fp32(method: str) -> None:
-    # In-place ops skip autocast: adding an fp32 weight's product into a bf16 output in
-    # place failed ("self and mat2 must have the same dtype") for every owning method.
-    model = AdaptedModel(tiny_model("bert"))
-    for name in ("a", "b", "c"):
-        model.add_adapter(name, make_config(method))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name in ("a", "b", "c"):
-            for param in model.adapter_parameters(name).values():
-                param.add_(torch.randn(param.shape, generator=generator) * 0.1)
-    model.eval()
-    inputs = tiny_inputs("bert")
-    rows = ["a", "b", "c", "a"][: inputs["input_ids"].shape[0]]
-    with torch.no_grad():
-        for adapter in ("a", rows):  # one adapter, and a mixed batch (batched rows)
-            exact = main_output(model(**inputs, adapter=adapter))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                low = main_output(model(**inputs, adapter=adapter))
-            torch.testing.assert_close(low.float(), exact, rtol=0.1, atol=0.1)
+# One adapter, then a mixed batch of three (the batched per-row path).
+ROUTES = ("a", ["a", "b", "c"])
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        "lora",
-        "pfeiffer",
-        "houlsby",
-        "parallel",
-        "ia3",
-        "dora",
-        "adalora",
-        "prompt",
-        "prefix",
-        "mam",
-        "unipelt",
-    ],
-)
-def test_a_base_stored_in_bf16_gives_autocast_outputs_without_casting_per_call(
-    method: str,
-) -> None:
+def _three_adapters(method: str) -> AdaptedModel:
+    """A tiny BERT in eval mode with adapters a, b and c of ``method``, moved off their
+    identity start."""
     model = AdaptedModel(tiny_model("bert"))
     generator = torch.Generator().manual_seed(0)
     for name in ("a", "b", "c"):
@@ -131,13 +81,33 @@ def test_a_base_stored_in_bf16_gives_autocast_outputs_without_casting_per_call(
         with torch.no_grad():
             for param in model.adapter_parameters(name).values():
                 param.add_(torch.randn(param.shape, generator=generator) * 0.1)
-    model.eval()
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bf16_autocast_inference_runs_and_stays_close_to_fp32(method: str) -> None:
+    # In-place ops skip autocast: adding an fp32 weight's product into a bf16 output in
+    # place failed ("self and mat2 must have the same dtype") for every owning method.
+    model = _three_adapters(method)
     inputs = tiny_inputs("bert")
-    routes = ("a", ["a", "b", "c"])
+    with torch.no_grad():
+        for adapter in ROUTES:  # one adapter, and a mixed batch (batched rows)
+            exact = main_output(model(**inputs, adapter=adapter))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = main_output(model(**inputs, adapter=adapter))
+            torch.testing.assert_close(low.float(), exact, rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_base_stored_in_bf16_gives_autocast_outputs_without_casting_per_call(
+    method: str,
+) -> None:
+    model = _three_adapters(method)
+    inputs = tiny_inputs("bert")
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        autocast = [main_output(model(**inputs, adapter=route)) for route in routes]
+        autocast = [main_output(model(**inputs, adapter=route)) for route in ROUTES]
         assert model.store_base_low(torch.bfloat16) > 0
-        stored = [main_output(model(**inputs, adapter=route)) for route in routes]
+        stored = [main_output(model(**inputs, adapter=route)) for route in ROUTES]
     # The same bits: autocast rounds the weights as storing them does. DoRA reads the base
     # weight itself (its column norms of W + BA), so there W + BA is summed in bf16: close.
     exact = {"rtol": 0.02, "atol": 1e-3} if method == "dora" else {"rtol": 0, "atol": 0}
