@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterkit.train.default_method import DEFAULT_METHODS, FALLBACK_METHOD
+from benchmarks.small_data_study import SWITCHED
 
 SWEEP = Path("docs/results_sweep.json")
 SMALL = Path("docs/small_data_study.json")
@@ -47,6 +48,8 @@ def validation_scores() -> tuple[dict[str, dict[str, list[float]]], dict[str, se
         if run["candidate"] == run["method"]:  # the method at its defaults, not a variant
             scores[run["task"]][run["method"]].append(run["validation"])
     for run in json.loads(SMALL.read_text()):
+        if run["method"] in SWITCHED:  # a method with a training switch, not a method choice
+            continue
         scores[run["variant"]][run["method"]].append(run["validation"])
         if run["stuck"]:
             stuck[run["variant"]].add(run["method"])
