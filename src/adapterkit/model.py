@@ -242,7 +242,11 @@ class AdaptedModel(BundleIO, nn.Module):
         routing = self._routing(adapter)
         compiled = self.__dict__.get("_compiled_base")
         # Prompt tuning lengthens the input and cuts the outputs back (else a no-op).
-        with use_routing(routing), prompted(self.base, routing, kwargs) as call:
+        with (
+            self._stored_autocast(),
+            use_routing(routing),
+            prompted(self.base, routing, kwargs) as call,
+        ):
             if compiled is None:
                 return call.outputs(self.base(*args, **call.kwargs))
             with traced_routing(self._traced(routing, args, call.kwargs)):
@@ -306,7 +310,18 @@ class AdaptedModel(BundleIO, nn.Module):
         """Apply adapter ``name``'s head to hidden states (B, T, C)."""
         if name not in self.heads:
             raise AdapterkitError(f"adapter '{name}' has no head")
-        return self.heads[name](hidden, attention_mask)
+        with self._stored_autocast():
+            return self.heads[name](hidden, attention_mask)
+
+    def _stored_autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to the dtype of a base stored low (:meth:`store_base_low`) when the
+        caller opened none: its layers cannot multiply float32 inputs on their own."""
+        if self.stored_low is None:
+            return contextlib.nullcontext()
+        device = next(self.base.parameters()).device.type
+        if torch.is_autocast_enabled(device):
+            return contextlib.nullcontext()
+        return torch.autocast(device, dtype=self.stored_low)
 
     def store_base_low(self, dtype: torch.dtype) -> int:
         """Keep the frozen base's float32 linear layers in ``dtype``, for inference under

@@ -118,3 +118,7 @@ def test_a_base_stored_in_bf16_gives_autocast_outputs_without_casting_per_call(
     assert all(p.dtype == torch.float32 for p in model.adapter_parameters("later").values())
     with pytest.raises(AdapterkitError, match="cannot be merged into a base stored in"):
         model.merge_adapter("a")
+    with torch.no_grad():  # no autocast opened by the caller: the model opens its own
+        alone = [main_output(model(**inputs, adapter=route)) for route in ROUTES]
+    for got, want in zip(alone, stored, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

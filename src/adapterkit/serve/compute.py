@@ -135,10 +135,8 @@ def run_naive(registry: AdapterRegistry, job: Job, max_batch: int) -> Any:
             # Not task.collate: it asks the tokenizer for its pad id, and the tokenizer
             # belongs to the event loop thread.
             inputs = pad_model_inputs(features, registry.pad_id, registry.device)
-            with registry.autocast():
-                hidden = last_hidden(
-                    model(**inputs, **extra)
-                )  # no adapter argument: the active one
+            with registry.autocast():  # no adapter argument below: the active one
+                hidden = last_hidden(model(**inputs, **extra))
                 logits = model.head_logits(job.adapter, hidden, inputs["attention_mask"])
             logits = logits.float().cpu()
             answers.extend(
