@@ -58,7 +58,9 @@ class ServeSettings:
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
     """What the task-head forwards compute in: ``auto`` is bf16 autocast on a CPU with
     native bf16 or a GPU that supports it, else fp32 (:func:`adapterkit.precision.resolve_precision`;
-    docs/bf16_inference.md measures the agreement). Generation runs fp32."""
+    docs/bf16_inference.md measures the agreement and the speed). In a low precision an
+    encoder base's frozen linear layers are stored in it at start (``store_base_low``).
+    Generation runs fp32."""
     quantize: str | None = field(default=None, metadata={"choices": QUANTIZE_CHOICES})
     """Load the base quantized by bitsandbytes (4bit, 8bit); only bundles trained on the base
     quantized the same way load."""
