@@ -58,18 +58,22 @@ def _agreement(first: list[Any], second: list[Any]) -> dict[str, float]:
 ARMS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "stored": ("bf16", True)}
 
 
+def _load_arms(bundle: Path) -> dict[str, tuple[Any, str, Any]]:
+    """(model, adapter name, task) per arm: the fp32 and bf16 arms share one fp32 model."""
+    from adapterkit.predict import load_for_inference
+
+    plain, stored = (load_for_inference(bundle, precision=p) for p in ("fp32", "bf16"))
+    return {arm: stored if low else plain for arm, (_, low) in ARMS.items()}
+
+
 def score_bundle(task_name: str, bundle: Path, repeats: int) -> dict[str, Any]:
     """One bundle on its test split in fp32, in bf16 autocast, and in bf16 autocast over a
     base stored in bf16 (what ``evaluate`` does): metrics, agreement, median seconds."""
     from adapterkit.data import load_data
-    from adapterkit.predict import load_for_inference
     from adapterkit.tasks.base import encode_examples
     from adapterkit.train.evaluate import evaluate_features
 
-    loaded = {
-        arm: load_for_inference(bundle, precision="bf16" if stored else "fp32")
-        for arm, (_, stored) in ARMS.items()
-    }
+    loaded = _load_arms(bundle)
     _, name, task = loaded["fp32"]
     examples = load_data(task_name, task=task.task_type).test
     features = encode_examples(task, examples)
@@ -105,14 +109,10 @@ def forward_latency(bundle: Path, steps: int) -> list[dict[str, Any]]:
     arms in turns on every step."""
     from adapterkit.data import load_data
     from adapterkit.precision import inference_context
-    from adapterkit.predict import load_for_inference
     from adapterkit.tasks.base import encode_examples
     from adapterkit.train.evaluate import task_forward
 
-    loaded = {
-        arm: load_for_inference(bundle, precision="bf16" if stored else "fp32")
-        for arm, (_, stored) in ARMS.items()
-    }
+    loaded = _load_arms(bundle)
     _, name, task = loaded["fp32"]
     features = encode_examples(task, load_data("trec", task=task.task_type).test)
     cpu = torch.device("cpu")

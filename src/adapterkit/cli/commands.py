@@ -60,7 +60,7 @@ def _generative(values: dict[str, Any]) -> bool:
         check_writable_dir(values["output"], "output folder")
 
     generative = _generates(values)
-    if generative and values.get("precision") not in (None, "auto", "fp32"):
+    if generative and values.get("precision", "auto") not in ("auto", "fp32"):
         raise AdapterkitError(
             f"--precision {values['precision']} applies to task-head bundles; generation runs fp32"
         )
@@ -97,7 +97,7 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     from adapterkit.tasks.base import encode_examples
     from adapterkit.train.evaluate import evaluate_features
 
-    precision = values.get("precision") or "auto"
+    precision = values["precision"]
     model, name, task = load_for_inference(values["bundle"], values.get("model"), precision)
     _override_threshold(task, values)
     splits = load_data(
@@ -152,7 +152,7 @@ def cmd_predict(values: dict[str, Any]) -> int:
         from adapterkit.generation.commands import generate_command
 
         return generate_command(values, inputs)
-    precision = values.get("precision") or "auto"
+    precision = values["precision"]
     model, name, task = load_for_inference(values["bundle"], values.get("model"), precision)
     _override_threshold(task, values)
     answers = predict_raw(model, name, task, inputs, precision=precision)

@@ -195,6 +195,7 @@ def add_precision_flag(p: argparse.ArgumentParser) -> None:
     """``--precision`` of the commands that run a task head (``evaluate``, ``predict``)."""
     p.add_argument(
         "--precision",
+        default="auto",
         choices=PRECISIONS,
         help="precision of the forwards: auto (default: bf16 autocast on a CPU with native "
         "bf16 or a GPU that supports it, else fp32; docs/bf16_inference.md), fp32, bf16, "
