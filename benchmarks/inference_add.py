@@ -6,7 +6,9 @@ copies the whole output. This script times MiniLM forwards (no autograd, eval mo
 base alone, each adapter with the in-place add, and each adapter without it, every batch
 running all three in turns so that drift in machine speed hits them alike; then a
 serving-sized batch (16 short questions) routed to one adapter and to 16 adapters mixed.
-Nothing else may run; it writes docs/inference_add.md:
+Each in fp32 and in bf16 the way ``serve`` and ``predict`` run it by default on a CPU with
+native bf16 (the frozen base stored in bf16, the forward under autocast; skipped where the
+CPU has none). Nothing else may run; it writes docs/inference_add.md:
 
     .venv/bin/python -m benchmarks.inference_add
 """
@@ -30,6 +32,7 @@ from adapterkit.methods.bottleneck.layer import BottleneckAdapter
 from adapterkit.methods.lora.layer import LoraAdapter
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, load_tokenizer
+from adapterkit.precision import cpu_has_bf16, inference_context, store_for_inference
 from benchmarks.compiled import minilm_spec
 from benchmarks.serve import TEXTS
 from benchmarks.speed.measure import swapped
@@ -38,11 +41,12 @@ from benchmarks.speed.workload import make_batches
 METHODS = ("houlsby", "pfeiffer", "lora")
 OWNERS = (BottleneckAdapter, LoraAdapter)
 DOCS = Path("docs/inference_add.md")
+CPU = torch.device("cpu")
 
 
-def adapted(method: str, count: int = 1) -> AdaptedModel:
+def adapted(method: str, precision: str, count: int = 1) -> AdaptedModel:
     """MiniLM with ``count`` adapters of ``method`` (random weights: speed does not depend
-    on their values), in eval mode."""
+    on their values), in eval mode, its base stored as ``serve`` stores it in ``precision``."""
     model = AdaptedModel(load_base("minilm"), name_or_path="minilm")
     for index in range(count):
         torch.manual_seed(index)
@@ -50,6 +54,7 @@ def adapted(method: str, count: int = 1) -> AdaptedModel:
         with torch.no_grad():
             for param in model.adapter_parameters(f"a{index:02d}").values():
                 param.normal_(std=0.02)
+    store_for_inference(model, precision, CPU)
     return model.eval()
 
 
@@ -67,11 +72,13 @@ def serving_batch(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def owned_ab(method: str, batch_size: int, steps: int, threads: int) -> dict[str, float]:
+def owned_ab(
+    method: str, batch_size: int, steps: int, threads: int, precision: str
+) -> dict[str, float]:
     """Median ms of the base, the adapter adding in place, and the adapter out of place;
     ``batch_size`` 16 is the serving batch, others the speed harness's batches."""
     spec = replace(minilm_spec(steps, threads), batch_size=batch_size)
-    model = adapted(method)
+    model = adapted(method, precision)
     if batch_size == 16:
         batches = [serving_batch()] * (spec.warmup + steps)
     else:
@@ -82,7 +89,10 @@ def owned_ab(method: str, batch_size: int, steps: int, threads: int) -> dict[str
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
         order = list(kinds)[index % 3 :] + list(kinds)[: index % 3]  # each kind leads in turn
         for kind in order:
-            with swapped(OWNERS, "owns_output", kind != "out_of_place"):
+            with (
+                swapped(OWNERS, "owns_output", kind != "out_of_place"),
+                inference_context(precision, CPU),
+            ):
                 seconds = _timed(model, **inputs, adapter=kinds[kind])
             if index >= spec.warmup:
                 times[kind].append(seconds)
@@ -90,16 +100,17 @@ def owned_ab(method: str, batch_size: int, steps: int, threads: int) -> dict[str
 
 
 @torch.no_grad()
-def mixed_vs_one(method: str, rounds: int) -> dict[str, float]:
+def mixed_vs_one(method: str, rounds: int, precision: str) -> dict[str, float]:
     """Median ms of a 16-question batch routed to one adapter and to 16 adapters mixed."""
-    model = adapted(method, 16)
+    model = adapted(method, precision, 16)
     inputs = serving_batch()
     rng = random.Random(0)
     routes = {"one": ["a00"] * 16, "mixed": [f"a{rng.randrange(16):02d}" for _ in range(16)]}
     times: dict[str, list[float]] = {kind: [] for kind in routes}
     for index in range(rounds + 4):
         for kind in routes if index % 2 == 0 else reversed(list(routes)):
-            seconds = _timed(model, **inputs, adapter=routes[kind])
+            with inference_context(precision, CPU):
+                seconds = _timed(model, **inputs, adapter=routes[kind])
             if index >= 4:
                 times[kind].append(seconds)
     distinct = len(set(routes["mixed"]))
@@ -107,23 +118,27 @@ def mixed_vs_one(method: str, rounds: int) -> dict[str, float]:
 
 
 def write_report(owned: dict, mixed: dict, threads: int, steps: int) -> None:
-    """docs/inference_add.md."""
+    """docs/inference_add.md: ``owned`` by (precision, method, batch), ``mixed`` by
+    (precision, method)."""
     lines = [
         "# Adapter inference against the base alone",
         "",
         "Generated by `python -m benchmarks.inference_add` (see its docstring). Machine: "
         f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, no GPU, torch "
-        f"{torch.__version__}. MiniLM, fp32, eval mode, no autograd; the speed harness's "
+        f"{torch.__version__}. MiniLM, eval mode, no autograd; the speed harness's "
         f"batches (lengths up to 128) at batch 1 and 64, and at 16 one serving batch of short "
         f"questions (15 tokens); medians of {steps} batches after warm-up, the three kinds in "
-        "turns on every batch.",
+        "turns on every batch. bf16 is what `serve` and `predict` run by default on a CPU "
+        "with native bf16: the frozen base stored in bf16, the forward under autocast, "
+        "adapters fp32.",
         "",
-        "| method | batch | base ms | in place ms | × base | out of place ms | × base |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| precision | method | batch | base ms | in place ms | × base | out of place ms "
+        "| × base |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for (method, batch), row in owned.items():
+    for (precision, method, batch), row in owned.items():
         lines.append(
-            f"| {method} | {batch} | {row['base']:.1f} | {row['in_place']:.1f} | "
+            f"| {precision} | {method} | {batch} | {row['base']:.1f} | {row['in_place']:.1f} | "
             f"{row['in_place'] / row['base']:.3f} | {row['out_of_place']:.1f} | "
             f"{row['out_of_place'] / row['base']:.3f} |"
         )
@@ -132,13 +147,14 @@ def write_report(owned: dict, mixed: dict, threads: int, steps: int) -> None:
         "A serving batch: 16 short questions routed to one adapter, then to 16 adapters "
         "mixed (the rows' adapters drawn at random), in turns:",
         "",
-        "| method | one adapter ms | 16 mixed ms (distinct in the batch) | one ÷ mixed |",
-        "|---|---:|---:|---:|",
+        "| precision | method | one adapter ms | 16 mixed ms (distinct in the batch) "
+        "| one ÷ mixed |",
+        "|---|---|---:|---:|---:|",
     ]
-    for method, row in mixed.items():
+    for (precision, method), row in mixed.items():
         lines.append(
-            f"| {method} | {row['one']:.1f} | {row['mixed']:.1f} ({row['distinct']}) | "
-            f"{row['one'] / row['mixed']:.2f} |"
+            f"| {precision} | {method} | {row['one']:.1f} | {row['mixed']:.1f} "
+            f"({row['distinct']}) | {row['one'] / row['mixed']:.2f} |"
         )
     DOCS.write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS}")
@@ -148,16 +164,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="timed batches per row")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    precisions = ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
     owned, mixed = {}, {}
-    for method in METHODS:
-        for batch in (1, 16, 64):
-            owned[(method, batch)] = row = owned_ab(method, batch, args.steps, args.threads)
-            print(method, batch, {k: round(v, 2) for k, v in row.items()}, flush=True)
-    for method in ("lora", "pfeiffer"):
-        mixed[method] = row = mixed_vs_one(method, 4 * args.steps)
-        print(method, "mixed", {k: round(v, 2) for k, v in row.items()}, flush=True)
+    for precision in precisions:
+        for method in METHODS:
+            for batch in args.batches:
+                row = owned_ab(method, batch, args.steps, args.threads, precision)
+                owned[(precision, method, batch)] = row
+                print(
+                    precision, method, batch, {k: round(v, 2) for k, v in row.items()}, flush=True
+                )
+        for method in ("lora", "pfeiffer"):
+            mixed[(precision, method)] = row = mixed_vs_one(method, 4 * args.steps, precision)
+            print(precision, method, "mixed", {k: round(v, 2) for k, v in row.items()}, flush=True)
     write_report(owned, mixed, args.threads, args.steps)
 
 

@@ -67,9 +67,9 @@ def test_inference_report_gives_ratios_to_the_base_and_mixed_to_one(
     from benchmarks import inference_add
 
     monkeypatch.setattr(inference_add, "DOCS", tmp_path / "inference.md")
-    owned = {("lora", 16): {"base": 40.0, "in_place": 44.0, "out_of_place": 46.0}}
-    mixed = {"lora": {"distinct": 10, "one": 44.0, "mixed": 55.0}}
+    owned = {("bf16", "lora", 16): {"base": 40.0, "in_place": 44.0, "out_of_place": 46.0}}
+    mixed = {("bf16", "lora"): {"distinct": 10, "one": 44.0, "mixed": 55.0}}
     inference_add.write_report(owned, mixed, threads=2, steps=20)
     text = (tmp_path / "inference.md").read_text()
-    assert "| lora | 16 | 40.0 | 44.0 | 1.100 | 46.0 | 1.150 |" in text
-    assert "| lora | 44.0 | 55.0 (10) | 0.80 |" in text
+    assert "| bf16 | lora | 16 | 40.0 | 44.0 | 1.100 | 46.0 | 1.150 |" in text
+    assert "| bf16 | lora | 44.0 | 55.0 (10) | 0.80 |" in text

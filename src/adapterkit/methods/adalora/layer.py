@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from adapterkit.methods.base import AdapterModule, add_projection_rows, gather_per_row
+from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.projection import add_projection_rows, gather_per_row
 
 
 class AdaLoraAdapter(AdapterModule):

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from adapterkit.methods.base import (
-    AdapterModule,
+from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.projection import (
+    add_in_fp32,
     add_projection,
     add_projection_rows,
+    few_rows_in_fp32,
     gather_per_row,
 )
 
@@ -70,14 +73,26 @@ class BottleneckAdapter(AdapterModule):
         source = block_input if self.parallel else base_out
         assert source is not None, "parallel adapter called without the block input"
         dtype = base_out.dtype
+        if not self.training and few_rows_in_fp32(source):
+            weight_dtype = self.down.weight.dtype
+            return add_in_fp32(base_out, lambda: self._update(source.to(weight_dtype)), owned)
         if not torch.is_autocast_enabled(source.device.type):  # autocast casts for the matmul
             source = source.to(self.down.weight.dtype)  # (a full-size copy it would undo)
-        hidden = self.act(self.down(source))  # (B, T, width)
+        hidden = self.act(F.linear(source, self.down.weight, self.down.bias))  # (B, T, width)
         if hidden.dtype == dtype and (self.dropout.p == 0 or not self.training):
             up = self.up
             return add_projection(base_out, hidden, up.weight, up.bias, self.scaling, owned)
         delta = self.up(hidden)  # (B, T, C)
         return base_out + (self.scaling * self.dropout(delta)).to(dtype)
+
+    def _update(self, source: torch.Tensor) -> torch.Tensor:
+        """``s · (W_up act(W_down source) + b_up)`` (eval mode: no dropout) as (rows, C),
+        in ``source``'s dtype: 2-D matrix multiplies, the scaling on the narrow hidden."""
+        rows = source.reshape(-1, source.shape[-1])
+        hidden = self.act(torch.addmm(self.down.bias, rows, self.down.weight.T))
+        return torch.addmm(
+            self.up.bias, hidden, self.up.weight.T, beta=self.scaling, alpha=self.scaling
+        )
 
     @classmethod
     def forward_rows(

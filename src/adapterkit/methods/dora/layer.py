@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods.base import AdapterModule, BaseWeights, gather_per_row, row_scalings
+from adapterkit.methods.base import AdapterModule, BaseWeights
 from adapterkit.methods.lora.layer import LoraAdapter
+from adapterkit.methods.projection import gather_per_row, row_scalings
 
 MIN_MERGE_MAGNITUDE = 1e-6
 """Below this a row's magnitude would erase the row on merge, beyond unmerging."""

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from adapterkit.errors import AdapterkitError
-from adapterkit.methods.base import AdapterModule, BaseWeights, gather_per_row
+from adapterkit.methods.base import AdapterModule, BaseWeights
+from adapterkit.methods.projection import gather_per_row
 
 MIN_MERGE_SCALE = 1e-6
 """Below this magnitude a scale entry would wipe out its weight column on merge, and

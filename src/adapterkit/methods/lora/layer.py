@@ -15,11 +15,14 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from adapterkit.methods.base import (
-    AdapterModule,
+from adapterkit.methods.base import AdapterModule
+from adapterkit.methods.projection import (
+    add_in_fp32,
     add_projection,
     add_projection_rows,
+    few_rows_in_fp32,
     gather_per_row,
 )
 
@@ -49,9 +52,18 @@ class LoraAdapter(AdapterModule):
         block_input: torch.Tensor | None,
         owned: bool = False,
     ) -> torch.Tensor:
+        down = self.lora_A.weight
+        if not self.training and few_rows_in_fp32(x):
+            up = self.lora_B.weight
+            rows = x.reshape(-1, x.shape[-1]).to(down.dtype)  # 2-D: mm, without matmul's reshapes
+            return add_in_fp32(
+                base_out, lambda: torch.mm(rows, down.T) * self.scaling @ up.T, owned
+            )
         if not torch.is_autocast_enabled(x.device.type):  # autocast casts for the matmul
-            x = x.to(self.lora_A.weight.dtype)  # (a full-size copy it would undo)
-        low = self.lora_A(self.dropout(x))  # (B, T, r)
+            x = x.to(down.dtype)  # (a full-size copy it would undo)
+        if self.training and self.dropout.p > 0:  # (no module calls where they do nothing:
+            x = self.dropout(x)  # at batch 1 their dispatch is a visible share of the layer)
+        low = F.linear(x, down)  # (B, T, r)
         if low.dtype == base_out.dtype:
             return add_projection(base_out, low, self.lora_B.weight, None, self.scaling, owned)
         return base_out + (self.scaling * self.lora_B(low)).to(base_out.dtype)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapterkit.methods.base import AdapterModule, gather_per_row
+from adapterkit.methods.base import AdapterModule
 from adapterkit.methods.bottleneck.layer import BottleneckAdapter
 from adapterkit.methods.lora.layer import LoraAdapter
 from adapterkit.methods.prefix.layer import PrefixAdapter
+from adapterkit.methods.projection import gather_per_row
 
 
 class TokenGate(nn.Module):
