@@ -1,4 +1,4 @@
-"""Does the fused residual add (``methods.base.add_projection``) pay? A/B on MiniLM training steps.
+"""Does the fused residual add (``methods.projection.add_projection``) pay? A/B on MiniLM training steps.
 
 The bottleneck adapters and LoRA add their up-projection to the frozen output in one
 ``addmm`` (the matmul's epilogue scales and adds). This script times the speed harness's
