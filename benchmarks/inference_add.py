@@ -16,6 +16,7 @@ CPU has none). Nothing else may run; it writes docs/inference_add.md:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -118,8 +119,20 @@ def mixed_vs_one(method: str, rounds: int, precision: str) -> dict[str, float]:
 
 
 def write_report(owned: dict, mixed: dict, threads: int, steps: int) -> None:
-    """docs/inference_add.md: ``owned`` by (precision, method, batch), ``mixed`` by
-    (precision, method)."""
+    """docs/inference_add.md (and .json, from which ``--report-only`` rewrites the page):
+    ``owned`` by (precision, method, batch), ``mixed`` by (precision, method)."""
+    DOCS.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "threads": threads,
+                "steps": steps,
+                "owned": [[*key, row] for key, row in owned.items()],
+                "mixed": [[*key, row] for key, row in mixed.items()],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     lines = [
         "# Adapter inference against the base alone",
         "",
@@ -128,9 +141,12 @@ def write_report(owned: dict, mixed: dict, threads: int, steps: int) -> None:
         f"{torch.__version__}. MiniLM, eval mode, no autograd; the speed harness's "
         f"batches (lengths up to 128) at batch 1 and 64, and at 16 one serving batch of short "
         f"questions (15 tokens); medians of {steps} batches after warm-up, the three kinds in "
-        "turns on every batch. bf16 is what `serve` and `predict` run by default on a CPU "
-        "with native bf16: the frozen base stored in bf16, the forward under autocast, "
-        "adapters fp32.",
+        "turns on every batch. Each method at its defaults (`make_config(method)`; LoRA: "
+        "rank 8 on the query, value, attention output and both FFN layers of every block). "
+        "bf16 is what `serve` and `predict` run by default on a CPU with native bf16: the "
+        "frozen base stored in bf16, the forward under autocast, adapters fp32 (below 64 "
+        "rows LoRA and the bottleneck adapters compute their update in fp32: "
+        "methods/projection.py).",
         "",
         "| precision | method | batch | base ms | in place ms | × base | out of place ms "
         "| × base |",
@@ -165,7 +181,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed batches per row")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--report-only", action="store_true", help="rewrite the page from JSON")
     args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads(DOCS.with_suffix(".json").read_text())
+        owned = {tuple(entry[:-1]): entry[-1] for entry in saved["owned"]}
+        mixed = {tuple(entry[:-1]): entry[-1] for entry in saved["mixed"]}
+        write_report(owned, mixed, saved["threads"], saved["steps"])
+        return
     torch.set_num_threads(args.threads)
     precisions = ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
     owned, mixed = {}, {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmarks import serve
@@ -73,3 +74,5 @@ def test_inference_report_gives_ratios_to_the_base_and_mixed_to_one(
     text = (tmp_path / "inference.md").read_text()
     assert "| bf16 | lora | 16 | 40.0 | 44.0 | 1.100 | 46.0 | 1.150 |" in text
     assert "| bf16 | lora | 44.0 | 55.0 (10) | 0.80 |" in text
+    saved = json.loads((tmp_path / "inference.json").read_text())  # what --report-only reads
+    assert saved["owned"] == [["bf16", "lora", 16, owned[("bf16", "lora", 16)]]]
