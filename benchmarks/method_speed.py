@@ -55,17 +55,20 @@ def write_report(rows: dict[str, dict[str, Any]], steps: int, threads: int) -> N
         "attention projections (the harness's equal sizes); the other methods at their "
         "defaults. Trainable counts include the harness's pooling head.",
         "",
-        "| method | non-pad tok/s | × full | × floor | step ms | peak MiB | trainable |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| method | non-pad tok/s | × full | × floor | FLOP bound on × floor | × floor ÷ "
+        "bound | MFLOP per token | step ms | peak MiB | trainable |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for method, row in rows.items():
         if "error" in row:
-            lines.append(f"| {method} | failed: {row['error']} | | | | | |")
+            lines.append(f"| {method} | failed: {row['error']} | | | | | | | | |")
             continue
-        speed = row["tokens_per_s"]
+        speed, flops = row["tokens_per_s"], row["flops_per_padded_token"]
+        bound = floor["flops_per_padded_token"] / flops
+        share = speed / floor["tokens_per_s"]
         lines.append(
-            f"| {method} | {speed:,.0f} | {speed / full['tokens_per_s']:.2f} | "
-            f"{speed / floor['tokens_per_s']:.2f} | {row['step_ms']:.0f} | "
+            f"| {method} | {speed:,.0f} | {speed / full['tokens_per_s']:.2f} | {share:.2f} | "
+            f"{bound:.3f} | {share / bound:.3f} | {flops / 1e6:.1f} | {row['step_ms']:.0f} | "
             f"{row['peak_mb']:,.0f} | {row['trainable_params']:,} |"
         )
     lines += [
@@ -74,6 +77,15 @@ def write_report(rows: dict[str, dict[str, Any]], steps: int, threads: int) -> N
         "tuning and the methods that adapt only some layers send gradients through fewer "
         "blocks. Prompt and prefix tuning also lengthen every sequence (their virtual tokens "
         "are not counted as tokens here).",
+        "",
+        "The FLOP bound is the floor's FLOPs per token over the method's (counted by "
+        "torch.utils.flop_counter on a real step): the × floor a method would reach if its "
+        "matrix multiplies ran exactly as fast as the floor's. × floor ÷ bound near 1 means "
+        "the method's own overhead costs nothing beyond its FLOPs; below 1, time goes "
+        "elsewhere (element-wise passes, casts, Python). An adapter inside the first block "
+        "(Houlsby's attention adapter, LoRA on the query and value) needs gradients through "
+        "that block's layers, which the floor (gradients from the first block's output) "
+        "skips: that, not the adapters' own small matrices, is most of their extra FLOPs.",
         "",
     ]
     DOCS.write_text("\n".join(lines))

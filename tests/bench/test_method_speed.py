@@ -10,8 +10,14 @@ from benchmarks.speed.ours import adapter_config
 from benchmarks.speed.workload import Spec
 
 
-def _row(speed: float) -> dict:
-    return {"tokens_per_s": speed, "step_ms": 100.0, "peak_mb": 500.0, "trainable_params": 1234}
+def _row(speed: float, flops: float = 40e6) -> dict:
+    return {
+        "tokens_per_s": speed,
+        "step_ms": 100.0,
+        "peak_mb": 500.0,
+        "trainable_params": 1234,
+        "flops_per_padded_token": flops,
+    }
 
 
 def test_report_gives_each_method_against_full_and_floor(
@@ -21,12 +27,13 @@ def test_report_gives_each_method_against_full_and_floor(
     rows = {
         "full": _row(1000.0),
         "floor": _row(2000.0),
-        "ia3": _row(1800.0),
+        "ia3": _row(1800.0, flops=50e6),
         "prompt": {"error": "runner exited 1"},
     }
     method_speed.write_report(rows, steps=10, threads=2)
     text = (tmp_path / "speed.md").read_text()
-    assert "| ia3 | 1,800 | 1.80 | 0.90 | 100 | 500 | 1,234 |" in text
+    # FLOP bound 40/50 = 0.8 on × floor; 0.90 reached is 1.125 of it
+    assert "| ia3 | 1,800 | 1.80 | 0.90 | 0.800 | 1.125 | 50.0 | 100 | 500 | 1,234 |" in text
     assert "| prompt | failed: runner exited 1 |" in text
     assert (tmp_path / "speed.json").exists()
 
