@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.tiny import main_output, tiny_inputs, tiny_model
 
+from adapterkit.methods import make_config
 from adapterkit.methods.bottleneck.layer import BottleneckAdapter
 from adapterkit.methods.lora.layer import LoraAdapter
 from adapterkit.methods.projection import (
@@ -14,6 +16,7 @@ from adapterkit.methods.projection import (
     add_projection,
     few_rows_in_fp32,
 )
+from adapterkit.model import AdaptedModel
 
 
 @pytest.mark.parametrize("rows", [5, BIAS_COLUMN_FROM + 3])
@@ -69,3 +72,32 @@ def test_a_few_rows_under_autocast_get_the_fp32_update(index: int) -> None:
     # result (bf16 weights alone would move the update by up to 2^-8 of each weight).
     step = 2.0**-7 * exact.abs().clamp(min=1.0)
     assert bool(((low.float() - exact).abs() <= step).all())
+
+
+@pytest.mark.parametrize(
+    ("method", "option", "values"),
+    [("lora", "alpha", (8.0, 16.0, 32.0)), ("pfeiffer", "scaling", (0.5, 1.0, 2.0))],
+)
+def test_mixed_rows_with_different_scalings_equal_each_row_alone(
+    method: str, option: str, values: tuple[float, ...]
+) -> None:
+    # Adapters of one config share their scaling (the matmul's alpha); these do not, so
+    # each row's own scaling multiplies its hidden (the batched path, from 3 adapters).
+    model = AdaptedModel(tiny_model("bert"))
+    generator = torch.Generator().manual_seed(0)
+    names = ("a", "b", "c")
+    for name, value in zip(names, values, strict=True):
+        model.add_adapter(name, make_config(method, **{option: value}))
+        with torch.no_grad():
+            for param in model.adapter_parameters(name).values():
+                param.add_(torch.randn(param.shape, generator=generator) * 0.1)
+    model.eval()
+    inputs = tiny_inputs("bert", batch=4)
+    routes = ["c", "a", None, "b"]
+    with torch.no_grad():
+        mixed = main_output(model(**inputs, adapter=routes))
+        for row, name in enumerate(routes):
+            alone = main_output(
+                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
+            )
+            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-5)
