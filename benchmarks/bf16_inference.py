@@ -18,6 +18,7 @@ docs/bf16_inference.md (and .json); run it on a quiet machine for the times.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import time
@@ -141,8 +142,10 @@ def write_page(
     repeats: int,
     latency: list[dict[str, Any]],
     page: Path = PAGE,
+    latency_rerun: str | None = None,
 ) -> None:
-    """docs/bf16_inference.md: a row per bundle, the per-task summary, the forward times."""
+    """docs/bf16_inference.md: a row per bundle, the per-task summary, the forward times
+    (``latency_rerun``: the date they were measured again alone, ``--latency-only``)."""
     lines = [
         "# bf16 inference against fp32",
         "",
@@ -189,7 +192,12 @@ def write_page(
         "## One forward, by batch size",
         "",
         "The TREC-6 seed-0 bundle (LoRA), the first test questions as one batch, no "
-        "autograd; median ms of the timed calls, the three arms in turns:",
+        "autograd; median ms of the timed calls, the three arms in turns"
+        + (
+            f" (measured again alone on {latency_rerun}, `--latency-only`):"
+            if latency_rerun
+            else ":"
+        ),
         "",
         "| batch | tokens | fp32 ms | bf16 ms | stored ms | fp32 ÷ bf16 time | "
         "fp32 ÷ stored time |",
@@ -203,6 +211,8 @@ def write_page(
     ]
     page.write_text("\n".join(lines) + "\n")
     record = {"machine": machine, "repeats": repeats, "results": results, "latency": latency}
+    if latency_rerun:
+        record["latency_rerun"] = latency_rerun
     page.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {page}")
 
@@ -212,7 +222,19 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30, help="timed forwards per batch size")
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="time the forwards again, keeping the scored bundles of the last run's JSON",
+    )
     args = parser.parse_args()
+    trec_bundle = RUNS / "trec" / "adapterkit-seed0" / "adapter"
+    if args.latency_only:
+        saved = json.loads(PAGE.with_suffix(".json").read_text())
+        latency = forward_latency(trec_bundle, args.steps)
+        today = datetime.date.today().isoformat()
+        write_page(saved["results"], saved["machine"], saved["repeats"], latency, PAGE, today)
+        return
     results = []
     for task in args.tasks:
         for seed in SEEDS:
@@ -222,7 +244,7 @@ def main() -> None:
             result = score_bundle(task, bundle, args.repeats) | {"seed": seed}
             print(json.dumps(result), flush=True)
             results.append(result)
-    latency = forward_latency(RUNS / "trec" / "adapterkit-seed0" / "adapter", args.steps)
+    latency = forward_latency(trec_bundle, args.steps)
     write_page(results, machine_info(torch.get_num_threads()), args.repeats, latency)
 
 

@@ -44,8 +44,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision ``precision`` means on ``device``: ``auto`` is bf16 autocast on a CUDA
     GPU that supports it and on a CPU with native bf16, else fp32. Measured there: training
     1.5-1.8x faster at no quality cost at 3 seeds (docs/switches.md); evaluation 1.5-1.6x
-    faster with 99.6 % or more of the predictions unchanged, one forward 1.2x faster at
-    batch 16 but 0.83x at batch 1 (docs/bf16_inference.md)."""
+    faster with 99.6 % or more of the predictions unchanged, one forward 1.4x faster at
+    batch 16 and even with fp32 at batch 1 (docs/bf16_inference.md)."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
