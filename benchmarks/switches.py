@@ -176,7 +176,21 @@ def small_data_lines() -> list[str]:
 def write_page(
     method: str = "lora", runs: Path = RUNS, page: Path = PAGE
 ) -> dict[str, bool | None]:
-    """Write docs/switches.md; returns each switch's verdict (True: holds on both tasks)."""
+    """Write docs/switches.md; returns each switch's verdict (True: holds on both tasks).
+
+    Raises:
+        SystemExit: No run of any arm is under ``runs`` (a fresh clone, or runs cleaned
+            away): the committed page keeps its numbers instead of turning blank.
+    """
+    if not any(
+        arm(task, method, variant, runs).validation
+        for task in TASKS
+        for variant in (None, *SWITCHES)
+    ):
+        raise SystemExit(
+            f"no finished runs of {method} under {runs} (see the docstring for the "
+            f"commands): {page} is left as it is"
+        )
     rows, holds = table(method, runs)
     said = {True: "holds on both tasks", False: "costs quality", None: "not decided"}
     lines = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from benchmarks.quality_spec import run_dir
 from benchmarks.switches import write_page
 
@@ -35,3 +36,11 @@ def test_a_switch_holds_within_seed_noise_and_fails_beyond_it(tmp_path: Path) ->
     assert "-4.0 (2.0) | costs quality |" in text
     assert "10.0 / 5.0 |" in text
     assert "- `--attention-dropout 0`: **not decided**; judged at today's defaults" in text
+
+
+def test_no_runs_leave_the_committed_page_as_it_is(tmp_path: Path) -> None:
+    page = tmp_path / "switches.md"
+    page.write_text("committed numbers\n")
+    with pytest.raises(SystemExit, match="no finished runs of lora"):
+        write_page("lora", tmp_path / "runs", page)
+    assert page.read_text() == "committed numbers\n"
