@@ -121,10 +121,11 @@ def add_projection_rows(
 
 FP32_ROWS_BELOW = 64
 """Below this many rows (tokens in the batch), an adapter's own small matrix multiplies run
-in fp32 although CPU autocast asks for bf16 (:func:`few_rows_in_fp32`). On this CPU (AMX)
-a bf16 matrix multiply with a side of 8 to 48 costs about 20 µs whatever its size, where
-fp32 costs 2 to 5 µs at a handful of rows: a LoRA layer at 24 rows took 54 µs in bf16 and
-18 in fp32, at 240 rows 80 against 84 (and 143 against 333 into the FFN's 1536)."""
+in fp32 although CPU autocast asks for bf16 (:func:`few_rows_in_fp32`): on an AMX CPU a
+bf16 matrix multiply with a side of 8 to 48 has a fixed cost that fp32 does not. A MiniLM
+forward with the base stored in bf16 (docs/few_rows.md, ``python -m benchmarks.few_rows``):
+LoRA at 16 rows 1.10x faster with the fp32 update, even at 64 to 96, 0.91x at 256; Houlsby
+1.05x at 16 and even from 48 on."""
 
 
 def few_rows_in_fp32(x: torch.Tensor) -> bool:
