@@ -32,9 +32,9 @@ def gather_per_row(tensors: list[torch.Tensor], slot: torch.Tensor) -> torch.Ten
 
 BIAS_COLUMN_FROM = 128
 """From this many rows, :func:`add_projection` adds the bias inside the matrix multiply (two
-small concatenations); below it, a separate in-place add of the bias is cheaper than the
-concatenations' dispatch: on this CPU at 24 rows 7.5 against 12 µs in fp32 (34 against 43
-in bf16); the fused form wins from about 250 rows in fp32 and 100 in bf16."""
+small concatenations); below it, one separate in-place add of the bias is cheaper than
+dispatching the concatenations, and above it that add's full-size pass costs more (timed
+on this CPU in fp32 and bf16 alike: the crossing lies between about 100 and 250 rows)."""
 
 
 def add_projection(
