@@ -7,7 +7,9 @@ script times MiniLM forwards the way ``serve`` and ``predict`` run them by defau
 frozen base stored in bf16, autocast, no autograd) with each adapter at its defaults, one
 batch size at a time, the update forced to fp32 and forced to bf16 in turns, and writes
 the ratio per number of rows to docs/few_rows.md: the threshold sits where it crosses 1.
-Nothing else may run:
+It also times ``add_projection``'s two ways of adding a bottleneck's bias (a column of the
+matrix multiply, or one add apart) by rows, which set ``BIAS_COLUMN_FROM``. Nothing else
+may run:
 
     .venv/bin/python -m benchmarks.few_rows
 """
@@ -68,8 +70,41 @@ def ratios(rounds: int) -> list[dict[str, float]]:
     return rows
 
 
-def write_page(rows: list[dict[str, float]], rounds: int, page: Path = PAGE) -> None:
-    """docs/few_rows.md: the ratio per shape and method."""
+def bias_ways(repeats: int = 400) -> list[dict[str, float]]:
+    """Per dtype and rows: µs of ``add_projection`` with a bias (Houlsby's width 24 into
+    384) forced to add it apart and forced to add it as a column of the matrix multiply."""
+    kept = projection.BIAS_COLUMN_FROM
+    rows = []
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            for count in (24, 96, 240, 640, 2000):
+                out = torch.randn(count, 384, dtype=dtype)
+                hidden = torch.randn(count, 24, dtype=dtype)
+                weight, bias = torch.randn(384, 24, dtype=dtype), torch.randn(384, dtype=dtype)
+                row = {"dtype": str(dtype).removeprefix("torch."), "rows": count}
+                for way, threshold in (("apart", 10**9), ("column", 0)):
+                    projection.BIAS_COLUMN_FROM = threshold
+                    with torch.inference_mode():
+                        for _ in range(30):
+                            projection.add_projection(out, hidden, weight, bias, 0.5, True)
+                        start = time.perf_counter()
+                        for _ in range(repeats):
+                            projection.add_projection(out, hidden, weight, bias, 0.5, True)
+                    row[way] = 1e6 * (time.perf_counter() - start) / repeats
+                rows.append(row)
+                print(row, flush=True)
+    finally:
+        projection.BIAS_COLUMN_FROM = kept
+    return rows
+
+
+def write_page(
+    rows: list[dict[str, float]],
+    rounds: int,
+    bias: list[dict[str, float]],
+    page: Path = PAGE,
+) -> None:
+    """docs/few_rows.md: the ratio per shape and method, and the bias's two ways."""
     lines = [
         "# The few-rows fp32 update: where it pays",
         "",
@@ -89,6 +124,19 @@ def write_page(rows: list[dict[str, float]], rounds: int, page: Path = PAGE) -> 
         lines.append(
             f"| {row['batch']} × {row['length']} | {row['batch'] * row['length']} | {cells} |"
         )
+    lines += [
+        "",
+        "## A bottleneck's bias",
+        "",
+        "`add_projection` with a bias (width 24 into 384, in place), µs per call: the bias "
+        "added apart, and as a column of ones on the hidden with the bias as a column of the "
+        f"weight (two concatenations). The library adds it as a column from "
+        f"{projection.BIAS_COLUMN_FROM} rows.",
+        "",
+        "| dtype | rows | apart µs | column µs |",
+        "|---|---:|---:|---:|",
+        *[f"| {r['dtype']} | {r['rows']} | {r['apart']:.1f} | {r['column']:.1f} |" for r in bias],
+    ]
     page.write_text("\n".join(lines) + "\n")
     print(f"wrote {page}")
 
@@ -102,7 +150,7 @@ def main() -> None:
         raise SystemExit("this CPU has no native bf16: the fp32 update never applies here")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    write_page(ratios(args.rounds), args.rounds)
+    write_page(ratios(args.rounds), args.rounds, bias_ways())
 
 
 if __name__ == "__main__":

@@ -30,11 +30,13 @@ def gather_per_row(tensors: list[torch.Tensor], slot: torch.Tensor) -> torch.Ten
     return stacked[slot]  # -1 indexes from the end: the zero slot
 
 
-BIAS_COLUMN_FROM = 128
+BIAS_COLUMN_FROM = 96
 """From this many rows, :func:`add_projection` adds the bias inside the matrix multiply (two
 small concatenations); below it, one separate in-place add of the bias is cheaper than
-dispatching the concatenations, and above it that add's full-size pass costs more (timed
-on this CPU in fp32 and bf16 alike: the crossing lies between about 100 and 250 rows)."""
+dispatching the concatenations (0.72x the time at 24 fp32 rows). From about 100 rows the
+two are even, until in bf16 the add's full-size pass costs more: at 640 and 2,000 rows the
+column takes 0.77x and 0.55x its time; in fp32 they stay within 10 % of each other
+(docs/few_rows.md, ``python -m benchmarks.few_rows``)."""
 
 
 def add_projection(
