@@ -12,6 +12,17 @@ from collections.abc import Callable
 import torch
 
 
+def matmul_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` as an adapter's own matrix multiplies take it: in the adapter weights' ``dtype``,
+    except under autocast, which casts for each multiply itself. There a cast to the
+    weights' fp32 first is a full-size copy that autocast then undoes: on a bf16-stored
+    MiniLM, two of them per LoRA layer (the inputs of the attention output and of the FFN
+    down-projection arrive in bf16) made copies the largest cost of a mixed serving batch."""
+    if torch.is_autocast_enabled(x.device.type):
+        return x
+    return x.to(dtype)
+
+
 def gather_per_row(tensors: list[torch.Tensor], slot: torch.Tensor) -> torch.Tensor:
     """Stack one tensor per module plus a zero slot, and pick each row's: (B, *shape).
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from adapterkit.methods.base import AdapterModule
-from adapterkit.methods.projection import add_projection_rows, gather_per_row
+from adapterkit.methods.projection import add_projection_rows, gather_per_row, matmul_input
 
 
 class AdaLoraAdapter(AdapterModule):
@@ -64,7 +64,7 @@ class AdaLoraAdapter(AdapterModule):
     def forward(
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
-        x = self.dropout(x.to(self.lora_A.dtype))
+        x = self.dropout(matmul_input(x, self.lora_A.dtype))
         delta = F.linear(F.linear(x, self.scaled_p()), self.lora_B)  # (B, T, out)
         return base_out + (self.scaling * delta).to(base_out.dtype)
 
@@ -114,5 +114,5 @@ class AdaLoraAdapter(AdapterModule):
             [F.pad(m.scaled_p(), (0, 0, 0, width - m.rank)) for m in modules], slot
         )  # (B, width, in)
         q = gather_per_row([F.pad(m.lora_B, (0, width - m.rank)) for m in modules], slot)
-        low = torch.bmm(x.to(first.lora_A.dtype), p.transpose(1, 2))  # (B, T, width)
+        low = torch.bmm(matmul_input(x, first.lora_A.dtype), p.transpose(1, 2))  # (B, T, width)
         return add_projection_rows(base_out, low, q, None, [m.scaling for m in modules], slot)

@@ -25,6 +25,7 @@ from adapterkit.methods.projection import (
     add_projection_rows,
     few_rows_in_fp32,
     gather_per_row,
+    matmul_input,
 )
 
 _ACTIVATIONS = {
@@ -76,8 +77,7 @@ class BottleneckAdapter(AdapterModule):
         if not self.training and few_rows_in_fp32(source):
             weight_dtype = self.down.weight.dtype
             return add_in_fp32(base_out, lambda: self._update(source.to(weight_dtype)), owned)
-        if not torch.is_autocast_enabled(source.device.type):  # autocast casts for the matmul
-            source = source.to(self.down.weight.dtype)  # (a full-size copy it would undo)
+        source = matmul_input(source, self.down.weight.dtype)
         hidden = self.act(F.linear(source, self.down.weight, self.down.bias))  # (B, T, width)
         if hidden.dtype == dtype and (self.dropout.p == 0 or not self.training):
             up = self.up
@@ -130,7 +130,8 @@ class BottleneckAdapter(AdapterModule):
         b_down = gather_per_row([m.down.bias for m in modules], slot)  # (B, r)
         w_up = gather_per_row([m.up.weight for m in modules], slot)  # (B, C, r)
         b_up = gather_per_row([m.up.bias for m in modules], slot)  # (B, C)
-        hidden = torch.baddbmm(b_down.unsqueeze(1), source.to(dtype), w_down.transpose(1, 2))
+        source = matmul_input(source, dtype)
+        hidden = torch.baddbmm(b_down.unsqueeze(1), source, w_down.transpose(1, 2))
         scalings = [m.scaling for m in modules]
         hidden = first.act(hidden)
         return add_projection_rows(base_out, hidden, w_up, b_up, scalings, slot, owned)

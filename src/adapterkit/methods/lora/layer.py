@@ -24,6 +24,7 @@ from adapterkit.methods.projection import (
     add_projection_rows,
     few_rows_in_fp32,
     gather_per_row,
+    matmul_input,
 )
 
 
@@ -59,8 +60,7 @@ class LoraAdapter(AdapterModule):
             return add_in_fp32(
                 base_out, lambda: torch.mm(rows, down.T) * self.scaling @ up.T, owned
             )
-        if not torch.is_autocast_enabled(x.device.type):  # autocast casts for the matmul
-            x = x.to(down.dtype)  # (a full-size copy it would undo)
+        x = matmul_input(x, down.dtype)
         if self.training and self.dropout.p > 0:  # (no module calls where they do nothing:
             x = self.dropout(x)  # at batch 1 their dispatch is a visible share of the layer)
         low = F.linear(x, down)  # (B, T, r)
@@ -113,4 +113,4 @@ class LoraAdapter(AdapterModule):
         dtype = modules[0].lora_A.weight.dtype
         a = gather_per_row([m.lora_A.weight for m in modules], slot)  # (B, r, in)
         b = gather_per_row([m.lora_B.weight for m in modules], slot)  # (B, out, r)
-        return torch.bmm(x.to(dtype), a.transpose(1, 2)), b
+        return torch.bmm(matmul_input(x, dtype), a.transpose(1, 2)), b
