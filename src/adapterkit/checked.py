@@ -36,7 +36,8 @@ def check_fields(obj: Any, where: str = "", as_flags: bool = False) -> None:
         obj: A dataclass instance, typically ``self`` in ``__post_init__``.
         where: Prefix of the names in messages (``"lora: "`` for a method's config).
         as_flags: Name fields as flags (``--max-batch``) in messages, for settings that
-            only flags set; else by field name, which is also the YAML key.
+            only flags set; else by field name, which is also the YAML key, followed by
+            the flag where its spelling differs (``r (--rank)``, ``train_file (--train)``).
 
     Raises:
         AdapterkitError: One line naming the first field whose value does not fit.
@@ -45,10 +46,19 @@ def check_fields(obj: Any, where: str = "", as_flags: bool = False) -> None:
     for f in dataclasses.fields(obj):
         if f.name in hints:
             value = getattr(obj, f.name)
-            name = "--" + f.name.replace("_", "-") if as_flags else f.name
+            name = "--" + f.name.replace("_", "-") if as_flags else _key_and_flag(f)
             checked = check_value(where + name, hints[f.name], value, f.metadata)
             if checked is not value:
                 object.__setattr__(obj, f.name, checked)  # frozen dataclasses too
+
+
+def _key_and_flag(f: dataclasses.Field) -> str:
+    """A field's name, with its flag in parentheses where the flag is not the name spelled
+    with dashes: a user who typed ``--rank 0`` should find ``--rank`` in the message."""
+    flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+    if flag is None or flag == "--" + f.name.replace("_", "-"):
+        return f.name
+    return f"{f.name} ({flag})"
 
 
 @functools.cache

@@ -70,6 +70,23 @@ def test_a_rank_above_the_layers_width_leaves_no_run_folder(
     assert not (tmp_path / "run").exists()  # refused when the layers are wrapped, before writing
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--method", "lora", "--rank", "0"], "lora: r (--rank) must be >= 1, got 0"),
+        (["--method", "houlsby", "--reduction-factor", "-1"], "bottleneck: reduction_factor must"),
+        (["--method", "lora", "--adapter-dropout", "1.5"], "dropout (--adapter-dropout) must"),
+    ],
+)
+def test_a_bad_method_option_names_the_flag_the_user_typed(
+    capsys, model_dir: Path, tmp_path: Path, flags: list[str], named: str
+) -> None:
+    train = tmp_path / "t.csv"
+    train.write_text("text,label\n" + "good movie,pos\nbad plot,neg\n" * 5)
+    _fails_with(capsys, _train_args(model_dir, tmp_path, train, *flags), named)
+    assert not (tmp_path / "run").exists()
+
+
 def test_unseen_test_label_is_named(capsys, model_dir: Path, tmp_path: Path) -> None:
     train, test = tmp_path / "train.csv", tmp_path / "test.csv"
     train.write_text("text,label\n" + "good movie,pos\nbad plot,neg\n" * 5)
