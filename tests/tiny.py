@@ -132,6 +132,20 @@ def assert_row_matches(mixed_row: torch.Tensor, alone: torch.Tensor) -> None:
     torch.testing.assert_close(mixed_row, alone, rtol=1e-4, atol=1e-4 * scale)
 
 
+def assert_mixed_equals_rows_alone(
+    model: torch.nn.Module, inputs: dict[str, torch.Tensor], routes: list[str | None]
+) -> None:
+    """One batch routed per row (``routes``: an adapter name, or None for the base) gives
+    each row what that row gives run alone with its adapter (:func:`assert_row_matches`)."""
+    with torch.no_grad():
+        mixed = main_output(model(**inputs, adapter=routes))
+        for row, name in enumerate(routes):
+            alone = main_output(
+                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
+            )
+            assert_row_matches(mixed[row : row + 1], alone)
+
+
 ARCHS = ["bert", "roberta", "distilbert", "gpt2", "llama", "t5"]
 METHODS = [
     "houlsby",

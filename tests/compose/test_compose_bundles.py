@@ -10,7 +10,7 @@ import pytest
 import torch
 from tests.compose.helpers import composed, composed_key, hosts_of, layer_input, model_with, parts
 from tests.lifecycle.helpers import LABELS, make_bundle, other_base, run
-from tests.tiny import main_output, tiny_inputs, tiny_model
+from tests.tiny import assert_mixed_equals_rows_alone, main_output, tiny_inputs, tiny_model
 
 from adapterkit.bundle import read_bundle
 from adapterkit.model import AdaptedModel
@@ -80,15 +80,8 @@ def test_a_mixed_batch_of_compositions_and_plain_adapters_equals_each_alone(
     assert run("compose", bundles["lora"], bundles["a"], "--mode", "stack", "--out", stack,
                "--head-from", "2")[0] == 0  # fmt: skip
     model = model_with({"ens": average, "stack": stack, "a": bundles["a"], "lora": bundles["lora"]})
-    inputs = tiny_inputs("bert", batch=6, length=7)
     routes = ["ens", "a", None, "stack", "ens", "lora"]
-    with torch.no_grad():
-        mixed = main_output(model(**inputs, adapter=routes))
-        for row, name in enumerate(routes):
-            alone = main_output(
-                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
-            )
-            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-6)
+    assert_mixed_equals_rows_alone(model, tiny_inputs("bert", batch=6, length=7), routes)
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.tiny import assert_row_matches, main_output, tiny_inputs, tiny_model
+from tests.tiny import assert_mixed_equals_rows_alone, main_output, tiny_inputs, tiny_model
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config
@@ -87,15 +87,8 @@ def test_mixed_batch_with_other_methods_equals_rows_alone() -> None:
     adapter_modules(model, "ada")["encoder.layer.0.output.dense"].keep_ranks(
         torch.tensor([True, False, True, False])  # one layer already smaller
     )
-    inputs = tiny_inputs("bert", batch=6)
     routes = ["ada", "lora", None, "ia3", "ada", "houlsby"]
-    with torch.no_grad():
-        mixed = main_output(model(**inputs, adapter=routes))
-        for row, name in enumerate(routes):
-            alone = main_output(
-                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
-            )
-            assert_row_matches(mixed[row : row + 1], alone)
+    assert_mixed_equals_rows_alone(model, tiny_inputs("bert", batch=6), routes)
 
 
 def test_bundle_keeps_only_the_kept_ranks_and_loads_back_equal(tmp_path) -> None:

@@ -10,7 +10,7 @@ import torch
 from tests.tiny import (
     ARCHS,
     FINISHED,
-    assert_row_matches,
+    assert_mixed_equals_rows_alone,
     main_output,
     save_tiny_bert,
     tiny_inputs,
@@ -55,14 +55,10 @@ def test_fresh_tuning_is_identity_and_trained_rows_equal_rows_alone(arch: str) -
     for seed, name in enumerate("ABC"):
         _randomise(model, name, seed)
     routes = ["A", None, "B", "C"]
+    assert_mixed_equals_rows_alone(model, inputs, routes)
     with torch.no_grad():
         mixed = main_output(model(**inputs, adapter=routes))
-        for row, name in enumerate(routes):
-            alone = main_output(
-                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
-            )
-            assert_row_matches(mixed[row : row + 1], alone)
-        assert (mixed[0] - reference[0]).abs().max() > 1e-3  # the tuning really acts
+    assert (mixed[0] - reference[0]).abs().max() > 1e-3  # the tuning really acts
 
 
 @pytest.mark.parametrize("arch", ARCHS)

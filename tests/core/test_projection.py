@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.tiny import main_output, tiny_inputs, tiny_model
+from tests.tiny import assert_mixed_equals_rows_alone, tiny_inputs, tiny_model
 
 from adapterkit.methods import make_config
 from adapterkit.methods.bottleneck.layer import BottleneckAdapter
@@ -92,12 +92,4 @@ def test_mixed_rows_with_different_scalings_equal_each_row_alone(
             for param in model.adapter_parameters(name).values():
                 param.add_(torch.randn(param.shape, generator=generator) * 0.1)
     model.eval()
-    inputs = tiny_inputs("bert", batch=4)
-    routes = ["c", "a", None, "b"]
-    with torch.no_grad():
-        mixed = main_output(model(**inputs, adapter=routes))
-        for row, name in enumerate(routes):
-            alone = main_output(
-                model(**{k: v[row : row + 1] for k, v in inputs.items()}, adapter=name)
-            )
-            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-5)
+    assert_mixed_equals_rows_alone(model, tiny_inputs("bert", batch=4), ["c", "a", None, "b"])
