@@ -87,7 +87,7 @@ class BottleneckAdapter(AdapterModule):
 
     def _update(self, source: torch.Tensor) -> torch.Tensor:
         """``s · (W_up act(W_down source) + b_up)`` (eval mode: no dropout) as (rows, C),
-        in ``source``'s dtype: 2-D matrix multiplies, the scaling on the narrow hidden."""
+        in ``source``'s dtype: two 2-D ``addmm``, the scaling in the second's alpha and beta."""
         rows = source.reshape(-1, source.shape[-1])
         hidden = self.act(torch.addmm(self.down.bias, rows, self.down.weight.T))
         return torch.addmm(
