@@ -102,6 +102,16 @@ def test_goal_lines_judge_ratios() -> None:
     assert "- m: bound: frozen-base floor tokens/s ÷ full: 1.80" in lines
     assert any("floor tokens/s ÷ adapterhub pfeiffer: 1.20" in line for line in lines)
     assert "- m: bound: frozen-base floor peak memory ÷ full: 0.45" in "\n".join(lines)
+    assert not any("at most" in line for line in lines)  # no FLOP counts: no FLOP bound
+
+    counted = [
+        {**r, "flops_per_padded_token": 50.0 if r["method"] == "pfeiffer" else 40.0} for r in rows
+    ]
+    lines = report.goals("m", {"training": counted, "inference": {}})
+    assert (  # 40/50 FLOPs: at most 0.8 of the floor's 180 tokens/s; 160 reached is 0.889
+        "- m: bound: pfeiffer tokens/s ÷ floor at most 0.800 (the floor's FLOPs per token over "
+        "pfeiffer's); reached 0.889, 1.111 of it"
+    ) in lines
 
     switched = {**row("ours", "pfeiffer", 170, 550), "variant": "no_attn_dropout"}
     full_switched = {**row("ours", "full", 120, 900), "variant": "no_attn_dropout"}
