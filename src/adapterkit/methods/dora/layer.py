@@ -4,8 +4,11 @@ For a frozen layer ``y = W x + b`` (W: (out, in)) and a LoRA update ``ΔW = s ·
 
     y' = (m / ‖W + ΔW‖) ⊙ (W x + ΔW x) + b          m, ‖·‖: (out,), one per output row
 
-computed from the frozen layer's output as ``y + (g - 1) ⊙ (y - b) + g ⊙ ΔW x`` with
-``g = m / ‖W + ΔW‖``, so the frozen product ``W x`` is not run twice. As in the paper
+computed from the frozen layer's output as ``g ⊙ (y + ΔW x) + (1 - g) ⊙ b`` with
+``g = m / ‖W + ΔW‖``, so the frozen product ``W x`` is not run twice, and the (B, T, out)
+tensor is passed over only by the up-projection's ``addmm`` (which adds ``y``) and one
+``addcmul`` (gain and bias); the form ``y + (g - 1) ⊙ (y - b) + g ⊙ ΔW x`` took five
+passes and trained at 0.77 of DoRA's FLOP bound (docs/method_speed.md). As in the paper
 (§4.3) and peft, the norm is a constant for the backward pass: its graph would cost an
 (out, in) matrix per layer of activation memory for no measured gain. LoRA's dropout
 applies to the low-rank path only.
@@ -15,11 +18,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from adapterkit.errors import AdapterkitError
 from adapterkit.methods.base import AdapterModule, BaseWeights
 from adapterkit.methods.lora.layer import LoraAdapter
-from adapterkit.methods.projection import gather_per_row, row_scalings
+from adapterkit.methods.projection import (
+    add_projection,
+    gather_per_row,
+    matmul_input,
+    row_scalings,
+)
 
 MIN_MERGE_MAGNITUDE = 1e-6
 """Below this a row's magnitude would erase the row on merge, beyond unmerging."""
@@ -46,9 +55,12 @@ class DoraAdapter(LoraAdapter):
         self._merged_gain: torch.Tensor | None = None
 
     def row_gain(self, weight: torch.Tensor) -> torch.Tensor:
-        """``g = m / ‖W + ΔW‖`` per output row (out,), the norm detached."""
-        directed = weight.to(self.lora_A.weight.dtype) + self.delta_weight()
-        return self.magnitude / directed.norm(dim=1).detach()
+        """``g = m / ‖W + ΔW‖`` per output row (out,), the norm a constant: computed with
+        autograd off, so no graph of the (out, in) sum is built only to be cut."""
+        with torch.no_grad():
+            directed = weight.to(self.lora_A.weight.dtype) + self.delta_weight()
+            norm = directed.norm(dim=1)
+        return self.magnitude / norm
 
     def forward(
         self,
@@ -60,9 +72,19 @@ class DoraAdapter(LoraAdapter):
     ) -> torch.Tensor:
         dtype = self.lora_A.weight.dtype
         gain = self.row_gain(base.weight)
-        low_rank = self.scaling * self.lora_B(self.lora_A(self.dropout(x.to(dtype))))
-        plain = _without_bias(base_out.to(dtype), base.bias)
-        return base_out + ((gain - 1) * plain + gain * low_rank).to(base_out.dtype)
+        x = matmul_input(x, dtype)
+        if self.training and self.dropout.p > 0:
+            x = self.dropout(x)
+        low = F.linear(x, self.lora_A.weight)  # (B, T, r), autocast's dtype under autocast
+        summed = add_projection(base_out.to(low.dtype), low, self.lora_B.weight, None, self.scaling)
+        rows = summed.reshape(-1, summed.shape[-1])
+        # The gain stays in its fp32 (a gain of 1.0003 is 1.0 in bf16): a bf16 sum under
+        # autocast is promoted here, and the result rounded once into the output's dtype.
+        if base.bias is None:
+            scaled = rows * gain
+        else:  # g ⊙ (y + ΔW x) + (1 - g) ⊙ b in one pass
+            scaled = torch.addcmul((1 - gain) * base.bias, rows, gain)
+        return scaled.view(base_out.shape).to(base_out.dtype)
 
     @classmethod
     def forward_rows(
