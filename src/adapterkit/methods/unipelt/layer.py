@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from adapterkit.methods.base import AdapterModule
 from adapterkit.methods.bottleneck.layer import BottleneckAdapter
 from adapterkit.methods.lora.layer import LoraAdapter
 from adapterkit.methods.prefix.layer import PrefixAdapter
-from adapterkit.methods.projection import gather_per_row
+from adapterkit.methods.projection import gather_per_row, matmul_input
 
 
 class TokenGate(nn.Module):
@@ -72,12 +73,19 @@ class TokenGated(AdapterModule):
         """What the gate reads: the layer input (LoRA) or output (a sequential adapter)."""
         raise NotImplementedError
 
+    def part_update(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        """The part's own update (B, T, out), before its scaling."""
+        raise NotImplementedError
+
     def forward(
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
-        updated = super().forward(x, base_out, block_input)
+        # y + g · s · u in one addcmul: taking the part's y + s·u and then subtracting y
+        # again made three more full-size passes (UniPELT trained at 0.78 of its FLOP bound).
         gate = self.token_gate(self.gate_source(x, base_out))
-        return base_out + (gate * (updated - base_out)).to(base_out.dtype)
+        update = self.part_update(x, base_out)
+        gated = torch.addcmul(base_out, gate, update, value=self.scaling)
+        return gated.to(base_out.dtype)
 
     @classmethod
     def forward_rows(
@@ -108,6 +116,12 @@ class GatedLora(TokenGated, LoraAdapter):
     def gate_source(x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
         return x
 
+    def part_update(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        x = matmul_input(x, self.lora_A.weight.dtype)
+        if self.training and self.dropout.p > 0:
+            x = self.dropout(x)
+        return F.linear(F.linear(x, self.lora_A.weight), self.lora_B.weight)
+
 
 class GatedBottleneck(TokenGated, BottleneckAdapter):
     """A sequential bottleneck adapter whose output each token gates by the adapter's input."""
@@ -119,6 +133,11 @@ class GatedBottleneck(TokenGated, BottleneckAdapter):
     @staticmethod
     def gate_source(x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
         return base_out
+
+    def part_update(self, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
+        source = matmul_input(base_out, self.down.weight.dtype)
+        hidden = self.act(F.linear(source, self.down.weight, self.down.bias))
+        return self.dropout(F.linear(hidden, self.up.weight, self.up.bias))
 
 
 class GatedPrefix(PrefixAdapter):
