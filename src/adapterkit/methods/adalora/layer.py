@@ -22,7 +22,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from adapterkit.methods.base import AdapterModule
-from adapterkit.methods.projection import add_projection_rows, gather_per_row, matmul_input
+from adapterkit.methods.projection import (
+    add_projection,
+    add_projection_rows,
+    gather_per_row,
+    matmul_input,
+)
 
 
 class AdaLoraAdapter(AdapterModule):
@@ -65,7 +70,10 @@ class AdaLoraAdapter(AdapterModule):
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
         x = self.dropout(matmul_input(x, self.lora_A.dtype))
-        delta = F.linear(F.linear(x, self.scaled_p()), self.lora_B)  # (B, T, out)
+        low = F.linear(x, self.scaled_p())  # (B, T, rank)
+        if low.dtype == base_out.dtype and low.shape[-1] > 0:  # up, scale and add: one addmm
+            return add_projection(base_out, low, self.lora_B, None, self.scaling)
+        delta = F.linear(low, self.lora_B)  # (B, T, out)
         return base_out + (self.scaling * delta).to(base_out.dtype)
 
     def delta_weight(self) -> torch.Tensor:
