@@ -7,8 +7,8 @@ For a frozen layer ``y = W x + b`` (W: (out, in)) and a LoRA update ``ΔW = s ·
 computed from the frozen layer's output as ``g ⊙ (y + ΔW x) + (1 - g) ⊙ b`` with
 ``g = m / ‖W + ΔW‖``, so the frozen product ``W x`` is not run twice, and the (B, T, out)
 tensor is passed over only by the up-projection's ``addmm`` (which adds ``y``) and one
-``addcmul`` (gain and bias); the form ``y + (g - 1) ⊙ (y - b) + g ⊙ ΔW x`` took five
-passes and trained at 0.77 of DoRA's FLOP bound (docs/method_speed.md). As in the paper
+``addcmul`` (gain and bias), where the form ``y + (g - 1) ⊙ (y - b) + g ⊙ ΔW x`` took
+five passes, each kept for the backward too. As in the paper
 (§4.3) and peft, the norm is a constant for the backward pass: its graph would cost an
 (out, in) matrix per layer of activation memory for no measured gain. LoRA's dropout
 applies to the low-rank path only.

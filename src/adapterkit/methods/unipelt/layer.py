@@ -81,7 +81,7 @@ class TokenGated(AdapterModule):
         self, x: torch.Tensor, base_out: torch.Tensor, block_input: torch.Tensor | None
     ) -> torch.Tensor:
         # y + g · s · u in one addcmul: taking the part's y + s·u and then subtracting y
-        # again made three more full-size passes (UniPELT trained at 0.78 of its FLOP bound).
+        # again made three more full-size passes, and lost the update's low bits.
         gate = self.token_gate(self.gate_source(x, base_out))
         update = self.part_update(x, base_out)
         gated = torch.addcmul(base_out, gate, update, value=self.scaling)
