@@ -137,8 +137,8 @@ FP32_ROWS_BELOW = 64
 in fp32 although CPU autocast asks for bf16 (:func:`few_rows_in_fp32`): on an AMX CPU a
 bf16 matrix multiply with a side of 8 to 48 has a fixed cost that fp32 does not. A MiniLM
 forward with the base stored in bf16 (docs/few_rows.md, ``python -m benchmarks.few_rows``):
-LoRA at 16 rows 1.10x faster with the fp32 update, even at 64 to 96, 0.91x at 256; Houlsby
-1.05x at 16 and even from 48 on."""
+LoRA 1.08x faster with the fp32 update at 16 rows, 1.05x at 32 to 48, even at 64 to 96
+(1.03, 0.98), 0.91x at 256; Houlsby 1.02-1.06x up to 128 rows and even from 160."""
 
 
 def few_rows_in_fp32(x: torch.Tensor) -> bool:
