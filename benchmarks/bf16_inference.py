@@ -1,9 +1,9 @@
 """Does bf16 inference give the answers fp32 gives? ``python -m benchmarks.bf16_inference``.
 
-Training already runs in bf16 autocast on CPUs with native bf16 (``--precision auto``);
-evaluation, ``predict`` and ``serve`` run fp32. benchmarks.attention_kernels measured the
-evaluation forward 1.7-2.9x faster in bf16 on such a CPU. Before bf16 inference can be a
-default, the answers must agree: this script takes the bundles that
+On CPUs with native bf16, ``--precision auto`` trains, evaluates, predicts and serves in
+bf16 autocast; this script is the evidence that made it the inference default.
+benchmarks.attention_kernels measured the evaluation forward 1.7-2.9x faster in bf16 on
+such a CPU, but the answers must agree too: this script takes the bundles that
 ``python -m benchmarks.time_to_quality`` trained with adapterkit's defaults (3 seeds per
 task, runs/time_to_quality/<task>/adapterkit-seed<N>/adapter), scores each one on its
 task's test split in fp32, in bf16 autocast, and in bf16 autocast over a base whose frozen
@@ -12,7 +12,8 @@ change, the metric in each precision and the evaluation time. Then it times one 
 of the TREC-6 seed-0 bundle at the batch sizes a server and ``predict`` see (1 and 16
 questions) and evaluation's 64: autocast alone casts every frozen fp32 weight to bf16 on
 every call, a fixed cost that small batches do not earn back. Writes
-docs/bf16_inference.md (and .json); run it on a quiet machine for the times.
+docs/bf16_inference.md (and .json); run it on a quiet machine for the times
+(``--latency-only`` times the forwards again and keeps the last run's scores).
 """
 
 from __future__ import annotations
