@@ -54,10 +54,10 @@ NOTES = [
     "ratios bound what any implementation can reach at these numerics. Each method's own "
     "bound is tighter: the floor's FLOPs over the method's (the 'at most' lines). An adapter "
     "inside the first block needs gradients through that block's layers, which the floor "
-    "skips, so on MiniLM Houlsby (0.919) and LoRA on the query and value (0.926) cannot reach "
-    "0.95 of the floor at these sizes. One run of 12 steps moves 'of it' by several points "
-    "(full reads 1.22 of its bound on MiniLM); docs/method_speed.md gives the same bound "
-    "for every method at its defaults.",
+    "skips, so Houlsby and LoRA on the query and value fall short of the floor by their "
+    "first block's backward even at a perfect implementation. One run of 12 steps moves "
+    "'of it' by several points; docs/method_speed.md gives the same bound for every method "
+    "at its defaults.",
     "- **No attention dropout** (`adapterkit train --attention-dropout 0`; off by default "
     "because it changes the regularisation; its test scores beside the default's are in "
     "docs/results.md, `--variant no-attn-dropout`): with "

@@ -46,17 +46,28 @@ def check_fields(obj: Any, where: str = "", as_flags: bool = False) -> None:
     for f in dataclasses.fields(obj):
         if f.name in hints:
             value = getattr(obj, f.name)
-            name = "--" + f.name.replace("_", "-") if as_flags else _key_and_flag(f)
+            name = default_flag(f.name) if as_flags else _key_and_flag(f)
             checked = check_value(where + name, hints[f.name], value, f.metadata)
             if checked is not value:
                 object.__setattr__(obj, f.name, checked)  # frozen dataclasses too
 
 
+def default_flag(name: str) -> str:
+    """The flag of a field named ``name`` unless its metadata names another: ``--max-batch``."""
+    return "--" + name.replace("_", "-")
+
+
+def field_flag(f: dataclasses.Field) -> str | None:
+    """The command-line flag that sets field ``f``: its metadata's ``flag`` (None: no flag),
+    else :func:`default_flag`."""
+    return f.metadata.get("flag", default_flag(f.name))
+
+
 def _key_and_flag(f: dataclasses.Field) -> str:
     """A field's name, with its flag in parentheses where the flag is not the name spelled
     with dashes: a user who typed ``--rank 0`` should find ``--rank`` in the message."""
-    flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-    if flag is None or flag == "--" + f.name.replace("_", "-"):
+    flag = field_flag(f)
+    if flag is None or flag == default_flag(f.name):
         return f.name
     return f"{f.name} ({flag})"
 

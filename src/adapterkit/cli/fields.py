@@ -34,6 +34,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from adapterkit.checked import field_flag
+
 # Besides these, the range keys of adapterkit.checked (checked there, not by argparse).
 METADATA_KEYS = frozenset({"flag", "dest", "choices", "aliases", "min", "max", "above", "below"})
 FLAG_TYPES = (int, float, str, bool)
@@ -143,7 +145,7 @@ def dataclass_flags(cls: type) -> list[FieldFlag]:
         unknown = set(f.metadata) - METADATA_KEYS
         if unknown:
             raise TypeError(f"{cls.__name__}.{f.name}: unknown metadata {sorted(unknown)}")
-        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        flag = field_flag(f)
         kind, many = (None, False) if flag is None else _flag_type(cls, f.name, hints[f.name])
         choices = f.metadata.get("choices")
         flags.append(
