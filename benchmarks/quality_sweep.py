@@ -21,7 +21,14 @@ Jobs run in priority order (defaults first, then candidates seed by seed); finis
 are skipped, so a second call continues where a deadline stopped the first. After
 ``--deadline`` seconds no new job starts, and after ``--hard-deadline`` running jobs are
 killed (their runs stay unfinished and are not collected). Every call ends by collecting
-the finished runs into the JSON and rewriting the page.
+the finished runs into the JSON and rewriting the page. The JSON keeps every run it ever
+recorded, each with the machine it ran on, so the runs of several machines and sessions
+make one page, and a job recorded there is not run again.
+
+On the 2-core CPU machine (two runs side by side, one thread each: a TREC-6 run of a
+second-wave method takes 6-23 minutes, a CoNLL-2003 run 15-22)::
+
+    python -m benchmarks.quality_sweep --set methods --tasks trec --workers 2
 
 What docs/results_sweep.md holds came from three such calls on one H200 (16 CPU cores),
 the first line above and then the second twice (``--deadline 10``): with 14-16 runs side
@@ -112,7 +119,8 @@ TASK_ORDER = ["conll2003", "trec"]  # the longer runs first, so the tail packs w
 # --set methods: the second wave's methods at their defaults, beside the first wave's, and
 # the switches whose quality decides a default (length grouping with even token weights).
 SECOND_WAVE = [
-    Candidate(m) for m in ("ia3", "dora", "adalora", "prompt", "prefix", "mam", "unipelt")
+    Candidate(m)
+    for m in ("parallel", "ia3", "dora", "adalora", "prompt", "prefix", "mam", "unipelt")
 ] + [Candidate("head", None, {"train_bias": True})]
 EVEN_TOKENS = {"loss_weighting": "even"}
 SWITCHES = [
@@ -130,10 +138,11 @@ SETS = ("defaults", "methods")
 def jobs(which: str = "defaults") -> list[tuple[str, Candidate, int]]:
     """Every (task, candidate, seed) of a set, most wanted first: ``defaults`` (the first
     wave's defaults, then candidates for other defaults) or ``methods`` (every other method
-    and the grouping switches, three seeds each, beside the defaults)."""
+    beside the defaults, then the grouping switches, three seeds each)."""
     if which == "methods":
-        rows = [*DEFAULTS, *SECOND_WAVE, *SWITCHES]
-        return [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in rows]
+        rows = [*DEFAULTS, *SECOND_WAVE]
+        out = [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in rows]
+        return out + [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in SWITCHES]
     out = [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in DEFAULTS]
     out += [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in CANDIDATES]
     out += [(t, c, s) for s in (3, 4) for t in TASK_ORDER for c in DEFAULTS]
@@ -198,11 +207,18 @@ def run_all(
     limit: int | None = None,
     tasks: list[str] | None = None,
     which: str = "defaults",
+    recorded: frozenset[tuple[str, str, int]] = frozenset(),
 ) -> None:
     """Run every unfinished job of set ``which``, ``workers`` at a time, until done or out
-    of time."""
+    of time. A job counts as finished when its folder has metrics.json or it is
+    ``recorded`` (task, candidate name, seed) in the sweep's JSON, on any machine."""
     start = time.monotonic()
-    todo = [j for j in jobs(which) if not (job_dir(runs, *j) / "metrics.json").exists()]
+    todo = [
+        (task, candidate, seed)
+        for task, candidate, seed in jobs(which)
+        if not (job_dir(runs, task, candidate, seed) / "metrics.json").exists()
+        and (task, candidate.name, seed) not in recorded
+    ]
     todo = [j for j in todo if j[0] in (tasks or TASK_ORDER)][:limit]
     running: list[tuple[Any, Any, str, float]] = []
     done = failed = 0
@@ -275,9 +291,10 @@ def main() -> None:
         candidate = Candidate(method, lr, options, switches)
         run_job(task, candidate, seed, Path(out), args.precision, args.smoke)
         return
-    from benchmarks.quality_sweep_report import collect, write_page
+    from benchmarks.quality_sweep_report import collect, recorded_runs, write_page
 
     if not (args.collect or args.report_only):
+        recorded = {(r["task"], r["candidate"], r["seed"]) for r in recorded_runs(args.json)}
         run_all(
             args.runs,
             args.workers,
@@ -288,6 +305,7 @@ def main() -> None:
             args.limit,
             args.tasks,
             args.which,
+            frozenset(recorded),
         )
     if not args.report_only:
         collect(args.runs, args.json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,33 @@ def test_the_methods_set_names_each_row_once_and_runs_three_seeds_of_each() -> N
     rows = DEFAULTS + SECOND_WAVE + SWITCHES
     assert len({c.name for c in rows}) == len(rows)
     assert {(c, s) for _, c, s in order} == {(c.name, s) for c in rows for s in (0, 1, 2)}
+
+
+def test_collect_adds_to_the_runs_of_other_machines_and_the_scheduler_skips_them(
+    tmp_path: Path, sleepy_jobs
+) -> None:
+    _, started = sleepy_jobs
+    runs, sweep = tmp_path / "runs", tmp_path / "sweep.json"
+    # A JSON of the first sweeps: one machine for all its runs, whose folders are gone.
+    gpu = "x86_64, GPU NVIDIA H200, torch 2.11.0+cu130"
+    old = {"task": "trec", "candidate": "lora", "method": "lora", "seed": 0, "lr": 1e-3}
+    old |= {"test": 96.0, "validation": 94.0, "trainable_percent": 1.9, "bundle_bytes": 1}
+    sweep.write_text(json.dumps({"machine": gpu, "runs": [old | {"train_seconds": 50.0}]}))
+    _fake_run(runs, "trec", "lora", 1, 95.0, 93.0)
+    rows = collect(runs, sweep)
+    assert [(r["seed"], r["machine"] == gpu) for r in rows] == [(0, True), (1, False)]
+    assert collect(runs, sweep) == rows  # collected again: replaced, not doubled
+    page = tmp_path / "sweep.md"
+    write_page(sweep, page)
+    text = page.read_text()
+    assert f"{gpu} (1 runs)" in text
+    lora_row = next(line for line in text.splitlines() if line.startswith("| lora |"))
+    assert lora_row.endswith(f"| CPU ({os.cpu_count()} cores), H200 |")
+
+    recorded = frozenset((r["task"], r["candidate"], r["seed"]) for r in rows)
+    run_all(tmp_path / "new", 2, 60, 60, "fp32", 0, 4, ["trec"], "methods", recorded)
+    # Seed 0 of the defaults and then of the second wave; lora's seed 0 is recorded.
+    assert started == [f"trec-{m}-seed0" for m in ("full", "houlsby", "pfeiffer", "parallel")]
 
 
 def test_jobs_put_the_defaults_first_and_repeat_nothing() -> None:
