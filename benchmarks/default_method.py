@@ -9,9 +9,11 @@ validation scores of two committed studies,
   subsamples of them, 3 seeds each, every option at its default but the method;
 
 and ranks, for each task type, the methods that have 3 or more seeds on every set of that
-type by their median validation score on each set. The pick has the best mean rank (ties:
-the better worst seed on the small sets); a method stuck at the trivial predictor on any
-run is out. Test scores are never read. Then it says whether
+type by their median validation score on each set. A method's score is the mean of two
+halves: its rank on the full-size set, and its mean rank over the small sets (robustness
+counts as much as the best score, however many small variants there are). The pick has
+the best score (ties: the better worst seed on the small sets); a method stuck at the
+trivial predictor on any run is out. Test scores are never read. Then it says whether
 ``adapterkit.train.default_method.DEFAULT_METHODS`` agrees.
 
     .venv/bin/python -m benchmarks.default_method
@@ -35,8 +37,14 @@ DOC = Path("docs/default_method.md")
 MIN_SEEDS = 3
 # Task type -> the sets that stand for it: full-size built-in sets, then small variants.
 TASK_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "sequence-classification": (("trec",), ("trec-500", "movie-sentiment-500")),
-    "token-classification": (("conll2003",), ("conll2003-1000",)),
+    "sequence-classification": (
+        ("trec",),
+        ("trec-500", "trec-2000", "movie-sentiment-500", "movie-sentiment-2000"),
+    ),
+    "token-classification": (
+        ("conll2003",),
+        ("conll2003-1000", "conll2003-2000", "conll2003-rare-1000"),
+    ),
 }
 
 
@@ -79,8 +87,9 @@ def rank_task(
         for place, row in enumerate(order, 1):
             row.setdefault("ranks", {})[name] = place
     for row in rows:
-        row["mean_rank"] = statistics.mean(row["ranks"].values())
-    rows.sort(key=lambda r: (r["mean_rank"], -r["worst_small"]))
+        halves = [statistics.mean(row["ranks"][s] for s in part) for part in (full, small)]
+        row["score"] = statistics.mean(halves)
+    rows.sort(key=lambda r: (r["score"], -r["worst_small"]))
     return {
         "sets": sets,
         "rows": rows,
@@ -100,10 +109,10 @@ def write_doc(result: dict[str, dict[str, Any]], path: Path) -> None:
         f"{SMALL} (seeded small subsamples, `python -m benchmarks.small_data_study`). Only "
         "validation splits are read. A method is ranked on a task type when it has at least "
         f"{MIN_SEEDS} seeds on every set of that type; on each set the methods are ranked by "
-        "their median validation score (1 = best); the pick has the best mean rank (ties: the "
-        "better worst seed on the small sets). A method with any run stuck at the trivial "
-        "predictor is out. Robustness counts as much as the best score: each small set weighs "
-        "as much as the full-size one.",
+        "their median validation score (1 = best). A method's score is the mean of its rank "
+        "on the full-size set and its mean rank over the small sets: robustness counts as "
+        "much as the best score. The pick has the best score (ties: the better worst seed on "
+        "the small sets). A method with any run stuck at the trivial predictor is out.",
         "",
     ]
     for task_type, found in result.items():
@@ -112,7 +121,7 @@ def write_doc(result: dict[str, dict[str, Any]], path: Path) -> None:
         lines.append(
             "| method | "
             + " | ".join(f"{s} validation (rank)" for s in sets)
-            + " | worst seed, small sets | mean rank |"
+            + " | worst seed, small sets | score |"
         )
         lines.append("|---|" + "---|" * (len(sets) + 2))
         for row in found["rows"]:
@@ -121,7 +130,7 @@ def write_doc(result: dict[str, dict[str, Any]], path: Path) -> None:
             lines.append(
                 f"| {name} | "
                 + " | ".join(cells)
-                + f" | {row['worst_small']:.1f} | {row['mean_rank']:.2f} |"
+                + f" | {row['worst_small']:.1f} | {row['score']:.2f} |"
             )
         lines.append("")
         if found["missing"]:
