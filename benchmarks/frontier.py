@@ -1,55 +1,59 @@
 """Quality against trainable parameters: the frontier a user looks at to choose a method.
 
-Reads the finished runs of ``benchmarks.quality`` (runs/quality/<task>-<row>[-seedN]) and
-draws, per task, each method family's rows (its sizes: quality_spec.RECIPES such as
-``lora-r2``) as one line of test-score medians over seeds against trainable %, with full
-fine-tuning as a horizontal line. Writes docs/frontier.md and docs/frontier_<task>.png::
+Reads the runs recorded in docs/results_sweep.json (``python -m benchmarks.quality_sweep``:
+every method at its default size, 3 seeds, with ``--set methods``; a smaller and a larger
+size of each, seed 0, with ``--set frontier``) and draws, per task, each method's sizes as
+one line of test-score medians over seeds against trainable %, with full fine-tuning as a
+horizontal line. Writes docs/frontier.md and docs/frontier_<task>.png::
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.quality --tasks trec \\
-        --methods full lora lora-r2 lora-r32 prefix prompt ... --seeds 0 1 2
+    python -m benchmarks.quality_sweep --set methods --workers 2
+    python -m benchmarks.quality_sweep --set frontier --workers 2
     .venv/bin/python -m benchmarks.frontier
 
-Only rows with a finished run appear; a point's label says over how many seeds its
-median is (fewer than 3 is marked: not a quality claim).
+Only the methods' default settings and their sizes appear (not the learning-rate or switch
+candidates of the sweep); a point's label says over how many seeds its median is (fewer
+than 3 is marked: not a quality claim).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality_report import seed_scores
-from benchmarks.quality_spec import METHODS, RECIPES, RUNS, TASKS
+from benchmarks.quality_spec import TASKS
+from benchmarks.quality_sweep import CANDIDATES, JSON_OUT, SECOND_WAVE, SIZES
+from benchmarks.quality_sweep_report import machine_label, recorded_runs, summarize
 
 TASK_TITLES = {"trec": "TREC-6 test accuracy", "conll2003": "CoNLL-2003 test F1"}
 
 
-def family(row: str) -> str:
-    """The method a row trains (``lora-r2`` -> ``lora``; ``bitfit`` -> ``head``)."""
-    return RECIPES[row][0] if row in RECIPES else row
+def frontier_rows(summary: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
+    """The sweep's candidates that are a method at some size: each method's default and
+    every candidate that changes only method options (BitFit is ``head-bias``), not the
+    learning rate or a training switch."""
+    sized = [c for c in (*CANDIDATES, *SECOND_WAVE, *SIZES) if c.lr is None and not c.switches]
+    return {s["method"] for s in summary.values()} | {c.name for c in sized}
 
 
-def points(task: str, runs: Path = RUNS) -> dict[str, list[dict[str, Any]]]:
-    """Per method family, its rows with a finished run: trainable %, median score, seeds."""
+def points(task: str, sweep: Path = JSON_OUT) -> dict[str, list[dict[str, Any]]]:
+    """Per method, its recorded sizes on ``task``: trainable %, median test score, seeds."""
+    summary = summarize(recorded_runs(sweep))
+    rows = frontier_rows(summary)
     found: dict[str, list[dict[str, Any]]] = {}
-    for row in METHODS:
-        scores = seed_scores(task, row, runs)
-        metrics_path = runs / f"{task}-{row}" / "metrics.json"
-        if not scores or not metrics_path.exists():
+    for (t, name), cell in summary.items():
+        if t != task or name not in rows:
             continue
-        metrics = json.loads(metrics_path.read_text())
         point = {
-            "row": row,
-            "trainable": float(metrics["trainable_percent"]),
-            "score": statistics.median(scores),
-            "seeds": len(scores),
+            "row": name,
+            "trainable": float(cell["trainable_percent"]),
+            "score": cell["test"],
+            "seeds": cell["n"],
+            "machines": cell["machines"],
         }
-        found.setdefault(family(row), []).append(point)
-    for rows in found.values():
-        rows.sort(key=lambda p: p["trainable"])
+        found.setdefault(cell["method"], []).append(point)
+    for rows_of_method in found.values():
+        rows_of_method.sort(key=lambda p: p["trainable"])
     return found
 
 
@@ -72,6 +76,9 @@ def plot(task: str, found: dict[str, list[dict[str, Any]]], path: Path) -> None:
     for p in found.get("full", []):
         axis.axhline(p["score"], linestyle="--", color="black", label=f"full ({p['score']:.1f})")
     axis.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    axis.xaxis.set_major_formatter(plain)  # 0.5, 2, 10, not 5x10^-1
+    axis.xaxis.set_minor_formatter(plain)
     axis.set_xlabel("trainable parameters (% of base + adapter + head)")
     axis.set_ylabel(TASK_TITLES[task] + " (median over seeds)")
     axis.set_title(f"MiniLM, {TASK_TITLES[task].split(' test')[0]}: quality vs trainable %")
@@ -83,20 +90,21 @@ def plot(task: str, found: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(figure)
 
 
-def write(out: Path, runs: Path = RUNS) -> None:
+def write(out: Path, sweep: Path = JSON_OUT) -> None:
     """docs/frontier.md plus one PNG per task with runs."""
     lines = [
         "# Quality against trainable parameters",
         "",
-        "Generated by `python -m benchmarks.frontier` from the runs of `python -m benchmarks.quality`"
-        " (its docstring has the budget: MiniLM, defaults, TREC-6 5 epochs / CoNLL-2003 2 epochs);"
-        " rerun both to reproduce. Score: test median over the seeds that ran (n); rows with n < 3"
-        " are single observations, not quality claims. Trainable % counts adapter + head over"
-        " base + adapter + head.",
+        f"Generated by `python -m benchmarks.frontier` from the runs recorded in {sweep} "
+        "(`python -m benchmarks.quality_sweep --set methods` and `--set frontier`; the budget "
+        "is in docs/results_sweep.md: MiniLM, TREC-6 5 epochs / CoNLL-2003 2 epochs, fp32, "
+        "shuffled batches). Score: test median over the seeds that ran (n); rows with n < 3 "
+        "are single observations, not quality claims. Trainable % counts adapter + head over "
+        "base + adapter + head.",
         "",
     ]
     for task in TASKS:
-        found = points(task, runs)
+        found = points(task, sweep)
         if not found:
             continue
         png = out.parent / f"frontier_{task}.png"
@@ -106,14 +114,16 @@ def write(out: Path, runs: Path = RUNS) -> None:
             "",
             f"![{task}]({png.name})",
             "",
-            "| row | method | trainable % | score | n |",
-            "|---|---|---:|---:|---:|",
+            "| row | method | trainable % | score | n | ran on |",
+            "|---|---|---:|---:|---:|---|",
         ]
-        rows = sorted((p for ps in found.values() for p in ps), key=lambda p: p["trainable"])
-        for p in rows:
+        rows = sorted(
+            ((m, p) for m, ps in found.items() for p in ps), key=lambda mp: mp[1]["trainable"]
+        )
+        for method, p in rows:
             lines.append(
-                f"| {p['row']} | {family(p['row'])} | {p['trainable']:.3f} | "
-                f"{p['score']:.1f} | {p['seeds']} |"
+                f"| {p['row']} | {method} | {p['trainable']:.3f} | {p['score']:.1f} | "
+                f"{p['seeds']} | {', '.join(machine_label(m) for m in p['machines'])} |"
             )
         lines.append("")
     out.write_text("\n".join(lines))

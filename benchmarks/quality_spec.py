@@ -20,7 +20,7 @@ TASKS: dict[str, dict[str, Any]] = {
 RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "bitfit": ("head", {"train_bias": True}),  # --method head --train-bias
     "houlsby-norms": ("houlsby", {"train_norms": True}),  # as Houlsby et al. trained theirs
-    # Other sizes of each method, for the quality-vs-trainable-% frontier (benchmarks.frontier).
+    # Other sizes of some methods (the frontier page draws quality_sweep.SIZES instead).
     "lora-r2": ("lora", {"r": 2}),
     "lora-r32": ("lora", {"r": 32}),
     "pfeiffer-rf64": ("pfeiffer", {"reduction_factor": 64}),

@@ -58,6 +58,14 @@ PAGE_OUT = Path("docs/results_sweep.md")
 
 
 SWITCH_NAMES = {"attention_dropout": "attndrop", "group_by_length": "grouped"}
+# Method options that set a size, by their short names (``lora-r32``, ``prefix-p5``).
+SIZE_NAMES = {
+    "reduction_factor": "rf",
+    "r": "r",
+    "target_r": "tr",
+    "prefix_length": "p",
+    "num_virtual_tokens": "p",
+}
 # Switches and options whose value is a word or a yes/no: named by the value alone.
 OPTION_NAMES = {"train_bias": "bias", "train_norms": "norms"}
 
@@ -87,7 +95,7 @@ class Candidate(NamedTuple):
     def name(self) -> str:
         """``<method>[-<option><value>...][-lr<lr>]``; the bare method name is its default."""
         parts = [self.method]
-        short = {"reduction_factor": "rf", "r": "r", **OPTION_NAMES}
+        short = {**SIZE_NAMES, **OPTION_NAMES}
         parts += [_part(k, v, short) for k, v in sorted(self.options.items())]
         parts += [_part(k, v, SWITCH_NAMES) for k, v in sorted(self.switches.items())]
         if self.lr is not None:
@@ -116,6 +124,7 @@ CANDIDATES = [
 ]
 TASK_ORDER = ["conll2003", "trec"]  # the longer runs first, so the tail packs well
 
+BOTTLENECKS = ("houlsby", "pfeiffer", "parallel")
 # --set methods: the second wave's methods at their defaults, beside the first wave's, and
 # the switches whose quality decides a default (length grouping with even token weights).
 SECOND_WAVE = [
@@ -132,13 +141,29 @@ SWITCHES = [
     )
     for m in ("lora", "pfeiffer")
 ]
-SETS = ("defaults", "methods")
+# --set frontier: each method at a smaller and a larger size than its default, one seed
+# each, for the quality-vs-trainable-% frontier (benchmarks.frontier); the defaults' points
+# come from --set methods. IA3 has no size to change: it scales fixed vectors.
+SIZES = [
+    *(Candidate(m, None, {"reduction_factor": f}) for m in BOTTLENECKS for f in (64, 4)),
+    *(Candidate(m, None, {"r": r}) for m in ("lora", "dora") for r in (2, 32)),
+    Candidate("adalora", None, {"r": 6, "target_r": 4}),
+    Candidate("adalora", None, {"r": 24, "target_r": 16}),
+    *(Candidate("prompt", None, {"num_virtual_tokens": n}) for n in (5, 50)),
+    *(Candidate("prefix", None, {"prefix_length": n}) for n in (5, 50)),
+    Candidate("mam", None, {"reduction_factor": 8}),
+    Candidate("unipelt", None, {"reduction_factor": 64, "r": 2}),
+]
+SETS = ("defaults", "methods", "frontier")
 
 
 def jobs(which: str = "defaults") -> list[tuple[str, Candidate, int]]:
     """Every (task, candidate, seed) of a set, most wanted first: ``defaults`` (the first
-    wave's defaults, then candidates for other defaults) or ``methods`` (every other method
-    beside the defaults, then the grouping switches, three seeds each)."""
+    wave's defaults, then candidates for other defaults), ``methods`` (every other method
+    beside the defaults, then the grouping switches, three seeds each) or ``frontier``
+    (other sizes of each method, seed 0)."""
+    if which == "frontier":
+        return [(t, c, 0) for t in TASK_ORDER for c in SIZES]
     if which == "methods":
         rows = [*DEFAULTS, *SECOND_WAVE]
         out = [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in rows]
@@ -274,7 +299,7 @@ def main() -> None:
         default="defaults",
         choices=SETS,
         help="defaults: the first wave's defaults and candidates; methods: every other "
-        "method and the grouping switches, 3 seeds each",
+        "method and the grouping switches, 3 seeds each; frontier: other sizes, seed 0",
     )
     parser.add_argument(
         "--collect",

@@ -1,29 +1,52 @@
-"""The frontier page: one point per finished row, medians over seeds, families as lines."""
+"""The frontier page: each method's sizes from the sweep's records, medians over seeds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from benchmarks.frontier import family, points, write
-from tests.bench.test_quality_report import _run
+from benchmarks.frontier import points, write
+
+CPU = "x86_64, no GPU, 2 cores, torch 2.13.0+cpu"
 
 
-def test_points_group_rows_by_method_and_take_seed_medians(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    for seed, score in enumerate((90.0, 94.0, 92.0)):
-        _run(runs, "trec", "bitfit", seed, score, trainable=0.7)
-    _run(runs, "trec", "head", 0, 41.0, trainable=0.01)
-    _run(runs, "trec", "full", 0, 96.8, trainable=100.0)
-    found = points("trec", runs)
-    assert family("bitfit") == "head"
-    assert [p["row"] for p in found["head"]] == ["head", "bitfit"]  # by trainable %
-    bitfit = found["head"][1]
-    assert bitfit["score"] == 92.0 and bitfit["seeds"] == 3
-    assert points("conll2003", runs) == {}
+def _record(candidate: str, method: str, seed: int, test: float, trainable: float) -> dict:
+    return {
+        "task": "trec",
+        "candidate": candidate,
+        "method": method,
+        "seed": seed,
+        "machine": CPU,
+        "lr": 1e-3,
+        "test": test,
+        "validation": test,
+        "trainable_percent": trainable,
+        "bundle_bytes": 1,
+        "train_seconds": 1.0,
+        "best_epoch": 1,
+    }
+
+
+def test_points_are_each_methods_sizes_with_seed_medians(tmp_path: Path) -> None:
+    runs = [_record("lora", "lora", s, score, 1.9) for s, score in enumerate((90.0, 94.0, 92.0))]
+    runs += [_record("lora-r32", "lora", 0, 95.0, 7.0), _record("lora-r2", "lora", 0, 89.0, 0.5)]
+    runs += [_record("head-bias", "head", 0, 95.6, 0.7), _record("full", "full", 0, 96.8, 100.0)]
+    # A learning-rate candidate of the sweep is not a size: not on the frontier.
+    runs.append(_record("lora-lr0.002", "lora", 0, 99.0, 1.9))
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"runs": runs}))
+
+    found = points("trec", sweep)
+    assert [p["row"] for p in found["lora"]] == ["lora-r2", "lora", "lora-r32"]  # by trainable %
+    default = found["lora"][1]
+    assert default["score"] == 92.0 and default["seeds"] == 3
+    assert [p["row"] for p in found["head"]] == ["head-bias"]
+    assert points("conll2003", sweep) == {}
 
     out = tmp_path / "docs" / "frontier.md"
     out.parent.mkdir()
-    write(out, runs)
+    write(out, sweep)
     text = out.read_text()
-    assert "| bitfit | head | 0.700 | 92.0 | 3 |" in text and "## CoNLL" not in text
+    assert "| lora | lora | 1.900 | 92.0 | 3 | CPU (2 cores) |" in text
+    assert "lr0.002" not in text and "## CoNLL" not in text
     assert (out.parent / "frontier_trec.png").stat().st_size > 1000
