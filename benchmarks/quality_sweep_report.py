@@ -19,7 +19,8 @@ from benchmarks.quality_spec import (
 TASK_TITLES = {"trec": "TREC-6 test accuracy", "conll2003": "CoNLL-2003 test F1"}
 
 
-def _machine() -> str:
+def this_machine() -> str:
+    """The machine a run is recorded on: architecture, GPU or CPU cores, torch."""
     import torch
 
     where = (
@@ -37,7 +38,7 @@ def collect(runs: Path, out: Path) -> list[dict[str, Any]]:
     Runs of other machines and sessions live on in ``out`` after their folders are gone; a
     run collected again on the same machine replaces its earlier record.
     """
-    machine = _machine()
+    machine = this_machine()
     fresh = []
     for metrics_path in sorted(runs.glob("*/metrics.json")):
         run = metrics_path.parent

@@ -159,9 +159,16 @@ def _score(task: Any, splits: DataSplits, split: str, ids: list[Any]) -> float:
 
 
 def run_peer(
-    contender: Contender, setup: Setup, seed: int, data_file: Path, out: Path, python: str
+    contender: Contender,
+    setup: Setup,
+    seed: int,
+    data_file: Path,
+    out: Path,
+    python: str,
+    log: Path | None = None,
 ) -> dict[str, Any]:
-    """Train a peer through its venv's Trainer; its raw record."""
+    """Train a peer through its venv's Trainer; its raw record. ``log``: where the run's
+    output goes (default: this process's)."""
     spec = {
         "contender": contender.name,
         "kind": json.loads(data_file.read_text())["task"],
@@ -177,7 +184,11 @@ def run_peer(
     spec_file = out.with_suffix(".spec.json")
     spec_file.write_text(json.dumps(spec))
     command = [python, "-m", "benchmarks.time_to_quality.trainer_runner", "--spec", str(spec_file)]
-    subprocess.run(command, check=True, cwd=ROOT)
+    if log is None:
+        subprocess.run(command, check=True, cwd=ROOT)
+    else:
+        with log.open("w") as sink:
+            subprocess.run(command, check=True, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
     return json.loads(out.read_text())
 
 
@@ -220,7 +231,7 @@ def curve_of(
 ) -> Curve:
     """A run's record as a curve, every score by adapterkit's metrics, in percent."""
     primary = task.primary_metric
-    if CONTENDERS[record["contender"]].venv is None:  # adapterkit's own history
+    if "history" in record:  # adapterkit's own run
         history = record["history"]
         seconds = [row["train_seconds"] for row in history]
         validation = [100 * row[f"eval_{primary}"] for row in history]

@@ -1,8 +1,8 @@
 """One peer contender trained with transformers' ``Trainer``, its validation and test
 predictions recorded after every epoch with the training seconds so far.
 
-Runs in a peer's venv (``.venv-peft``: peft LoRA and full fine-tuning; ``.venv-adapters``:
-AdapterHub), so it imports nothing of adapterkit or the main venv:
+Runs in a peer's venv (``.venv-peft``: peft's methods and full fine-tuning;
+``.venv-adapters``: AdapterHub), so it imports nothing of adapterkit or the main venv:
 
     .venv-peft/bin/python -m benchmarks.time_to_quality.trainer_runner --spec spec.json
 
@@ -99,16 +99,11 @@ def build(spec: dict[str, Any], num_labels: int) -> tuple[torch.nn.Module, type[
     )
     if spec["contender"] == "full":
         return auto.from_pretrained(path, num_labels=num_labels), Trainer, "Trainer"
-    if spec["contender"] == "peft-lora":
+    if spec["contender"].startswith("peft-"):
         import peft
-        from peft import LoraConfig, TaskType, get_peft_model
 
-        task_type = TaskType.SEQ_CLS if kind == SEQUENCE else TaskType.TOKEN_CLS
-        # peft's documented defaults: r 8, alpha 8, no dropout, query/value on BERT; the
-        # task type keeps the new head trainable.
-        model = get_peft_model(
-            auto.from_pretrained(path, num_labels=num_labels), LoraConfig(task_type=task_type)
-        )
+        config = peft_config(spec, kind)
+        model = peft.get_peft_model(auto.from_pretrained(path, num_labels=num_labels), config)
         return model, Trainer, f"peft {peft.__version__}"
     if spec["contender"] == "adapterhub-pfeiffer":
         import adapters
@@ -123,6 +118,48 @@ def build(spec: dict[str, Any], num_labels: int) -> tuple[torch.nn.Module, type[
         model.train_adapter("task")  # freezes the base; the adapter and its head train
         return model, AdapterTrainer, f"adapters {adapters.__version__}"
     raise SystemExit(f"trainer_runner: unknown contender {spec['contender']}")
+
+
+def peft_config(spec: dict[str, Any], kind: str) -> Any:
+    """peft's config for a ``peft-<method>`` contender: the config class's defaults, with
+    what peft's own examples set beside them (the learning rates are in the spec). The task
+    type keeps the new head trainable."""
+    from peft import (
+        AdaLoraConfig,
+        IA3Config,
+        LoraConfig,
+        PrefixTuningConfig,
+        PromptTuningConfig,
+        TaskType,
+    )
+
+    task_type = TaskType.SEQ_CLS if kind == SEQUENCE else TaskType.TOKEN_CLS
+    method = spec["contender"].removeprefix("peft-")
+    if method == "lora":  # r 8, alpha 8, no dropout, query/value on BERT
+        return LoraConfig(task_type=task_type)
+    if method == "dora":  # LoRA's defaults with the magnitude vector
+        return LoraConfig(task_type=task_type, use_dora=True)
+    if method == "ia3":  # keys, values and the FFN's output on BERT
+        return IA3Config(task_type=task_type)
+    if method == "adalora":  # ranks 12 -> 8; the schedule needs the run's length
+        steps = spec["epochs"] * -(-spec["train_rows"] // spec["batch_size"])
+        return AdaLoraConfig(task_type=task_type, total_step=steps)
+    if method == "prompt":  # random init; 10 virtual tokens, as peft's classification example
+        return PromptTuningConfig(task_type=task_type, num_virtual_tokens=10)
+    if method == "prefix":  # 20 virtual tokens, as peft's classification example
+        return PrefixTuningConfig(task_type=task_type, num_virtual_tokens=20)
+    raise SystemExit(f"trainer_runner: unknown contender {spec['contender']}")
+
+
+class AllocateRanks(TrainerCallback):
+    """AdaLoRA's rank allocation after every optimizer step, as peft's AdaLoRA documentation
+    has users add it to their loop (the gradients are still there: ``zero_grad`` comes after)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.model.base_model.update_and_allocate(state.global_step)
 
 
 class EpochRecorder(TrainerCallback):
@@ -169,6 +206,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     split["test"] = (
         encode(data["test"], tokenizer, kind, spec["max_length"]) if data.get("test") else []
     )
+    spec["train_rows"] = len(split["train"])
     model, trainer_class, version = build(spec, len(labels))
     collator = (
         DataCollatorWithPadding if kind == SEQUENCE else DataCollatorForTokenClassification
@@ -191,7 +229,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         args=args,
         train_dataset=split["train"],
         data_collator=collator,
-        callbacks=[recorder],
+        callbacks=[recorder]
+        + ([AllocateRanks(model)] if spec["contender"] == "peft-adalora" else []),
     )
     recorder.trainer = trainer
     began = time.perf_counter()
