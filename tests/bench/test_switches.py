@@ -35,7 +35,7 @@ def test_a_switch_holds_within_seed_noise_and_fails_beyond_it(tmp_path: Path) ->
     assert "| `--precision bf16` | conll2003 | 91.0 (90.0–92.0, 3) | 87.0 (86.0–87.5, 3) | " in text
     assert "-4.0 (2.0) | costs quality |" in text
     assert "10.0 / 5.0 |" in text
-    assert "- `--attention-dropout 0`: **not decided**; judged at today's defaults" in text
+    assert "- `--attention-dropout 0`: **kept off**. Judged at today's defaults" in text
 
 
 def test_no_runs_leave_the_committed_page_as_it_is(tmp_path: Path) -> None:

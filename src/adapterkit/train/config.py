@@ -122,7 +122,8 @@ class TrainConfig:
     """Attention-probability dropout of the base while training; None keeps the model's
     own (0.1 in BERT-style models). At 0, PyTorch's attention takes its fused kernel, which
     keeps no attention probabilities: faster and less memory (docs/benchmarks.md,
-    no_attn_dropout), but a different regularisation."""
+    no_attn_dropout), but a different regularisation. Not the default: at the default bf16
+    training it saves only the dropout pass on short inputs (docs/switches.md)."""
     activation_checkpointing: bool = False
     """Keep only each transformer block's inputs and recompute the block in the backward
     pass: much less activation memory for about one more forward pass of compute."""
