@@ -206,8 +206,7 @@ def run_job(
         batch_size=spec["batch_size"],
         seed=seed,
         lr=candidate.lr,
-        precision=precision,
-        **MEASURED_AS | candidate.switches,
+        **MEASURED_AS | {"precision": precision} | candidate.switches,
     )
     train_adapter_run(options, config)
 

@@ -153,3 +153,12 @@ def test_deadlines_stop_new_jobs_and_kill_running_ones(tmp_path: Path, sleepy_jo
     out = capsys.readouterr().out
     assert "0 done, 2 failed, 3 not started" in out
     assert not list(tmp_path.glob("*/metrics.json"))  # killed runs leave no result
+
+
+def test_one_job_trains_the_real_model_and_leaves_both_splits_scores(tmp_path: Path) -> None:
+    """``--smoke``: the path every worker process takes, on MiniLM and TREC-6 (8 examples)."""
+    out = job_dir(tmp_path, "trec", Candidate("head", None, {"train_bias": True}), 0)
+    quality_sweep.run_job("trec", Candidate("head", None, {"train_bias": True}), 0, out, "fp32", 8)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "head" and metrics["trainable_percent"] > 0.1  # biases train
+    assert "accuracy" in json.loads((out / "validation_metrics.json").read_text())
