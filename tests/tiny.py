@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 VOCAB = 97
@@ -209,6 +211,20 @@ def save_tiny_bert(directory, words: list[str], seed: int = 0):
     )
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return directory
+
+
+SENTIMENT_WORDS = ["good", "bad", "movie", "plot", "fun", "dull", "great", "awful"]
+"""The vocabulary of :func:`save_tiny_sentiment`'s reviews, for :func:`save_tiny_bert`."""
+
+
+def save_tiny_sentiment(directory: Path, train: int = 6, held_out: int = 2) -> Path:
+    """Write train, validation and test CSVs of four short reviews (text,label), repeated
+    ``train`` times in train and ``held_out`` times in the others; returns the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = "good fun movie,pos\nbad dull plot,neg\ngreat movie,pos\nawful plot,neg\n"
+    for split, times in (("train", train), ("validation", held_out), ("test", held_out)):
+        (directory / f"{split}.csv").write_text("text,label\n" + rows * times)
     return directory
 
 

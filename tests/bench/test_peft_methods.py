@@ -11,18 +11,13 @@ from pathlib import Path
 import pytest
 from benchmarks import peft_methods
 from benchmarks.quality_sweep_report import this_machine
-from tests.tiny import save_tiny_bert
+from tests.tiny import SENTIMENT_WORDS, save_tiny_bert, save_tiny_sentiment
 
 
 @pytest.fixture
 def tiny_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    words = ["good", "bad", "movie", "plot", "fun", "dull", "great", "awful"]
-    model = save_tiny_bert(tmp_path / "model", words)
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = "good fun movie,pos\nbad dull plot,neg\ngreat movie,pos\nawful plot,neg\n"
-    for split, times in (("train", 4), ("validation", 2), ("test", 2)):
-        (data / f"{split}.csv").write_text("text,label\n" + rows * times)
+    model = save_tiny_bert(tmp_path / "model", SENTIMENT_WORDS)
+    data = save_tiny_sentiment(tmp_path / "data", train=4)
     task = {"data": str(data), "metric": "accuracy", "batch_size": 8, "max_length": 16}
     monkeypatch.setattr(peft_methods, "TASKS", {"trec": task | {"epochs": 2}})
     monkeypatch.setattr(peft_methods, "MODEL", str(model))

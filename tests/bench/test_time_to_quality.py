@@ -11,7 +11,7 @@ import pytest
 from benchmarks.time_to_quality import report
 from benchmarks.time_to_quality.__main__ import main
 from benchmarks.time_to_quality.contenders import Curve
-from tests.tiny import save_tiny_bert
+from tests.tiny import SENTIMENT_WORDS, save_tiny_bert, save_tiny_sentiment
 
 
 def _curve(contender: str, seed: int, seconds: list[float], validation: list[float]) -> Curve:
@@ -57,13 +57,8 @@ def test_a_candidate_default_is_judged_against_the_defaults_by_the_switch_rule()
 
 
 def test_a_tiny_run_end_to_end_reuses_finished_runs(tmp_path: Path) -> None:
-    words = ["good", "bad", "movie", "plot", "fun", "dull", "great", "awful"]
-    model = save_tiny_bert(tmp_path / "model", words)
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = "good fun movie,pos\nbad dull plot,neg\ngreat movie,pos\nawful plot,neg\n"
-    for split, times in (("train", 6), ("validation", 2), ("test", 2)):
-        (data / f"{split}.csv").write_text("text,label\n" + rows * times)
+    model = save_tiny_bert(tmp_path / "model", SENTIMENT_WORDS)
+    data = save_tiny_sentiment(tmp_path / "data")
     docs, runs = tmp_path / "docs", tmp_path / "runs"
     docs.mkdir()
     (docs / "benchmarks.md").write_text("# Speed\n\nkept\n")
