@@ -65,10 +65,15 @@ def validation_scores() -> tuple[dict[str, dict[str, list[float]]], dict[str, se
 
 
 def rank_task(
-    task_type: str, scores: dict[str, dict[str, list[float]]], stuck: dict[str, set[str]]
+    task_type: str,
+    scores: dict[str, dict[str, list[float]]],
+    stuck: dict[str, set[str]],
+    small_only: bool = False,
 ) -> dict[str, Any]:
-    """The ranked methods of one task type, with the pick and who could not be ranked."""
+    """The ranked methods of one task type, with the pick and who could not be ranked;
+    ``small_only``: on the small sets alone (a preview while full-size runs are missing)."""
     full, small = TASK_SETS[task_type]
+    full = () if small_only else full
     sets = (*full, *small)
     methods = sorted({m for s in sets for m in scores[s]} - {"full"})
     ranked = [m for m in methods if all(len(scores[s][m]) >= MIN_SEEDS for s in sets)]
@@ -87,7 +92,7 @@ def rank_task(
         for place, row in enumerate(order, 1):
             row.setdefault("ranks", {})[name] = place
     for row in rows:
-        halves = [statistics.mean(row["ranks"][s] for s in part) for part in (full, small)]
+        halves = [statistics.mean(row["ranks"][s] for s in part) for part in (full, small) if part]
         row["score"] = statistics.mean(halves)
     rows.sort(key=lambda r: (r["score"], -r["worst_small"]))
     return {
@@ -99,7 +104,43 @@ def rank_task(
     }
 
 
-def write_doc(result: dict[str, dict[str, Any]], path: Path) -> None:
+def _table_lines(found: dict[str, Any], mark_pick: bool = True) -> list[str]:
+    """One ranking as a table (the pick in bold), then who was not ranked and who is out."""
+    sets = found["sets"]
+    lines = [
+        "| method | "
+        + " | ".join(f"{s} validation (rank)" for s in sets)
+        + " | worst seed, small sets | score |",
+        "|---|" + "---|" * (len(sets) + 2),
+    ]
+    for row in found["rows"]:
+        cells = [f"{row['medians'][s]:.1f} ({row['ranks'][s]})" for s in sets]
+        picked = mark_pick and row["method"] == found["pick"]
+        name = f"**{row['method']}**" if picked else row["method"]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {row['worst_small']:.1f} | {row['score']:.2f} |"
+        )
+    lines.append("")
+    if found["missing"]:
+        lines += [
+            f"Not ranked (fewer than {MIN_SEEDS} seeds on): "
+            + "; ".join(f"{m}: {', '.join(s)}" for m, s in found["missing"].items())
+            + ".",
+            "",
+        ]
+    if found["stuck"]:
+        lines += [
+            "Out (a run stuck at the trivial predictor): "
+            + "; ".join(f"{m} on {', '.join(s)}" for m, s in found["stuck"].items())
+            + ".",
+            "",
+        ]
+    return lines
+
+
+def write_doc(result: dict[str, tuple[dict[str, Any], dict[str, Any]]], path: Path) -> None:
     """docs/default_method.md."""
     lines = [
         "# The default method per task type",
@@ -115,39 +156,8 @@ def write_doc(result: dict[str, dict[str, Any]], path: Path) -> None:
         "the small sets). A method with any run stuck at the trivial predictor is out.",
         "",
     ]
-    for task_type, found in result.items():
-        sets = found["sets"]
-        lines += [f"## {task_type}", ""]
-        lines.append(
-            "| method | "
-            + " | ".join(f"{s} validation (rank)" for s in sets)
-            + " | worst seed, small sets | score |"
-        )
-        lines.append("|---|" + "---|" * (len(sets) + 2))
-        for row in found["rows"]:
-            cells = [f"{row['medians'][s]:.1f} ({row['ranks'][s]})" for s in sets]
-            name = f"**{row['method']}**" if row["method"] == found["pick"] else row["method"]
-            lines.append(
-                f"| {name} | "
-                + " | ".join(cells)
-                + f" | {row['worst_small']:.1f} | {row['score']:.2f} |"
-            )
-        lines.append("")
-        if found["missing"]:
-            lines.append(
-                "Not ranked (fewer than "
-                f"{MIN_SEEDS} seeds on): "
-                + "; ".join(f"{m}: {', '.join(s)}" for m, s in found["missing"].items())
-                + "."
-            )
-            lines.append("")
-        if found["stuck"]:
-            lines.append(
-                "Out (a run stuck at the trivial predictor): "
-                + "; ".join(f"{m} on {', '.join(s)}" for m, s in found["stuck"].items())
-                + "."
-            )
-            lines.append("")
+    for task_type, (found, preview) in result.items():
+        lines += [f"## {task_type}", "", *_table_lines(found)]
         code = DEFAULT_METHODS.get(task_type, FALLBACK_METHOD)
         verdict = "agrees" if code == found["pick"] else "**differs**"
         lines += [
@@ -155,6 +165,16 @@ def write_doc(result: dict[str, dict[str, Any]], path: Path) -> None:
             f"(`DEFAULT_METHODS` in adapterkit/train/default_method.py) is {code}: it {verdict}.",
             "",
         ]
+        if found["missing"]:
+            lines += [
+                f"### {task_type}, on the small sets alone",
+                "",
+                "A preview while some methods lack full-size runs, not a pick: every method "
+                f"with {MIN_SEEDS} seeds on each small set, ranked by the mean of its ranks "
+                "there.",
+                "",
+                *_table_lines(preview, mark_pick=False),
+            ]
     others = sorted(set(DEFAULT_METHODS) - set(result))
     lines += [
         "## Other task types",
@@ -175,7 +195,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DOC)
     args = parser.parse_args()
     scores, stuck = validation_scores()
-    result = {task: rank_task(task, scores, stuck) for task in TASK_SETS}
+    result = {
+        task: (rank_task(task, scores, stuck), rank_task(task, scores, stuck, small_only=True))
+        for task in TASK_SETS
+    }
     write_doc(result, args.out)
 
 

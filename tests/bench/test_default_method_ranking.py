@@ -39,3 +39,14 @@ def test_a_method_short_of_seeds_is_not_ranked_and_a_stuck_one_is_out() -> None:
     assert found["pick"] == "lora"
     assert found["missing"] == {"few": [FULL[0]]}
     assert found["stuck"] == {"stuck": [SMALL[-1]]}
+
+
+def test_the_small_sets_alone_rank_methods_without_full_size_runs() -> None:
+    table = {FULL[0]: {"lora": [90.0] * 3}}
+    for name in SMALL:
+        table[name] = {"lora": [70.0] * 3, "new": [75.0] * 3}
+    found = rank_task(TASK, _scores(table), defaultdict(set))
+    assert found["pick"] == "lora" and found["missing"] == {"new": [FULL[0]]}
+    preview = rank_task(TASK, _scores(table), defaultdict(set), small_only=True)
+    assert [r["method"] for r in preview["rows"]] == ["new", "lora"]
+    assert preview["sets"] == SMALL and preview["missing"] == {}
