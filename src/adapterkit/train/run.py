@@ -37,6 +37,7 @@ from adapterkit.train.continual import (
 )
 from adapterkit.train.default_method import with_default_method
 from adapterkit.train.engine import fit_jobs
+from adapterkit.train.fast_dropout import use_fast_dropout
 from adapterkit.train.job import TrainJob
 from adapterkit.train.job_list import check_job_specs, record_job_list, spec_of, write_job_table
 from adapterkit.train.options import JobSpec, RunHooks, RunOptions
@@ -169,6 +170,8 @@ def train_jobs(
         jobs[0].followers = jobs[1:]
         for job in jobs[1:]:
             job.leader = jobs[0]
+    if processes.device.type == "cpu":  # torch's CPU dropout is mostly its random draws
+        use_fast_dropout(model)
     if spec_of(specs, "activation_checkpointing"):
         enable_activation_checkpointing(model.base)
     if sharding:
