@@ -243,8 +243,9 @@ def test_a_runs_config_yaml_is_accepted_back_as_config(
 
     first, second = tmp_path / "first", tmp_path / "second"
     flags = ("--epochs", "1", "--method", method, "--lr", "2e-3", "--layers", "1")
-    assert _train(workspace, first, *flags, "--adapter-dropout", "0.1") == 0
-    assert _train(workspace, second, "--config", str(first / "config.yaml")) == 0
+    # One epoch of one layer may or may not learn (exit 3): the config is what is checked.
+    assert _train(workspace, first, *flags, "--adapter-dropout", "0.1") in FINISHED
+    assert _train(workspace, second, "--config", str(first / "config.yaml")) in FINISHED
     a, b = (yaml.safe_load((run / "config.yaml").read_text()) for run in (first, second))
     # The preset (parallel: placement and scaling 4) and the given options come back the same.
     assert a["adapter"] == b["adapter"] and a["train"] == b["train"]
