@@ -190,7 +190,7 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
             f"## {task} ({metric})",
             "",
             "| method | adapterkit validation | adapterkit test | trainable % | peft validation "
-            "| peft test | trainable % | peft ran on |",
+            "| peft test | trainable % | ran on (adapterkit / peft) |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for method in PEFT_VERSIONS:
@@ -217,10 +217,13 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
                 if mine
                 else ["not run", "–", "–"]
             )
-            machines = sorted({machine_label(r["machine"]) for r in theirs})
+            where = [
+                ", ".join(sorted({machine_label(m) for m in machines})) or "–"
+                for machines in (mine["machines"] if mine else [], [r["machine"] for r in theirs])
+            ]
             lines.append(
                 f"| {method} | {' | '.join(ours_cells)} | {' | '.join(peft_cells)} | "
-                f"{', '.join(machines) or '–'} |"
+                f"{' / '.join(where)} |"
             )
         lines.append("")
     page.write_text("\n".join(lines))

@@ -152,7 +152,6 @@ def write_page(json_path: Path, page: Path) -> None:
     machines = {
         m: sum(r["machine"] == m for r in rows) for m in sorted({r["machine"] for r in rows})
     }
-
     names = sorted(
         {c for _, c in summary}, key=lambda c: (c.split("-")[0], c != c.split("-")[0], c)
     )

@@ -5,6 +5,7 @@ page puts ours beside theirs."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_runs_are_scored_kept_and_set_beside_ours(tiny_task: Path) -> None:
     ia3 = next(line for line in page.splitlines() if line.startswith("| ia3 |"))
     assert ia3.startswith("| ia3 | 92.0 (n=3) | 91.0 (90.0–92.0, n=3) | 0.70 |")
     assert "fails: `trainer_runner: unknown contender peft-bogus`" in page
+    cpu = f"CPU ({os.cpu_count()} cores)"
+    assert ia3.endswith(f"| {cpu} / {cpu} |")  # where ours ran / where peft's ran
 
     # A second call trains nothing again: the failure and the finished run are kept.
     trained = (tiny_task / "runs" / "trec" / "peft-ia3-seed0.json").stat().st_mtime_ns
