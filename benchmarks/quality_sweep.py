@@ -25,8 +25,8 @@ the finished runs into the JSON and rewriting the page. The JSON keeps every run
 recorded, each with the machine it ran on, so the runs of several machines and sessions
 make one page, and a job recorded there is not run again.
 
-On the 2-core CPU machine (two runs side by side, one thread each: a TREC-6 run of a
-second-wave method takes 6-23 minutes, a CoNLL-2003 run 15-22)::
+On the 2-core CPU machine (two runs side by side, one thread each; the page's "train s"
+column has what each run took there)::
 
     python -m benchmarks.quality_sweep --set methods --tasks trec --workers 2
 
