@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from adapterkit import AdaptedModel, ClassificationHead, load_base, make_config
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.fast_dropout import FastDropout
 from adapterkit.train.optim import autocast_context
+from benchmarks.quality_sweep_report import this_machine
 
 JSON_OUT = Path("docs/fast_dropout.json")
 PAGE_OUT = Path("docs/fast_dropout.md")
@@ -116,8 +115,12 @@ def measure(repeats: int) -> dict[str, Any]:
         for t in (16, 64)
         for p in ("fp32", "bf16")
     ]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    return {"machine": machine, "threads": torch.get_num_threads(), "ops": ops, "steps": steps}
+    return {
+        "machine": this_machine(),
+        "threads": torch.get_num_threads(),
+        "ops": ops,
+        "steps": steps,
+    }
 
 
 def write_page(data: dict[str, Any], page: Path) -> None:

@@ -35,7 +35,13 @@ from typing import Any
 from adapterkit.data import load_data
 from benchmarks.quality_spec import TASKS
 from benchmarks.quality_sweep import JSON_OUT as SWEEP_JSON
-from benchmarks.quality_sweep_report import machine_label, recorded_runs, summarize, this_machine
+from benchmarks.quality_sweep_report import (
+    machine_label,
+    median_cell,
+    recorded_runs,
+    summarize,
+    this_machine,
+)
 from benchmarks.time_to_quality.contenders import (
     ROOT,
     Contender,
@@ -157,13 +163,6 @@ def collect(runs: Path, out: Path) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _median_cell(values: list[float]) -> str:
-    if not values:
-        return "–"
-    spread = f"{min(values):.1f}–{max(values):.1f}, " if len(values) > 1 else ""
-    return f"{statistics.median(values):.1f} ({spread}n={len(values)})"
-
-
 def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> None:
     """Per task: each method's validation and test medians, ours beside peft's."""
     peft_rows = json.loads(peft_json.read_text()) if peft_json.exists() else []
@@ -202,8 +201,8 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
             errors = sorted({r["error"] for r in theirs if "error" in r})
             if done:
                 peft_cells = [
-                    _median_cell([r["validation"] for r in done]),
-                    _median_cell([r["test"] for r in done if r["test"] is not None]),
+                    median_cell([r["validation"] for r in done]),
+                    median_cell([r["test"] for r in done if r["test"] is not None]),
                     f"{statistics.median(r['trainable_percent'] for r in done):.2f}",
                 ]
             else:
@@ -211,7 +210,7 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
             ours_cells = (
                 [
                     f"{mine['validation']:.1f} (n={mine['n']})",
-                    _median_cell(mine["tests"]),
+                    median_cell(mine["tests"]),
                     f"{mine['trainable_percent']:.2f}",
                 ]
                 if mine

@@ -138,11 +138,16 @@ def pick_on_validation(summary: dict[tuple[str, str], dict[str, Any]]) -> dict[s
     return picks
 
 
-def _cell(s: dict[str, Any] | None) -> str:
-    if s is None:
+def median_cell(values: list[float]) -> str:
+    """``median (worst–best, n=N)`` of scores, the range left out for one; – for none."""
+    if not values:
         return "–"
-    spread = f"{min(s['tests']):.1f}–{max(s['tests']):.1f}, " if s["n"] > 1 else ""
-    return f"{s['test']:.1f} ({spread}n={s['n']})"
+    spread = f"{min(values):.1f}–{max(values):.1f}, " if len(values) > 1 else ""
+    return f"{statistics.median(values):.1f} ({spread}n={len(values)})"
+
+
+def _cell(s: dict[str, Any] | None) -> str:
+    return median_cell(s["tests"] if s else [])
 
 
 def write_page(json_path: Path, page: Path) -> None:
