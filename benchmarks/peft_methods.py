@@ -205,8 +205,10 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
                     median_cell([r["test"] for r in done if r["test"] is not None]),
                     f"{statistics.median(r['trainable_percent'] for r in done):.2f}",
                 ]
-            else:
+            elif errors:
                 peft_cells = ["fails: " + "; ".join(f"`{e}`" for e in errors), "–", "–"]
+            else:
+                peft_cells = ["not run", "–", "–"]
             ours_cells = (
                 [
                     f"{mine['validation']:.1f} (n={mine['n']})",
