@@ -195,6 +195,7 @@ def write_page(json_path: Path, page: Path) -> None:
             + f" | {', '.join(sorted({machine_label(m) for c in cells if c for m in c['machines']}))} |"
         )
     lines += ["", *_last_epoch_lines(rows), "", *_target_lines(summary)]
+    lines += ["", *closest_to_full_lines(summary)]
     page.write_text("\n".join(lines) + "\n")
 
 
@@ -236,6 +237,68 @@ def _target_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
                 f"{'yes' if ok else 'no'} |"
             )
     return [*lines, "", *_ahead_lines(summary)]
+
+
+def closest_to_full_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """Every method's default against full fine-tuning, task by task: the issue's goal of an
+    adapter within FULL_GAP of `full` at no more than MAX_TRAINABLE_PERCENT trainable.
+
+    A method counts on each task it ran on (the targets table above needs both); the closest
+    method is named per task among defaults with at least 3 seeds, so one lucky seed does not
+    lead.
+    """
+    full = {t: summary.get((t, "full")) for t in TASKS}
+    methods = sorted(
+        {name for (_, name), s in summary.items() if name == s["method"]} - {"full", "head"}
+    )
+    rows, closest = [], []
+    for method in methods:
+        cells = {t: summary.get((t, method)) for t in TASKS}
+        trainable = max(c["trainable_percent"] for c in cells.values() if c)
+        texts = []
+        for task, cell in cells.items():
+            if cell is None or full[task] is None:
+                texts.append("– | –")
+                continue
+            gap = cell["test"] - full[task]["test"]
+            met = gap >= -FULL_GAP and trainable <= MAX_TRAINABLE_PERCENT
+            texts.append(f"{median_cell(cell['tests'])} | {gap:+.2f}{'' if met else ' **no**'}")
+            if cell["n"] >= 3:
+                closest.append((task, gap, trainable, method))
+        rows.append(f"| {method} | {' | '.join(texts)} | {trainable:.2f} |")
+    lines = [
+        f"## Closest to full fine-tuning (within {FULL_GAP} point at <= {MAX_TRAINABLE_PERCENT} "
+        "% trainable)",
+        "",
+        "Each method's default on each task it ran on: the test median and its difference to "
+        f"`full`'s median here (**no**: more than {FULL_GAP} behind, or more than "
+        f"{MAX_TRAINABLE_PERCENT} % trainable). Trainable %: the larger of the tasks.",
+        "",
+        "| method | "
+        + " | ".join(f"{TASK_TITLES[t]} | vs full" for t in TASKS)
+        + " | trainable % |",
+        "|---|" + "---|---|" * len(TASKS) + "---|",
+        *rows,
+        "",
+    ]
+    for task in TASKS:
+        ranked = sorted((c for c in closest if c[0] == task), key=lambda c: -c[1])
+        small = [c for c in ranked if c[2] <= MAX_TRAINABLE_PERCENT]
+        lines.append(
+            f"- {task}, defaults with 3 or more seeds: "
+            + (
+                f"closest at <= {MAX_TRAINABLE_PERCENT} % trainable {small[0][3]} "
+                f"({small[0][1]:+.2f}, {small[0][2]:.2f} %)"
+                if small
+                else f"none at <= {MAX_TRAINABLE_PERCENT} % trainable"
+            )
+            + (
+                f"; closest at any size {ranked[0][3]} ({ranked[0][1]:+.2f}, {ranked[0][2]:.2f} %)."
+                if ranked
+                else "."
+            )
+        )
+    return lines
 
 
 def _ahead_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:

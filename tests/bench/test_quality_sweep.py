@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from benchmarks import quality_sweep
 from benchmarks.quality_sweep import CANDIDATES, DEFAULTS, Candidate, job_dir, jobs, run_all
-from benchmarks.quality_sweep_report import collect, pick_on_validation, summarize, write_page
+from benchmarks.quality_sweep_report import (
+    closest_to_full_lines,
+    collect,
+    pick_on_validation,
+    summarize,
+    write_page,
+)
 
 
 def test_candidate_names_say_what_differs_from_the_default() -> None:
@@ -113,6 +119,25 @@ def test_the_validation_pick_needs_as_many_seeds_and_the_page_judges_targets(
     # TREC 96.6 >= 96.4 and -0.4 from full; CoNLL 84.6 >= 81.5 and -0.4: every target met.
     assert "96.6 (-0.40) |" in picked and "84.6 (-0.40) |" in picked
     assert picked.endswith("| yes |")
+
+
+def test_closest_to_full_counts_each_task_alone_and_needs_three_seeds(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        _fake_run(runs, "trec", "full", seed, 97.0, 90.0)
+        _fake_run(runs, "conll2003", "full", seed, 85.0, 90.0)
+        _fake_run(runs, "trec", "ia3", seed, 96.7, 90.0)  # TREC-6 only, 0.3 behind
+        _fake_run(runs, "conll2003", "lora", seed, 84.0, 88.0)  # CoNLL-2003 only, 1.0 behind
+    _fake_run(runs, "trec", "dora", 0, 97.5, 91.0)  # ahead of full, but one seed
+    summary = summarize(collect(runs, tmp_path / "sweep.json"))
+    lines = closest_to_full_lines(summary)
+    ia3 = next(line for line in lines if line.startswith("| ia3 |"))
+    assert "96.7 (96.7–96.7, n=3) | -0.30 | – | – | 1.50 |" in ia3
+    lora = next(line for line in lines if line.startswith("| lora |"))
+    assert "84.0 (84.0–84.0, n=3) | -1.00 **no** |" in lora
+    trec, conll = (line for line in lines if line.startswith("- "))
+    assert "closest at <= 2.0 % trainable ia3 (-0.30, 1.50 %)" in trec  # not dora's one seed
+    assert "closest at <= 2.0 % trainable lora (-1.00, 1.50 %)" in conll
 
 
 @pytest.fixture
