@@ -14,6 +14,7 @@ questions with medians over seeds instead of single runs:
     python -m benchmarks.quality_sweep --workers 14 --deadline 390 --hard-deadline 480
     python -m benchmarks.quality_sweep --workers 16 --tasks trec     # only TREC-6 jobs
     python -m benchmarks.quality_sweep --set methods --workers 16    # every other method, 3 seeds
+    python -m benchmarks.quality_sweep --set methods --candidates dora mam   # only these rows
     python -m benchmarks.quality_sweep --collect                     # runs -> docs/results_sweep.json
     python -m benchmarks.quality_sweep --report-only                 # json -> docs/results_sweep.md
 
@@ -232,10 +233,12 @@ def run_all(
     tasks: list[str] | None = None,
     which: str = "defaults",
     recorded: frozenset[tuple[str, str, int]] = frozenset(),
+    candidates: list[str] | None = None,
 ) -> None:
     """Run every unfinished job of set ``which``, ``workers`` at a time, until done or out
     of time. A job counts as finished when its folder has metrics.json or it is
-    ``recorded`` (task, candidate name, seed) in the sweep's JSON, on any machine."""
+    ``recorded`` (task, candidate name, seed) in the sweep's JSON, on any machine.
+    ``tasks`` and ``candidates`` (names) keep only their jobs, in the set's order."""
     start = time.monotonic()
     todo = [
         (task, candidate, seed)
@@ -243,7 +246,11 @@ def run_all(
         if not (job_dir(runs, task, candidate, seed) / "metrics.json").exists()
         and (task, candidate.name, seed) not in recorded
     ]
-    todo = [j for j in todo if j[0] in (tasks or TASK_ORDER)][:limit]
+    todo = [
+        (task, candidate, seed)
+        for task, candidate, seed in todo
+        if task in (tasks or TASK_ORDER) and (not candidates or candidate.name in candidates)
+    ][:limit]
     running: list[tuple[Any, Any, str, float]] = []
     done = failed = 0
     print(f"sweep: {len(todo)} jobs to run, {workers} at a time", flush=True)
@@ -293,6 +300,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="run at most this many jobs")
     parser.add_argument("--tasks", nargs="+", choices=TASK_ORDER, help="only these tasks")
     parser.add_argument(
+        "--candidates",
+        nargs="+",
+        metavar="NAME",
+        help="only these candidates of the set (lora-lr0.002)",
+    )
+    parser.add_argument(
         "--set",
         dest="which",
         default="defaults",
@@ -310,6 +323,10 @@ def main() -> None:
     parser.add_argument("--page", type=Path, default=PAGE_OUT)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    known = {candidate.name for _, candidate, _ in jobs(args.which)}
+    unknown = sorted(set(args.candidates or ()) - known)
+    if unknown:
+        parser.error(f"--candidates: {', '.join(unknown)} not in --set {args.which}")
     if args.one:
         task, method, lr, options, switches, seed, out = json.loads(args.one)
         candidate = Candidate(method, lr, options, switches)
@@ -330,6 +347,7 @@ def main() -> None:
             args.tasks,
             args.which,
             frozenset(recorded),
+            args.candidates,
         )
     if not args.report_only:
         collect(args.runs, args.json)

@@ -170,6 +170,19 @@ def test_scheduler_runs_the_unfinished_jobs_in_order(tmp_path: Path, sleepy_jobs
     assert "4 done, 0 failed, 0 not started" in capsys.readouterr().out
 
 
+def test_candidates_keep_only_their_jobs_in_the_sets_order(tmp_path: Path, sleepy_jobs) -> None:
+    _, started = sleepy_jobs
+    run_all(tmp_path, 2, 60, 60, "fp32", 0, 3, ["conll2003"], "methods", candidates=["mam", "dora"])
+    assert started == ["conll2003-dora-seed0", "conll2003-mam-seed0", "conll2003-dora-seed1"]
+
+
+def test_an_unknown_candidate_is_one_line_and_exit_2() -> None:
+    command = [sys.executable, "-m", "benchmarks.quality_sweep", "--candidates", "lora-r99"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].endswith("--candidates: lora-r99 not in --set defaults")
+
+
 def test_deadlines_stop_new_jobs_and_kill_running_ones(tmp_path: Path, sleepy_jobs, capsys) -> None:
     seconds, started = sleepy_jobs
     seconds["value"] = 30.0
