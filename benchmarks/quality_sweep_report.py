@@ -12,6 +12,7 @@ from typing import Any
 from benchmarks.quality_spec import (
     BEST_PEER_ADAPTER,
     FULL_GAP,
+    FULL_MODEL_BYTES,
     MAX_TRAINABLE_PERCENT,
     TASKS,
 )
@@ -111,6 +112,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
             "test": statistics.median(tests),
             "validation": statistics.median(r["validation"] for r in group),
             "trainable_percent": max(r["trainable_percent"] for r in group),
+            "bundle_bytes": max(r["bundle_bytes"] for r in group),
             "train_seconds": statistics.median(r["train_seconds"] for r in group),
             "machines": sorted({r["machine"] for r in group}),
         }
@@ -265,19 +267,23 @@ def closest_to_full_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> lis
             texts.append(f"{median_cell(cell['tests'])} | {gap:+.2f}{'' if met else ' **no**'}")
             if cell["n"] >= 3:
                 closest.append((task, gap, trainable, method))
-        rows.append(f"| {method} | {' | '.join(texts)} | {trainable:.2f} |")
+        bundle = max(c["bundle_bytes"] for c in cells.values() if c) / FULL_MODEL_BYTES
+        rows.append(f"| {method} | {' | '.join(texts)} | {trainable:.2f} | {100 * bundle:.1f} |")
     lines = [
         f"## Closest to full fine-tuning (within {FULL_GAP} point at <= {MAX_TRAINABLE_PERCENT} "
         "% trainable)",
         "",
         "Each method's default on each task it ran on: the test median and its difference to "
         f"`full`'s median here (**no**: more than {FULL_GAP} behind, or more than "
-        f"{MAX_TRAINABLE_PERCENT} % trainable). Trainable %: the larger of the tasks.",
+        f"{MAX_TRAINABLE_PERCENT} % trainable). Trainable % and bundle: the larger of the "
+        "tasks; trainable % counts what trains (prefix tuning's reparameterisation MLP, "
+        "AdaLoRA's initial rank), the bundle what is saved (the MLP folded away, AdaLoRA's "
+        "final ranks), as a % of the full model's file.",
         "",
         "| method | "
         + " | ".join(f"{TASK_TITLES[t]} | vs full" for t in TASKS)
-        + " | trainable % |",
-        "|---|" + "---|---|" * len(TASKS) + "---|",
+        + " | trainable % | bundle % |",
+        "|---|" + "---|---|" * len(TASKS) + "---|---|",
         *rows,
         "",
     ]
