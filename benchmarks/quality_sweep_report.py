@@ -16,6 +16,7 @@ from benchmarks.quality_spec import (
     MAX_TRAINABLE_PERCENT,
     TASKS,
 )
+from benchmarks.quality_sweep import DEFAULTS, SECOND_WAVE
 
 TASK_TITLES = {"trec": "TREC-6 test accuracy", "conll2003": "CoNLL-2003 test F1"}
 
@@ -250,9 +251,8 @@ def closest_to_full_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> lis
     lead.
     """
     full = {t: summary.get((t, "full")) for t in TASKS}
-    methods = sorted(
-        {name for (_, name), s in summary.items() if name == s["method"]} - {"full", "head"}
-    )
+    method_rows = {c.name for c in DEFAULTS + SECOND_WAVE} - {"full"}
+    methods = sorted({name for _, name in summary} & method_rows)
     rows, closest = [], []
     for method in methods:
         cells = {t: summary.get((t, method)) for t in TASKS}
@@ -273,7 +273,8 @@ def closest_to_full_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> lis
         f"## Closest to full fine-tuning (within {FULL_GAP} point at <= {MAX_TRAINABLE_PERCENT} "
         "% trainable)",
         "",
-        "Each method's default on each task it ran on: the test median and its difference to "
+        "Each method's default (head-bias: BitFit, `--method head --train-bias`) on each "
+        "task it ran on: the test median and its difference to "
         f"`full`'s median here (**no**: more than {FULL_GAP} behind, or more than "
         f"{MAX_TRAINABLE_PERCENT} % trainable). Trainable % and bundle: the larger of the "
         "tasks; trainable % counts what trains (prefix tuning's reparameterisation MLP, "
