@@ -198,7 +198,7 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
             if mine is None and not theirs:
                 continue
             done = [r for r in theirs if "error" not in r]
-            errors = sorted({r["error"] for r in theirs if "error" in r})
+            errors = [r["error"] for r in sorted(theirs, key=lambda r: r["seed"]) if "error" in r]
             if done:
                 peft_cells = [
                     median_cell([r["validation"] for r in done]),
@@ -206,7 +206,9 @@ def write_page(peft_json: Path, page: Path, sweep_json: Path = SWEEP_JSON) -> No
                     f"{statistics.median(r['trainable_percent'] for r in done):.2f}",
                 ]
             elif errors:
-                peft_cells = ["fails: " + "; ".join(f"`{e}`" for e in errors), "–", "–"]
+                # The first seed's error: the others differ in their numbers at most.
+                failed = f"fails ({len(errors)} of {len(theirs)} seeds): `{errors[0]}`"
+                peft_cells = [failed, "–", "–"]
             else:
                 peft_cells = ["not run", "–", "–"]
             ours_cells = (

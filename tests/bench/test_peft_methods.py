@@ -49,7 +49,7 @@ def test_runs_are_scored_kept_and_set_beside_ours(tiny_task: Path) -> None:
     page = out["page"].read_text()
     ia3 = next(line for line in page.splitlines() if line.startswith("| ia3 |"))
     assert ia3.startswith("| ia3 | 92.0 (n=3) | 91.0 (90.0–92.0, n=3) | 0.70 |")
-    assert "fails: `trainer_runner: unknown contender peft-bogus`" in page
+    assert "fails (1 of 1 seeds): `trainer_runner: unknown contender peft-bogus`" in page
     cpu = f"CPU ({os.cpu_count()} cores)"
     assert ia3.endswith(f"| {cpu} / {cpu} |")  # where ours ran / where peft's ran
 
