@@ -17,7 +17,7 @@ from adapterkit.train.options import DEFAULT_METHOD, JobSpec
 FALLBACK_METHOD = DEFAULT_METHOD
 DEFAULT_METHODS: dict[str, str] = {
     "sequence-classification": "lora",
-    "token-classification": "lora",
+    "token-classification": "unipelt",
 }
 """Task type -> the method docs/default_method.md chose for it."""
 
