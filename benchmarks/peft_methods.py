@@ -120,7 +120,9 @@ def run_one(task: str, method: str, seed: int, runs: Path, python: str) -> None:
     log = out.with_suffix(".log")
     try:
         run_peer(contender, setup, seed, data_file, out, python, log)
-    except subprocess.CalledProcessError:
+    except subprocess.CalledProcessError as error:
+        if error.returncode < 0:  # killed by a signal (Ctrl-C, a deadline): not peft failing
+            raise
         line = error_line(log)
         print(f"peft-{method} on {task} failed: {line}", flush=True)
         failed.write_text(json.dumps({"error": line}))

@@ -65,3 +65,19 @@ def test_a_bad_shard_is_refused_in_one_line(capsys) -> None:
         peft_methods.main(["--shard", "2/2", "--report-only"])
     assert stop.value.code == 2
     assert "--shard: expected I/N" in capsys.readouterr().err
+
+
+def test_a_killed_run_is_not_recorded_as_peft_failing(
+    tiny_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed by a signal (a deadline, Ctrl-C) is left to run again, not marked failed."""
+    import subprocess
+
+    def killed(*args, **kwargs):
+        raise subprocess.CalledProcessError(-9, ["trainer_runner"])
+
+    monkeypatch.setattr(peft_methods, "run_peer", killed)
+    runs = tiny_task / "runs"
+    with pytest.raises(subprocess.CalledProcessError):
+        peft_methods.run_one("trec", "ia3", 0, runs, sys.executable)
+    assert not list(runs.rglob("*.failed.json"))
