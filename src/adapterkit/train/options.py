@@ -54,9 +54,9 @@ class RunOptions:
     method: str | None = None
     """Adapter method or preset: houlsby, pfeiffer, parallel, bottleneck, lora, dora, ia3,
     adalora, prompt, prefix, mam, unipelt, head (frozen base) or full. Default: chosen per
-    task type (lora for sequence and token classification, pfeiffer otherwise:
-    docs/default_method.md); pfeiffer when options of one method are given; with
-    --init-from, the bundle's; with --stack-on, the new adapter's."""
+    task type (lora for sequence classification, unipelt for token classification,
+    pfeiffer otherwise: docs/default_method.md); pfeiffer when options of one method are
+    given; with --init-from, the bundle's; with --stack-on, the new adapter's."""
     # Filled from the method-config fields' own flags and keys, so it is no flag itself.
     method_options: dict[str, Any] = field(default_factory=dict, metadata={"flag": None})
     """Fields of the method's config that were given (the rest keep the method's defaults)."""
