@@ -6,7 +6,8 @@ bench-venvs``) on the same splits, one run at a time, seeds interleaved, and rec
 run's validation score after every epoch against its training seconds. The target of a task
 is the final validation score of the best peer adapter (median over seeds); the page gives
 each contender's median seconds until its validation first reaches it, and the test score
-of the model each run ends with. Finished runs are kept under ``--runs`` and reused; run it
+of the model each run ends with. Finished runs are kept under ``--runs`` and reused (an
+adapterkit run that trained another method than the default is now is run again); run it
 on a quiet machine (it warns when another process is busy). Writes docs/time_to_quality.md,
 a PNG per task, and the summary between the markers in docs/benchmarks.md.
 """
@@ -32,6 +33,7 @@ from benchmarks.time_to_quality.contenders import (
     Setup,
     curve_of,
     export_data,
+    is_stale,
     run_ours,
     run_peer,
     task_of,
@@ -85,8 +87,12 @@ def run_task(
     for seed in args.seeds:
         for contender in args.contenders:
             out = runs / f"{contender}-seed{seed}.json"
-            if out.exists() or args.report_only or (name in TASKS and name not in args.tasks):
+            if args.report_only or (name in TASKS and name not in args.tasks):
                 continue
+            if out.exists():
+                if not is_stale(json.loads(out.read_text()), CONTENDERS[contender], splits.task):
+                    continue
+                print(f"{out}: trained another method than the default now; rerunning", flush=True)
             busy = busy_others()
             if busy:
                 print(f"warning: not a quiet machine: {busy}", file=sys.stderr, flush=True)

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from adapterkit.data.loading import DataSplits
 from adapterkit.files import atomic_write_bytes
 from adapterkit.models import resolve_model
 from adapterkit.tasks import make_task
+from adapterkit.train.default_method import default_method
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,6 +195,23 @@ def run_peer(
     return json.loads(out.read_text())
 
 
+def method_today(contender: Contender, task_type: str) -> str:
+    """The method ``adapterkit train`` trains for an own contender today: its ``--method``
+    flag, else the task type's default (which docs/default_method.md may move)."""
+    flags = list(contender.flags)
+    if "--method" in flags:
+        return flags[flags.index("--method") + 1]
+    return default_method(task_type)
+
+
+def is_stale(record: dict[str, Any], contender: Contender, task_type: str) -> bool:
+    """Whether an own contender's record trained another method than it would today (a
+    record from before records named their method counts as stale): rerun, not reuse."""
+    if contender.venv is not None:
+        return False
+    return record.get("method") != method_today(contender, task_type)
+
+
 def run_ours(contender: Contender, setup: Setup, seed: int, out: Path) -> dict[str, Any]:
     """``adapterkit train`` with every default but where its output goes, the seed and the
     contender's own flags."""
@@ -213,9 +233,11 @@ def run_ours(contender: Contender, setup: Setup, seed: int, out: Path) -> dict[s
     wall = time.perf_counter() - started
     state = json.loads((run_dir / "checkpoints" / "last" / "trainer_state.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    method = yaml.safe_load((run_dir / "config.yaml").read_text())["adapter"]["method"]
     record = {
         "contender": contender.name,
-        "version": "adapterkit (this tree)",
+        "method": method,
+        "version": f"adapterkit (this tree), method {method}",
         "trainable_percent": round(metrics["trainable_percent"], 3),
         "run_seconds": metrics["train_seconds"],
         "wall_seconds": round(wall, 1),

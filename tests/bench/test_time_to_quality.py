@@ -85,6 +85,18 @@ def test_a_tiny_run_end_to_end_reuses_finished_runs(tmp_path: Path) -> None:
     again = {p.name: p.stat().st_mtime_ns for p in (runs / "custom").glob("*-seed0.json")}
     assert again == finished
     assert (docs / "benchmarks.md").read_text().count("<!-- time-to-quality:start -->") == 1
+    ours = runs / "custom" / "adapterkit-seed0.json"
+    record = json.loads(ours.read_text())
+    assert record["method"] == "lora"  # sequence classification's default
+    assert "adapterkit (this tree), method lora" in page  # the page says what trained
+    ours.write_text(json.dumps({**record, "method": "pfeiffer"}))  # as if the default moved
+    main(argv)  # the stale record is trained again, the peers' are reused
+    moved = {p.name: p.stat().st_mtime_ns for p in (runs / "custom").glob("*-seed0.json")}
+    assert moved["adapterkit-seed0.json"] != finished["adapterkit-seed0.json"]
+    assert {k: v for k, v in moved.items() if k != ours.name} == {
+        k: v for k, v in finished.items() if k != ours.name
+    }
+    assert json.loads(ours.read_text())["method"] == "lora"
 
 
 def test_a_peer_interpreter_must_name_a_peer() -> None:
