@@ -6,11 +6,13 @@ and one frozen base serving many adapters."""
 import logging
 
 # bitsandbytes (imported by transformers whenever peft is installed, and by --quantize)
-# tries on import to fetch an optional CPU kernel from the model hub, and warns when it
-# cannot: on every command, offline. The path that kernel serves is turned off
-# (models.prepare_4bit), so the warning tells a user nothing. Set before any import below
-# can bring bitsandbytes in.
+# tries on import to fetch an optional CPU kernel from the model hub through `kernels`,
+# and both warn when it cannot: on every command, offline (kernels that it skips its
+# publisher check, bitsandbytes that the fetch failed). The path that kernel serves is
+# turned off (models.prepare_4bit), so the warnings tell a user nothing. Set before any
+# import below can bring bitsandbytes in.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+logging.getLogger("kernels._internals.hf_hub").setLevel(logging.ERROR)
 
 from adapterkit.errors import AdapterkitError, BundleError, DataError
 from adapterkit.heads import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,22 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("adapterkit: error:")
+
+
+def test_a_refused_training_option_is_one_line_on_stderr_offline(tmp_path: Path) -> None:
+    # A subprocess: the libraries training imports (peft -> bitsandbytes -> kernels) log
+    # on import when the hub is offline, which an in-process run has long since done.
+    argv = ["train", "--data", "trec", "--method", "lora", "--prefix-length", "5"]
+    result = subprocess.run(
+        [sys.executable, "-m", "adapterkit", *argv, "--output", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.splitlines() == [result.stderr.strip()]
+        and "--prefix-length does not apply to method 'lora'" in result.stderr
+    ), result.stderr
+    assert not (tmp_path / "run").exists()
