@@ -140,3 +140,14 @@ def test_every_module_imports_on_its_own() -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_the_command_line_starts_without_the_scoring_libraries() -> None:
+    # scikit-learn (and seqeval, which imports it) cost about a second on import: the
+    # commands that never score (serve, predict, a refused option) must not pay it.
+    probe = "import sys, adapterkit.cli, adapterkit.predict; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'seqeval'}))"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

@@ -11,13 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    hamming_loss,
-    precision_recall_fscore_support,
-)
-from sklearn.preprocessing import MultiLabelBinarizer
+# scikit-learn is imported where a score is computed, not here: importing it takes about
+# a second, and every command imports this module (through adapterkit.tasks), including
+# the ones that never score (serve, predict, a refused option).
 
 
 def _check_lengths(y_true: Sequence[Any], y_pred: Sequence[Any]) -> None:
@@ -43,6 +39,8 @@ def _scored_labels(label_names: Sequence[str], true_labels: Sequence[str]) -> li
 def _prf(
     y_true: Any, y_pred: Any, labels: list[Any], average: str | None
 ) -> tuple[Any, Any, Any, Any]:
+    from sklearn.metrics import precision_recall_fscore_support
+
     # zero_division=0: a class never predicted scores 0 precision instead of a warning.
     return precision_recall_fscore_support(
         y_true, y_pred, labels=labels, average=average, zero_division=0
@@ -101,6 +99,8 @@ def classification_metrics(
     Raises:
         ValueError: If the lengths differ or there are no examples.
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
     _check_lengths(y_true, y_pred)
     y_true, y_pred = [str(y) for y in y_true], [str(y) for y in y_pred]
     scored = _scored_labels(label_names, y_true)
@@ -141,6 +141,9 @@ def multilabel_metrics(
     Raises:
         ValueError: If the lengths differ or there are no examples.
     """
+    from sklearn.metrics import accuracy_score, hamming_loss
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     _check_lengths(y_true, y_pred)
     y_true = [[str(y) for y in row] for row in y_true]
     y_pred = [[str(y) for y in row] for row in y_pred]

@@ -13,9 +13,6 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from seqeval.metrics import accuracy_score, classification_report
-from seqeval.scheme import IOB2
-
 from adapterkit.errors import DataError
 
 NerMode = Literal["strict", "lenient"]
@@ -93,6 +90,11 @@ def ner_metrics(
             raise ValueError(f"sentence {i}: {len(t)} gold tags but {len(p)} predicted")
     if not any(y_true):
         raise ValueError("cannot compute metrics on sentences without tokens")
+
+    # Imported here: seqeval imports scikit-learn, about a second that every command would
+    # pay on import (metrics.classification says the same).
+    from seqeval.metrics import accuracy_score, classification_report
+    from seqeval.scheme import IOB2
 
     kwargs: dict[str, Any] = {}
     if mode == "strict":
