@@ -142,10 +142,15 @@ def test_every_module_imports_on_its_own() -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
-def test_the_command_line_starts_without_the_scoring_libraries() -> None:
-    # scikit-learn (and seqeval, which imports it) cost about a second on import: the
-    # commands that never score (serve, predict, a refused option) must not pay it.
-    probe = "import sys, adapterkit.cli, adapterkit.predict; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'seqeval'}))"
+def test_the_command_line_starts_without_scoring_libraries_or_peft() -> None:
+    # scikit-learn (and seqeval, which imports it) cost about a second on import, peft
+    # (through transformers.trainer_utils) and bitsandbytes three: the commands that never
+    # score (serve, predict, a refused option) must not pay them, and training never peft.
+    probe = (
+        "import sys, adapterkit.cli, adapterkit.cli.jobs, adapterkit.predict, adapterkit.train; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sklearn', 'seqeval', 'peft', 'bitsandbytes'}))"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
     )

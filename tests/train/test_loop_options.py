@@ -152,6 +152,32 @@ def test_epoch_order_is_seeded_and_schedule_warms_up() -> None:
     assert rates[-1] < 0.02  # linear decay to ~0
 
 
+@pytest.mark.parametrize("name", ["linear", "cosine", "constant"])
+@pytest.mark.parametrize(("warmup_ratio", "total"), [(0.0, 1), (0.1, 100), (0.06, 37), (0.9, 5)])
+def test_schedules_equal_transformers_to_the_float(
+    name: str, warmup_ratio: float, total: int
+) -> None:
+    import torch
+    from transformers import get_scheduler
+
+    from adapterkit.train.config import TrainConfig
+
+    config = TrainConfig(scheduler=name, warmup_ratio=warmup_ratio)
+    theirs_name = "constant_with_warmup" if name == "constant" else name
+    ours_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.003)
+    theirs_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.003)
+    ours = make_scheduler(ours_opt, config, total_steps=total)
+    warmup = int(warmup_ratio * total)
+    theirs = get_scheduler(
+        theirs_name, theirs_opt, num_warmup_steps=warmup, num_training_steps=total
+    )
+    for _ in range(total + 2):  # past the end too: a resumed run's last steps
+        assert ours.get_last_lr() == theirs.get_last_lr()
+        for optimizer, scheduler in ((ours_opt, ours), (theirs_opt, theirs)):
+            optimizer.step()
+            scheduler.step()
+
+
 def test_resumed_epoch_train_loss_is_the_mean_of_the_batches_run_after_resume(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import get_scheduler
 
 from adapterkit.precision import autocast_dtype, resolve_precision
 from adapterkit.train.config import TrainConfig
-
-# Our schedule names to transformers'. Each warms up first; "constant" always did, so it
-# is transformers' constant_with_warmup, not its warmup-less "constant".
-SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 def _no_decay(name: str) -> bool:
@@ -34,6 +31,21 @@ def make_optimizer(
     return torch.optim.AdamW(groups, lr=lr)
 
 
+def schedule_factor(step: int, *, name: str, warmup: int, total: int) -> float:
+    """The learning rate's factor at optimizer step ``step``: transformers' schedule of that
+    name, to the float ("constant" is its constant_with_warmup: ours always warmed up).
+    Its get_scheduler is not imported: that module imports transformers.trainer_utils, which
+    imports peft and bitsandbytes when they are installed, seconds at every start of a run."""
+    if step < warmup:
+        return float(step) / float(max(1, warmup))
+    if name == "constant":
+        return 1.0
+    if name == "linear":
+        return max(0.0, float(total - step) / float(max(1, total - warmup)))
+    progress = float(step - warmup) / float(max(1, total - warmup))
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))  # half a cycle
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -42,12 +54,13 @@ def make_scheduler(
 
     A LambdaLR whose state dict holds only numbers, so checkpoints stay JSON.
     """
-    return get_scheduler(
-        SCHEDULER_NAMES[config.scheduler],
-        optimizer,
-        num_warmup_steps=int(config.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
+    factor = partial(
+        schedule_factor,
+        name=config.scheduler,
+        warmup=int(config.warmup_ratio * total_steps),
+        total=total_steps,
     )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @contextmanager
