@@ -66,12 +66,24 @@ def collect(runs: Path, out: Path) -> list[dict[str, Any]]:
                 "bundle_bytes": test["bundle_bytes"],
                 "train_seconds": test["train_seconds"],
                 "best_epoch": test.get("best_epoch"),
+                **_by_epoch(run, metric),
             }
         )
     rows = {_key(r): r for r in recorded_runs(out)} | {_key(r): r for r in fresh}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": list(rows.values())}, indent=1) + "\n")
     return list(rows.values())
+
+
+def _by_epoch(run: Path, metric: str) -> dict[str, list[float]]:
+    """``validation_by_epoch``: the validation score after each epoch (x100), from the
+    run's last checkpoint; nothing when the run left none."""
+    state = run / "checkpoints" / "last" / "trainer_state.json"
+    if not state.exists():
+        return {}
+    history = json.loads(state.read_text())["trainer"]["history"]
+    scores = [round(100 * row[f"eval_{metric}"], 2) for row in history if f"eval_{metric}" in row]
+    return {"validation_by_epoch": scores} if scores else {}
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str, int, str]:
@@ -330,12 +342,27 @@ def _ahead_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
 
 def _last_epoch_lines(rows: list[dict[str, Any]]) -> list[str]:
     """How often the best validation score came at the budget's last epoch, per task."""
-    parts = []
+    parts, gains = [], []
     for task, spec in TASKS.items():
         ran = [r for r in rows if r["task"] == task and r.get("best_epoch") is not None]
         last = sum(r["best_epoch"] == spec["epochs"] for r in ran)
         parts.append(f"{task} {last} of {len(ran)} ({spec['epochs']} epochs)")
-    return [
+        # What the last epoch still added, from the runs that recorded every epoch.
+        curves = [
+            r["validation_by_epoch"]
+            for r in rows
+            if r["task"] == task and len(r.get("validation_by_epoch") or []) >= 2
+        ]
+        if curves:
+            added = statistics.median(c[-1] - c[-2] for c in curves)
+            gains.append(f"{task} {added:+.1f} (median of {len(curves)} runs)")
+    lines = [
         "Runs whose best validation score came at the last epoch of the budget (still "
         f"improving when it ran out): {'; '.join(parts)}."
     ]
+    if gains:
+        lines[0] += (
+            " Validation points the last epoch added over the one before, where a run "
+            f"recorded every epoch: {'; '.join(gains)}."
+        )
+    return lines

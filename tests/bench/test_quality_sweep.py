@@ -121,6 +121,28 @@ def test_the_validation_pick_needs_as_many_seeds_and_the_page_judges_targets(
     assert picked.endswith("| yes |")
 
 
+def test_each_epochs_validation_is_recorded_and_the_last_epochs_gain_reported(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    for seed, curve in enumerate(([0.80, 0.85], [0.70, 0.72], [0.60, 0.61])):
+        _fake_run(runs, "conll2003", "lora", seed, 84.0, 100 * curve[-1])
+        state = runs / f"conll2003-lora-seed{seed}" / "checkpoints" / "last"
+        state.mkdir(parents=True)
+        history = [{"epoch": e + 1, "eval_f1": v, "train_loss": 0.1} for e, v in enumerate(curve)]
+        (state / "trainer_state.json").write_text(json.dumps({"trainer": {"history": history}}))
+    _fake_run(runs, "trec", "lora", 0, 96.0, 93.0)  # no checkpoint: no per-epoch record
+    rows = collect(runs, tmp_path / "sweep.json")
+    by_seed = {(r["task"], r["seed"]): r.get("validation_by_epoch") for r in rows}
+    assert by_seed[("conll2003", 0)] == [80.0, 85.0] and by_seed[("trec", 0)] is None
+    write_page(tmp_path / "sweep.json", tmp_path / "sweep.md")
+    page = (tmp_path / "sweep.md").read_text()
+    assert (
+        "the one before, where a run recorded every epoch: conll2003 +2.0 (median of 3 runs)."
+        in page
+    )
+
+
 def test_closest_to_full_counts_each_task_alone_and_needs_three_seeds(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in range(3):
