@@ -60,3 +60,26 @@ def test_bad_options_are_one_line_and_exit_2(
     assert wanted in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err
     assert not out.exists()  # refused before the run folder is made
+
+
+def test_a_max_length_past_the_context_is_lowered_to_leave_the_soft_tokens_room(
+    workspace: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 100 is past the tiny BERT's 64 positions: it is lowered, and the 20 soft tokens
+    # (prompt's default) come off too, as a user who left --max-length alone would need.
+    out = tmp_path / "run"
+    flags = ("--method", "prompt", "--epochs", "1", "--max-length", "100")
+    assert _train(workspace, out, *flags) in FINISHED
+    assert "max_length 100 lowered to 44: " in capsys.readouterr().out
+    record = json.loads((out / "adapter" / "adapterkit.json").read_text())
+    assert record["task"]["max_length"] == 44
+    # A method that lengthens nothing is lowered to the whole context.
+    assert (
+        _train(
+            workspace, tmp_path / "lora", "--method", "lora", "--epochs", "1", "--max-length", "100"
+        )
+        in FINISHED
+    )
+    assert "max_length 100 lowered to 64: " in capsys.readouterr().out

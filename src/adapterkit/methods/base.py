@@ -120,6 +120,12 @@ class AdapterConfig:
         resolves ``target_modules`` or the architecture's patterns for :meth:`roles`."""
         return None
 
+    def soft_tokens(self) -> int:
+        """Positions this method puts in front of every input (prompt tuning's virtual
+        tokens), which a run's ``max_length`` leaves room for; 0 (the default) for methods
+        that lengthen nothing the position embeddings see."""
+        return 0
+
     def prepare(self, tokenizer: Any, max_length: int, context: int | None) -> AdapterConfig:
         """This config fitted to a run, before its adapter is built: the run's tokenizer,
         the task's ``max_length`` and the base's ``context`` positions (None: no limit).

@@ -14,7 +14,7 @@ import torch
 from adapterkit.data import DataSplits, load_data, sample_examples
 from adapterkit.errors import AdapterkitError
 from adapterkit.heads import ClassificationHead, Head, build_head
-from adapterkit.methods import make_config
+from adapterkit.methods import AdapterConfig, make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, context_length, load_base, load_tokenizer
 from adapterkit.tasks import Task, make_task
@@ -98,6 +98,22 @@ def load_run_base(spec: JobSpec, kind: str, device: torch.device) -> tuple[Adapt
     return model, tokenizer
 
 
+def _fitted_max_length(options: RunOptions, config: AdapterConfig, limit: int, log: Log) -> int:
+    """``--max-length``, lowered when it is past the model's context (longer rows would
+    index past the position embeddings): to the context less the soft tokens the method
+    puts in front of every input. A length within the context is the user's to keep: when
+    the soft tokens do not fit beside it, the method's ``prepare`` refuses the run."""
+    if options.max_length <= limit:
+        return options.max_length
+    soft = config.soft_tokens()
+    fit = limit - soft if limit > soft else limit
+    why = f"{options.model}'s context of {limit} tokens"
+    if fit < limit:
+        why += f" less the {soft} soft tokens of method {config.method!r}"
+    log(f"max_length {options.max_length} lowered to {fit}: {why}")
+    return fit
+
+
 def add_job_adapter(
     model: AdaptedModel,
     tokenizer: Any,
@@ -112,14 +128,11 @@ def add_job_adapter(
     options = spec.options
     kind = base_kind(options.model, splits.task)
     task_type = "seq2seq" if kind == "seq2seq" else splits.task
-    max_length = options.max_length
-    limit = context_length(model.base, tokenizer)
-    if max_length > limit:  # longer rows would index past the position embeddings
-        log(f"max_length {max_length} lowered to {options.model}'s context of {limit} tokens")
-        max_length = limit
-    task = make_task(task_type, tokenizer, splits.label_names, max_length)
     adapter_config = make_config(options.method, **options.method_options)
-    # Refuses what cannot fit the run (prompt tuning's soft tokens + max_length > context).
+    limit = context_length(model.base, tokenizer)
+    max_length = _fitted_max_length(options, adapter_config, limit, log)
+    task = make_task(task_type, tokenizer, splits.label_names, max_length)
+    # Refuses what cannot fit the run (soft tokens that leave no room for any input).
     adapter_config = adapter_config.prepare(tokenizer, max_length, limit)
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)

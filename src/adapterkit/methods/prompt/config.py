@@ -88,6 +88,9 @@ class PromptConfig(AdapterConfig):
             raise AdapterkitError("method 'prompt' found no input embedding layer in the base")
         return [names[0]]
 
+    def soft_tokens(self) -> int:
+        return self.num_virtual_tokens
+
     def prepare(self, tokenizer: Any, max_length: int, context: int | None) -> PromptConfig:
         """Check that the soft tokens and ``max_length`` fit the base's ``context``
         positions, and tokenize ``prompt_init_text`` (a run calls this before building)."""
