@@ -264,4 +264,11 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise BundleError(f"{weights}: unreadable safetensors file ({exc})") from None
+    for name, tensor in tensors.items():
+        # A NaN weight makes every score NaN (and NaN is not JSON): refused, not served.
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BundleError(
+                f"{weights}: tensor {name!r} holds NaN or infinite values (from a run that "
+                "diverged, or an edited file)"
+            )
     return config, tensors

@@ -7,7 +7,7 @@ BAD_TRAIN_FLAGS: dict[str, list[str]] = {
     "--epochs": ["0", "-1", "1.5", "three", "nan"],
     "--batch-size": ["0", "-4", "x"],
     "--eval-batch-size": ["0", "-1"],
-    "--lr": ["0", "-1e-3", "inf", "nan", "-inf", "abc", "1e999"],
+    "--lr": ["0", "-1e-3", "inf", "nan", "-inf", "abc", "1e999", "1e38"],
     "--weight-decay": ["-0.1", "nan", "inf"],
     "--warmup-ratio": ["-0.1", "1", "2", "nan"],
     "--grad-accumulation": ["0", "-2"],

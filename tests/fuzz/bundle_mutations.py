@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from adapterkit.bundle import CONFIG_FILE, WEIGHTS_FILE
@@ -111,6 +112,7 @@ BUNDLE_MUTATIONS: dict[str, Callable[[dict[str, Any], Path], None]] = {
     "weights-extra-tensor": _weights(lambda t: {**t, "adapter.extra": t[next(iter(t))].clone()}),
     "weights-shape": _weights(lambda t: {k: v[..., :1].contiguous() for k, v in t.items()}),
     "weights-dtype-int": _weights(lambda t: {k: v.long() for k, v in t.items()}),
+    "weights-nan": _weights(lambda t: {k: torch.full_like(v, float("nan")) for k, v in t.items()}),
 }
 
 

@@ -134,7 +134,11 @@ def run_search(request: SearchRequest, log: Any = print) -> dict[str, Any]:
             # The trial's own training seconds: a packed run holds several trials, and a
             # pruned trial's slot goes on with another one.
             trial.set_user_attr("seconds", round(final.get("train_seconds", seconds), 1))
-            if final.get("pruned"):
+            if final.get("diverged"):  # NaN weights before any epoch it could keep
+                trial.set_user_attr("error", "training diverged (NaN or infinite weights)")
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                log(f"search: {name} diverged {_brief(trial)}")
+            elif final.get("pruned"):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 log(f"search: {name} pruned after epoch {final['epochs_run']} {_brief(trial)}")
             else:

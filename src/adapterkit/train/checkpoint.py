@@ -54,6 +54,8 @@ class TrainerState:
     stopped_early: bool = False
     pruned: bool = False
     """Stopped by the run's driver (a search pruning the trial), not by patience."""
+    diverged: bool = False
+    """Stopped because its weights went NaN or infinite (:mod:`adapterkit.train.divergence`)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """One row per epoch: training loss and validation metrics."""
     step_losses: list[list[float]] = field(default_factory=list)

@@ -90,7 +90,9 @@ class TrainConfig:
     """Examples per optimizer step (before gradient accumulation)."""
     eval_batch_size: int = field(default=64, metadata={"min": 1})
     """Examples per evaluation forward."""
-    lr: float | None = field(default=None, metadata={"above": 0})
+    # At most 100: no method trains above it, and near float32's range (from about 3e37)
+    # AdamW's step size itself overflows.
+    lr: float | None = field(default=None, metadata={"above": 0, "max": 100})
     """Peak learning rate; default per method (DEFAULT_LEARNING_RATES): 3e-3 bottleneck
     adapters, 1e-3 LoRA and head, 5e-5 full."""
     optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS})

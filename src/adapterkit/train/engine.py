@@ -32,6 +32,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.precision import resolve_precision
 from adapterkit.tasks.base import merge_windows
 from adapterkit.train.checkpoint import TrainerState, rng_tensors
+from adapterkit.train.divergence import check_weights, stop_if_diverged
 from adapterkit.train.early_stopping import MIN_STEPS_BEFORE_STOPPING, judge
 from adapterkit.train.evaluate import evaluate_features, predict_features, task_forward
 from adapterkit.train.job import TrainJob
@@ -142,7 +143,9 @@ def fit_jobs(
             job.optimizer_step(scaler)
         if len(stepping) == len(live):  # no job holds gradients accumulated at the old scale
             scaler.update()
-        ended = [job for job in live if job.epoch_ended]
+        for job, loss in zip(live, step_losses, strict=True):
+            stop_if_diverged(job, loss, log if single else _prefixed(log, job.name))
+        ended = [job for job in live if job.epoch_ended and not job.state.diverged]
         for job, loss in zip(live, step_losses, strict=True):
             _log_step(job, loss, trackers)
         if bar is not None:
@@ -300,7 +303,8 @@ def end_epoch(
     }
     state.epoch += 1
     state.batches_done = 0
-    if job.validation is not None and job.leader is None:  # a sharing job: its leader's call
+    diverged = check_weights(job, log)  # NaN weights: never validated into the best
+    if not diverged and job.validation is not None and job.leader is None:  # else the leader's
         metrics, eval_loss = validate(model, job, processes)
         row["eval_loss"] = eval_loss
         row.update({f"eval_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
@@ -359,7 +363,7 @@ def end_epoch(
                 f"  no better than the trivial predictor's {job.floor:.4f} yet: early stopping "
                 "waits until the model learns"
             )
-    else:
+    elif not diverged:
         log(f"epoch {state.epoch}: train loss {row['train_loss']:.4f}")
     row["train_seconds"] = round(state.train_seconds + time.perf_counter() - since, 2)
     epoch_row = {k.replace("_", "/", 1): v for k, v in row.items() if k not in ("epoch", "step")}

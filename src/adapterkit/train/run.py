@@ -36,6 +36,7 @@ from adapterkit.train.continual import (
     replay_count,
 )
 from adapterkit.train.default_method import with_default_method
+from adapterkit.train.divergence import diverged_error
 from adapterkit.train.engine import fit_jobs
 from adapterkit.train.fast_dropout import use_fast_dropout
 from adapterkit.train.job import TrainJob
@@ -226,8 +227,11 @@ def train_jobs(
         # With a sharded base the others evaluate beside the main process (each forward
         # pass takes them all), writing into a folder that is then thrown away.
         scratch = None if processes.main else tempfile.TemporaryDirectory(prefix="shard-")
-        finals = {}
+        finals, lost = {}, []
         for spec, job in zip(specs, jobs, strict=True):
+            if job.state.diverged and results[spec.name].best_path is None:
+                lost.append(job)  # its weights are NaN: no bundle, no scores
+                continue
             if scratch is not None:
                 job.out_dir = Path(scratch.name) / spec.name
             finals[spec.name] = finish_job(
@@ -244,8 +248,13 @@ def train_jobs(
         raise
     trackers.close()
     if not single and not hooks.nested:
-        metrics = {spec.name: built[spec.name].task.primary_metric for spec in specs}
-        write_job_table(run_dir, specs, finals, metrics)
+        kept = [spec for spec in specs if spec.name in finals]
+        metrics = {spec.name: built[spec.name].task.primary_metric for spec in kept}
+        write_job_table(run_dir, kept, finals, metrics)
+    if lost and hooks.nested:  # a search records the trial as failed and goes on
+        finals |= {job.name: {"diverged": True} for job in lost}
+    elif lost:  # after the other jobs' bundles and table: they lose nothing
+        raise diverged_error([job.name for job in lost], [job.lr for job in lost])
     return finals
 
 

@@ -161,6 +161,7 @@ def run_summary(
         "epochs_run": result.state.epoch,
         "best_epoch": result.state.best_epoch,
         "pruned": result.state.pruned,
+        "diverged": result.state.diverged,
         "lr": lr,
     }
 
