@@ -121,6 +121,12 @@ def test_bundle_keeps_only_the_kept_ranks_and_loads_back_equal(tmp_path) -> None
         after = main_output(fresh(**inputs, adapter="ada"))
     torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-6)
 
+    # A rank for a layer the adapter does not adapt: the file is not its weights' own.
+    record["config"]["rank_pattern"]["encoder.layer.7.output.dense"] = 2
+    (path / "adapterkit.json").write_text(json.dumps(record))
+    with pytest.raises(AdapterkitError, match=r"rank_pattern names 1 layer.* 'encoder\.layer\.7"):
+        AdaptedModel(tiny_model("bert")).load_adapter(path)
+
 
 def test_a_layer_left_at_rank_zero_saves_and_serves(tmp_path) -> None:
     model = _adalora_model()

@@ -16,6 +16,8 @@ from adapterkit.methods.base import (
 from adapterkit.methods.lora.config import LoraConfig
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from adapterkit.methods.adalora.layer import AdaLoraAdapter
 
 
@@ -108,6 +110,16 @@ class AdaLoraConfig(LoraConfig):
         self.check_rank(spec.in_features, spec.out_features)
         rank = self.rank_pattern[spec.name]
         return AdaLoraAdapter(spec.in_features, spec.out_features, rank, self.scaling, self.dropout)
+
+    def prepare_model(self, model: nn.Module, targets: list[str]) -> None:
+        """Refuse a ``rank_pattern`` (a bundle's) that names layers this adapter does not
+        adapt: a rank for no layer means the file is not the one its weights belong to."""
+        unknown = sorted(set(self.rank_pattern or {}) - set(targets))
+        if unknown:
+            raise AdapterkitError(
+                f"adalora: rank_pattern names {len(unknown)} layer(s) the adapter does not "
+                f"adapt, such as '{unknown[0]}' (it adapts {len(targets)})"
+            )
 
     def training_controller(
         self, modules: dict[str, AdapterModule], total_steps: int
