@@ -1,5 +1,7 @@
-"""``adapterkit`` command line: train, evaluate, predict, info, export, import, merge, compose,
-demo, fetch.
+"""adapterkit: train adapters on a frozen pretrained model, evaluate, serve and export them.
+
+The subcommands: train, search, demo, evaluate, predict, generate, info, export, import,
+merge, compose, fetch, serve.
 
 Each subcommand parses flags (a YAML ``--config`` file supplies defaults that flags
 override) and calls one plain function. User errors print one line and exit 2;
