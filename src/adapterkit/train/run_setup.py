@@ -132,7 +132,7 @@ def add_job_adapter(
     limit = context_length(model.base, tokenizer)
     max_length = _fitted_max_length(options, adapter_config, limit, log)
     task = make_task(task_type, tokenizer, splits.label_names, max_length)
-    # Refuses what cannot fit the run (soft tokens that leave no room for any input).
+    # Refuses what cannot fit the run (soft tokens that do not fit beside --max-length).
     adapter_config = adapter_config.prepare(tokenizer, max_length, limit)
     # Seeded here, so a job starts from the same weights whatever else shares its run.
     torch.manual_seed(spec.config.seed)
