@@ -7,8 +7,8 @@ run's validation score after every epoch against its training seconds. The targe
 is the final validation score of the best peer adapter (median over seeds); the page gives
 each contender's median seconds until its validation first reaches it, and the test score
 of the model each run ends with. Finished runs are kept under ``--runs`` and reused (an
-adapterkit run that trained another method than the default is now is run again); run it
-on a quiet machine (it warns when another process is busy). Writes docs/time_to_quality.md,
+adapterkit record of another method than today's default is trained again); run it on a
+quiet machine (it warns when another process is busy). Writes docs/time_to_quality.md,
 a PNG per task, and the summary between the markers in docs/benchmarks.md.
 """
 
