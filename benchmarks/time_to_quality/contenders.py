@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from adapterkit.data.loading import DataSplits
 from adapterkit.files import atomic_write_bytes
 from adapterkit.models import resolve_model
@@ -233,7 +231,7 @@ def run_ours(contender: Contender, setup: Setup, seed: int, out: Path) -> dict[s
     wall = time.perf_counter() - started
     state = json.loads((run_dir / "checkpoints" / "last" / "trainer_state.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    method = yaml.safe_load((run_dir / "config.yaml").read_text())["adapter"]["method"]
+    method = metrics["method"]  # the one trained: the default is filled in before the run
     record = {
         "contender": contender.name,
         "method": method,

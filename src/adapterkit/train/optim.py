@@ -43,7 +43,9 @@ def schedule_factor(step: int, *, name: str, warmup: int, total: int) -> float:
     if name == "linear":
         return max(0.0, float(total - step) / float(max(1, total - warmup)))
     progress = float(step - warmup) / float(max(1, total - warmup))
-    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))  # half a cycle
+    # Half a cosine cycle, written as transformers multiplies it (num_cycles 0.5, times 2)
+    # so that every factor is the same float.
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
 
 
 def make_scheduler(
