@@ -13,7 +13,7 @@ from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, load_base, load_tokenizer
 from adapterkit.precision import inference_context, store_for_inference
 from adapterkit.tasks import GENERATION_TASKS, Task, head_forward, task_from_info
-from adapterkit.tasks.base import merge_windows
+from adapterkit.tasks.base import finite_logits, merge_windows
 
 
 def base_name_of(bundle_path: str | Path) -> str:
@@ -72,7 +72,7 @@ def predict_raw(
         rows = [(example, row) for example, ws in zip(examples, windows, strict=True) for row in ws]
         batch = {k: v.to(device) for k, v in task.collate([f for _, f in rows]).items()}
         with inference_context(precision, device):
-            logits = head_forward(model, adapter, batch).float().cpu()
+            logits = finite_logits(adapter, head_forward(model, adapter, batch).float().cpu())
         answers = [task.format_prediction(ex, logits[i], f) for i, (ex, f) in enumerate(rows)]
         results.extend(merge_windows(task, [f for _, f in rows], answers))
     return results

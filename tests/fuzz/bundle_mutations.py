@@ -114,6 +114,9 @@ BUNDLE_MUTATIONS: dict[str, Callable[[dict[str, Any], Path], None]] = {
     "weights-dtype-int": _weights(lambda t: {k: v.long() for k, v in t.items()}),
     "weights-nan": _weights(lambda t: {k: torch.full_like(v, float("nan")) for k, v in t.items()}),
 }
+# Finite weights, so the bundle loads, but so large that the adapter's outputs overflow
+# float32 (what a runaway learning rate leaves): refused when it answers, not on load.
+OVERFLOW = _weights(lambda t: {k: v * 1e30 for k, v in t.items()})
 
 
 def mutated(mutate: Callable[[dict[str, Any], Path], None]) -> Callable[[Any, Path], Path]:

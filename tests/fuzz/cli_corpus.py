@@ -19,6 +19,7 @@ from tests.fuzz.bad_flag_values import BAD_METHOD_FLAGS, BAD_TRAIN_FLAGS
 from tests.fuzz.bundle_mutations import (
     BACKTRACKING,
     BUNDLE_MUTATIONS,
+    OVERFLOW,
     config_not_json,
     config_of_a_list,
     missing_bundle,
@@ -324,6 +325,10 @@ for name, mutate in BUNDLE_MUTATIONS.items():
     needs_base = name in BUILD_TIME or (name.startswith("weights-") and name != "weights-truncated")
     for command in ("predict", "evaluate") if needs_base else ("info", "predict", "evaluate"):
         case(f"bundle ({command})", name, _bundle_case(command, mutated(mutate)))
+
+
+for command in ("predict", "evaluate"):
+    case(f"bundle ({command})", "weights-overflow", _bundle_case(command, mutated(OVERFLOW)))
 
 
 for name, make in {

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from tests.fuzz.bundle_mutations import OVERFLOW
 from tests.fuzz.http_corpus import BUNDLES, REQUESTS, Request
 from tests.serve.conftest import Served, decoder_bundles, encoder_bundles  # noqa: F401
 
@@ -122,3 +124,76 @@ def test_head_for_another_width_is_refused(encoder_server: Server) -> None:
     response = encoder_server.client.post("/v1/adapters", json={"name": "wide"})
     assert response.status_code == 422 and "width 64" in response.json()["detail"]
     encoder_server.check_unharmed()
+
+
+def _overflowing_copy(server: Server, source: str, name: str) -> None:
+    """Load a copy of adapter ``source`` whose weights are finite but overflow float32."""
+    folder = shutil.copytree(server.adapters / source, server.adapters / name)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    config["name"] = name
+    OVERFLOW(config, folder)
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    assert server.client.post("/v1/adapters", json={"name": name}).status_code == 201
+
+
+def _side_by_side(client: TestClient, path: str, bodies: list[dict]) -> list[Any]:
+    """POST every body at once, so the batcher may join them in one batch."""
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda body: client.post(path, json=body), bodies))
+
+
+def test_adapter_whose_scores_overflow(encoder_server: Server) -> None:
+    """A bundle with finite weights too large for float32 loads, but its scores would be
+    NaN (not JSON): its requests are refused 422 naming it, alone or in a batch beside a
+    good adapter's, and the good adapter answers as before."""
+    _overflowing_copy(encoder_server, "topic", "overflow")
+    try:
+        bad = {**PROBE, "adapter": "overflow"}
+        answers = _side_by_side(encoder_server.client, "/v1/predict", [bad, PROBE] * 2)
+        for response in answers[0::2]:
+            assert_refused(response)
+            assert response.status_code == 422 and "'overflow'" in response.json()["detail"]
+        assert [response.json() for response in answers[1::2]] == [encoder_server.probe] * 2
+    finally:
+        assert encoder_server.client.delete("/v1/adapters/overflow").status_code == 200
+        shutil.rmtree(encoder_server.adapters / "overflow")
+    encoder_server.check_unharmed()
+
+
+GENERATIONS = {
+    "/v1/generate": lambda adapter, temperature: {
+        "adapter": adapter,
+        "prompt": "hello",
+        "max_new_tokens": 3,
+        "temperature": temperature,
+    },
+    "/v1/chat/completions": lambda adapter, temperature: {
+        "model": adapter,
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 3,
+        "temperature": temperature,
+    },
+}
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+@pytest.mark.parametrize("path", sorted(GENERATIONS))
+def test_generation_whose_scores_overflow(
+    decoder_server: Server, path: str, temperature: float
+) -> None:
+    """Greedy decoding of NaN scores answered token 0 as if it were text, and sampling
+    answered 500: both are the adapter's 422 now, and its batch neighbours still answer."""
+    _overflowing_copy(decoder_server, "A", "overflow")
+    try:
+        body = GENERATIONS[path]
+        answers = _side_by_side(
+            decoder_server.client, path, [body("overflow", temperature), body("A", temperature)] * 2
+        )
+        for response in answers[0::2]:
+            assert_refused(response)
+            assert response.status_code == 422 and "'overflow'" in response.json()["detail"]
+        assert all(response.status_code == 200 for response in answers[1::2])
+    finally:
+        assert decoder_server.client.delete("/v1/adapters/overflow").status_code == 200
+        shutil.rmtree(decoder_server.adapters / "overflow")
+    decoder_server.check_unharmed()

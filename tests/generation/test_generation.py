@@ -8,6 +8,7 @@ import pytest
 import torch
 from tests.generation.conftest import lm_model, word_tokenizer
 
+from adapterkit.errors import BundleError
 from adapterkit.generation import (
     DecodeOptions,
     StopStreamer,
@@ -75,6 +76,23 @@ def test_a_training_step_makes_the_adapter_generate_differently(arch: str) -> No
     assert before == base  # a fresh LoRA (B = 0) changes nothing
     assert adapted != base
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_an_adapter_whose_scores_overflow_is_refused_by_name(arch: str, temperature: float) -> None:
+    """Greedy decoding of NaN scores picks token 0 as if answering, and sampling crashes:
+    both end in the adapter's BundleError instead."""
+    model, task = _setup(arch)
+    model.add_adapter("huge", make_config("lora"))
+    with torch.no_grad():  # finite weights whose products overflow float32
+        for param in model.adapter_parameters("huge").values():
+            param.fill_(1e30)
+    prompts = [task.prompt_ids({"prompt": p}) for p in PROMPTS]
+    options = DecodeOptions(max_new_tokens=3, temperature=temperature)
+    with pytest.raises(BundleError, match="adapter 'huge' gives scores that are not finite"):
+        generate_texts(model, task.tokenizer, prompts, "huge", options)
+    assert len(generate_texts(model, task.tokenizer, prompts, None, options)) == len(prompts)
 
 
 def test_stop_strings_cut_and_streaming_prints_the_same_text() -> None:

@@ -34,13 +34,20 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return model, data
 
 
-def _run(launcher: list[str], setup: tuple[Path, Path], out: Path, *extra: str):
+def _run(
+    launcher: list[str],
+    setup: tuple[Path, Path],
+    out: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+):
     model, data = setup
     args = ["train", "--model", str(model), "--train", str(data), "--method", "lora"]
     args += ["--batch-size", "5", "--epochs", "2", "--lr", "0.01", "--output", str(out), *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+    command = [*launcher, *([] if launcher[-1].endswith(".py") else ["-m", "adapterkit"])]
     return subprocess.run(
-        [*launcher, "-m", "adapterkit", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -89,3 +96,17 @@ def test_resume_on_another_number_of_processes_is_refused(setup, one_process, tm
     done = _run(TORCHRUN, setup, one_process, "--resume")
     assert done.returncode != 0
     assert "was trained on 1 process(es), not 2; resume with the same number" in done.stderr
+
+
+def test_divergence_on_one_process_stops_the_job_on_every_process(setup, tmp_path) -> None:
+    """NaN losses on the first process alone (from epoch 2's first step): every process
+    reaches the same verdict, none waits on the others, and the bundle holds epoch 1."""
+    out = tmp_path / "diverged"
+    env = {"DIVERGE_AT_STEP": "4"}  # 12 examples in batches of 5: 3 steps an epoch
+    launch = [*TORCHRUN, str(Path(__file__).parent / "diverging_launch.py")]
+    done = _run(launch, setup, out, "--epochs", "3", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("training diverged by step 4: the loss is nan") == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["diverged"] is True and metrics["best_epoch"] == 1
+    assert all(bool(torch.isfinite(t).all()) for t in _weights(out).values())

@@ -7,6 +7,7 @@ function returns the exit code and raises :class:`AdapterkitError` for bad input
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     from adapterkit.data import load_data, sample_examples
     from adapterkit.metrics import format_summary, write_metrics
     from adapterkit.predict import load_for_inference
-    from adapterkit.tasks.base import encode_examples
+    from adapterkit.tasks.base import encode_examples, not_finite
     from adapterkit.train.evaluate import evaluate_features
 
     precision = values["precision"]
@@ -117,6 +118,8 @@ def cmd_evaluate(values: dict[str, Any]) -> int:
     metrics, loss, _ = evaluate_features(
         model, name, task, features, references, precision=precision
     )
+    if loss is not None and not math.isfinite(loss):
+        raise not_finite(name)  # its scores are NaN: the metrics would be noise
     metrics = {**metrics, "loss": loss}
     print(format_summary({**metrics, "split": values["split"]}))
     if values.get("output"):

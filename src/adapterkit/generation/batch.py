@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from adapterkit.model import AdaptedModel
 from adapterkit.padding import mask_rows, pad_rows
+from adapterkit.tasks.base import not_finite
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,28 @@ def generate_kwargs(sampling: Sampling, max_new_tokens: int, pad_id: int) -> dic
         "top_p": sampling.top_p,
         "top_k": 0,
     }
+
+
+class FiniteScores(LogitsProcessor):
+    """Refuses a decoding step whose next-token scores hold NaN or +inf (the error of
+    :func:`~adapterkit.tasks.base.not_finite`, naming the row's adapter): an adapter whose
+    weights overflow would otherwise decode token 0 greedily, as if it had answered, or
+    crash sampling. -inf is left alone: the processors before this one mask tokens with it.
+    """
+
+    def __init__(self, adapters: list[str | None]) -> None:
+        self.adapters = adapters  # one name per row; None: the base alone
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        bad = torch.isnan(scores).any(-1) | torch.isposinf(scores).any(-1)  # (B,)
+        if bool(bad.any()):  # one sync a step; transformers' stopping checks sync as often
+            raise not_finite(self.adapters[int(bad.nonzero()[0])] or "(the base alone)")
+        return scores
+
+
+def finite_scores(adapters: list[str | None]) -> LogitsProcessorList:
+    """``generate``'s ``logits_processor``: :class:`FiniteScores` for rows of ``adapters``."""
+    return LogitsProcessorList([FiniteScores(adapters)])
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device: torch.device) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from adapterkit.generation.batch import (
     Sampling,
     eos_ids,
     finish,
+    finite_scores,
     generate_kwargs,
     left_pad,
 )
@@ -160,6 +161,7 @@ def generate_texts(
         if options.stop:
             stop = StopOnText(tokenizer, options.stop, 0 if encoder_decoder else skip)
             kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
+        kwargs["logits_processor"] = finite_scores([adapter] * len(chunk))
         output = model.generate(**batch, adapter=adapter, **kwargs)
         for row, i in enumerate(chunk):
             request = GenerateRequest(

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from adapterkit.errors import AdapterkitError
+from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.generation.batch import Generation, Sampling
 from adapterkit.models import max_positions
 from adapterkit.precision import resolve_precision
@@ -28,7 +28,7 @@ from adapterkit.serve.batcher import Batcher, NaiveRunner
 from adapterkit.serve.body_limit import BodyLimit
 from adapterkit.serve.compute import run_batch, run_naive
 from adapterkit.serve.generation import chat_prompt, encode_prompt
-from adapterkit.serve.jobs import GenerateJob, PredictJob
+from adapterkit.serve.jobs import GenerateJob, Job, PredictJob
 from adapterkit.serve.openai_api import DEFAULT_NEW_TOKENS, add_openai_routes, usage
 from adapterkit.serve.refusal import refusal
 from adapterkit.serve.registry import AdapterRegistry
@@ -81,6 +81,14 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
 
     async def in_worker(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    async def submit(job: Job) -> Any:
+        # An adapter that cannot answer (its scores are not finite numbers) is the
+        # request's 422, not the server's 500.
+        try:
+            return await runner.submit(job)
+        except BundleError as exc:
+            raise ServeError(422, str(exc)) from None
 
     @app.exception_handler(ServeError)
     async def _refused(request: Request, exc: ServeError) -> JSONResponse:
@@ -160,7 +168,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             except AdapterkitError as exc:
                 raise ServeError(422, f"input {number}: {exc}") from None
         job = PredictJob(adapter=entry.name, task=task, examples=examples, features=features)
-        return {"adapter": entry.name, "predictions": await runner.submit(job)}
+        return {"adapter": entry.name, "predictions": await submit(job)}
 
     def generation_job(
         adapter: str | None,
@@ -217,7 +225,7 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
         job = generation_job(
             body.adapter, text, has_specials, body.max_new_tokens, sampling, body.stop
         )
-        result: Generation = await runner.submit(job)
+        result: Generation = await submit(job)
         return {
             "adapter": body.adapter,
             "text": result.text,
@@ -225,5 +233,5 @@ def create_app(settings: ServeSettings, registry: AdapterRegistry | None = None)
             "usage": usage([result]),
         }
 
-    add_openai_routes(app, settings, registry, runner.submit, generation_job, chat_text)
+    add_openai_routes(app, settings, registry, submit, generation_job, chat_text)
     return app

@@ -22,7 +22,7 @@ from adapterkit.serve.jobs import GenerateJob, Job, PredictJob
 from adapterkit.serve.registry import AdapterRegistry
 from adapterkit.serve.settings import ServeError
 from adapterkit.tasks import Task
-from adapterkit.tasks.base import merge_windows, pad_model_inputs
+from adapterkit.tasks.base import finite_logits, merge_windows, pad_model_inputs
 
 Row = tuple[str, Task, dict[str, Any], dict[str, Any]]  # adapter, task, example, features
 
@@ -46,7 +46,7 @@ def predict_rows(registry: AdapterRegistry, rows: list[Row]) -> list[dict]:
             index = [i for i, row_name in enumerate(names) if row_name == name]
             take = torch.tensor(index, device=hidden.device)
             logits = model.head_logits(name, hidden[take], batch["attention_mask"][take])
-            logits = logits.float().cpu()  # (b, ...) for this adapter's rows only
+            logits = finite_logits(name, logits.float().cpu())  # this adapter's rows only
             for j, i in enumerate(index):
                 _, task, example, features = rows[i]
                 answers[i] = task.format_prediction(example, logits[j], features)
@@ -138,7 +138,7 @@ def run_naive(registry: AdapterRegistry, job: Job, max_batch: int) -> Any:
             with registry.autocast():  # no adapter argument below: the active one
                 hidden = last_hidden(model(**inputs, **extra))
                 logits = model.head_logits(job.adapter, hidden, inputs["attention_mask"])
-            logits = logits.float().cpu()
+            logits = finite_logits(job.adapter, logits.float().cpu())
             answers.extend(
                 job.task.format_prediction(example, logits[row], feats)
                 for row, (example, feats) in enumerate(zip(examples, features, strict=True))

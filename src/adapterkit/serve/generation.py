@@ -14,6 +14,7 @@ from adapterkit.generation.batch import (
     Generation,
     eos_ids,
     finish,
+    finite_scores,
     generate_kwargs,
     left_pad,
 )
@@ -64,6 +65,7 @@ def generate_rows(
     kwargs = generate_kwargs(jobs[0].sampling, max(job.max_new_tokens for job in jobs), pad_id)
     if adapters is not None:
         kwargs["adapter"] = adapters
+    kwargs["logits_processor"] = finite_scores([job.adapter for job in jobs])
     output = model.generate(**batch, **kwargs)
     # A decoder returns prompt + continuation, (B, T + new); an encoder-decoder returns the
     # decoder sequence, which starts with its start token.

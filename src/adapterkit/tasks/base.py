@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from adapterkit.errors import DataError
+from adapterkit.errors import BundleError, DataError
 from adapterkit.heads import Head
 from adapterkit.model import AdaptedModel
 from adapterkit.padding import mask_rows, pad_rows, pad_token_id
@@ -201,3 +201,20 @@ def head_forward(model: AdaptedModel, adapter: str, batch: dict[str, torch.Tenso
     inputs = model_inputs(batch)
     outputs = model(**inputs, adapter=adapter)
     return model.head_logits(adapter, outputs.last_hidden_state, inputs.get("attention_mask"))
+
+
+def not_finite(adapter: str) -> BundleError:
+    """The error for an adapter whose outputs are inf or NaN: its weights are too large for
+    the forward's precision (a bundle trained with a runaway learning rate), and its scores
+    would be NaN, which is neither an answer nor JSON."""
+    return BundleError(
+        f"adapter '{adapter}' gives scores that are not finite numbers (inf or NaN): "
+        "its weights are too large for this precision; retrain it with a lower --lr"
+    )
+
+
+def finite_logits(adapter: str, logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` when every one is a finite number, else :func:`not_finite`'s error."""
+    if not bool(torch.isfinite(logits).all()):
+        raise not_finite(adapter)
+    return logits
