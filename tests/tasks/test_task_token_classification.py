@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -218,3 +220,61 @@ def test_alignment_with_the_real_minilm_tokenizer() -> None:
     assert features["labels"] == expected
     logits = spiked_logits(task, features, tags)
     assert task.decode(logits[None], task.collate([features])) == [tags]
+
+
+POS = ["DT", "NN", "NNP", "VBD"]  # a plain tag set: no B-/I- prefixes, no "O"
+
+
+def test_a_plain_tag_set_is_scored_word_by_word(tokenizer) -> None:
+    """POS or IO tags mark no entity spans: scored as classification of every word (strict
+    IOB2 scoring refused them after the first epoch's training)."""
+    task = TokenClassificationTask(tokenizer, POS)
+    assert task.plain_tags and not TokenClassificationTask(tokenizer, LABELS).plain_tags
+    gold = [["NNP", "VBD", "NNP"], ["DT", "NN", "VBD"]]
+    guess = [["NNP", "VBD", "NN"], ["DT", "NN", "VBD"]]
+    scores = task.metrics(gold, guess)
+    assert scores["accuracy"] == pytest.approx(5 / 6)
+    assert scores["per_class"]["NNP"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": 2 / 3,
+        "support": 2,
+    }
+    assert scores["f1"] == pytest.approx((1.0 + 2 / 3 + 2 / 3 + 1.0) / 4)  # macro over tags
+    # The floor "learned nothing" is judged against: every word the most frequent tag.
+    majority = task.metrics(gold, [["NNP"] * 3, ["NNP"] * 3])["f1"]
+    assert task.trivial_score(gold) == pytest.approx(majority) and 0 < majority < 1
+    assert "most frequent tag" in task.trivial_predictor
+    assert TokenClassificationTask(tokenizer, LABELS).trivial_score([["B-PER", "O"]]) == 0.0
+
+
+def test_plain_tags_train_evaluate_and_predict_from_the_cli(tmp_path, capsys) -> None:
+    """A POS-tagging run trains past its validations, beats the most-frequent-tag floor,
+    and its bundle evaluates and predicts word tags (no entities)."""
+    from tests.tiny import save_tiny_bert
+
+    from adapterkit.cli import main
+
+    words = {"the": "DT", "a": "DT", "cat": "NN", "dog": "NN", "john": "NNP", "mary": "NNP"}
+    words |= {"saw": "VBD", "ran": "VBD"}
+    model = save_tiny_bert(tmp_path / "bert", sorted(words))
+    sentences = [
+        ["john", "saw", "the", "cat"], ["mary", "ran"], ["the", "dog", "ran"],
+        ["a", "cat", "saw", "mary"], ["john", "ran"], ["the", "cat", "saw", "a", "dog"],
+    ]  # fmt: skip
+    rows = [{"tokens": s, "tags": [words[w] for w in s]} for s in sentences * 6]
+    data = tmp_path / "pos.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(model), "--train", str(data), "--output", str(out)]
+    argv += ["--method", "lora", "--epochs", "10", "--lr", "0.01", "--report-to", "none"]
+    assert main(argv) == 0  # 3: learned nothing
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"DT", "NN", "NNP", "VBD"}
+    assert metrics["accuracy"] > 0.5
+    bundle = str(out / "adapter")
+    assert main(["evaluate", bundle, "--data", str(data), "--split", "train"]) == 0
+    capsys.readouterr()
+    assert main(["predict", bundle, "john saw the dog"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["entities"] == [] and set(answer["tags"]) <= set(POS) and len(answer["tags"]) == 4

@@ -16,7 +16,7 @@ set; once one tag has a prefix, every tag must be ``O``, ``B-TYPE`` or ``I-TYPE`
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from adapterkit.errors import DataError
@@ -40,6 +40,12 @@ class TokenData:
 def looks_like_iob_tag(tag: str) -> bool:
     """True for ``O``, ``B-X`` and ``I-X``."""
     return bool(_IOB_TAG.match(tag))
+
+
+def is_plain_tag_set(tags: Iterable[str]) -> bool:
+    """True when no tag carries a ``B-``/``I-`` prefix (POS tags, IO tags, tag ids): a
+    tag set that marks no entity spans, so it is scored word by word."""
+    return not any(_PREFIXED.match(tag) for tag in tags)
 
 
 def to_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
@@ -75,7 +81,7 @@ def normalize_tags(data: TokenData, name: str, tag_lines: list[list[int]] | None
     Raises:
         DataError: ``file:line: tag 'X' is not O, B-TYPE or I-TYPE``.
     """
-    if not any(_PREFIXED.match(t) for ex in data.examples for t in ex["tags"]):
+    if is_plain_tag_set(t for ex in data.examples for t in ex["tags"]):
         return  # a plain tag set (POS, IO): nothing to validate or convert
     changed = 0
     for i, ex in enumerate(data.examples):

@@ -9,14 +9,16 @@ is the BERT paper's recipe and the one seqeval-reported CoNLL numbers assume.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from adapterkit.data.conll import is_plain_tag_set
 from adapterkit.errors import DataError
 from adapterkit.heads import Head, TokenClassificationHead
-from adapterkit.metrics import ner_metrics
+from adapterkit.metrics import classification_metrics, ner_metrics
 from adapterkit.padding import pad_rows
 from adapterkit.tasks.base import Task, check_input_fields
 
@@ -76,7 +78,6 @@ class TokenClassificationTask(Task):
     """
 
     task_type = "token-classification"
-    trivial_predictor = "tagging every word 'O'"
 
     def __init__(
         self, tokenizer: Any, label_names: list[str] | None, max_length: int = 128
@@ -186,10 +187,42 @@ class TokenClassificationTask(Task):
     def references(self, examples: list[dict[str, Any]]) -> list[Any]:
         return [list(ex["tags"]) for ex in examples]
 
+    @property
+    def plain_tags(self) -> bool:
+        """Whether the tag set has no ``B-``/``I-`` prefixes (POS tags, IO tags, tag ids):
+        such tags mark no entity spans, so they are scored word by word."""
+        return is_plain_tag_set(self.label_names or ())
+
+    @property
+    def trivial_predictor(self) -> str:  # type: ignore[override]
+        if self.plain_tags:
+            return "tagging every word with the most frequent tag"
+        return "tagging every word 'O'"
+
+    def trivial_score(self, references: list[Any]) -> float | None:
+        """0 for entity tags (tagging every word ``O`` finds no entity); for a plain tag set,
+        the F1 of tagging every word with the most frequent tag (None when that is perfect)."""
+        if not self.plain_tags:
+            return 0.0
+        words = Counter(tag for tags in references for tag in tags)
+        if not words:
+            return None
+        majority = words.most_common(1)[0][0]
+        guess = [[majority] * len(tags) for tags in references]
+        score = self.metrics(references, guess)[self.primary_metric]
+        return None if score >= 1.0 else float(score)
+
     def metrics(self, references: list[Any], predictions: list[Any]) -> dict[str, Any]:
         """Entity-level scores by the conlleval rules (the standard CoNLL-2003 measure, and
         seqeval's default), plus ``strict_f1``/``strict_precision``/``strict_recall`` by strict
-        IOB2, where an ``I-X`` after ``O`` starts no entity (what :meth:`format_prediction` shows)."""
+        IOB2, where an ``I-X`` after ``O`` starts no entity (what :meth:`format_prediction` shows).
+
+        A plain tag set (:attr:`plain_tags`) is scored as classification of every word:
+        accuracy, macro F1 (``f1``) and per-tag scores; entity scores would need spans."""
+        if self.plain_tags:
+            gold = [tag for tags in references for tag in tags]
+            guessed = [tag for tags in predictions for tag in tags]
+            return classification_metrics(gold, guessed, self.label_names or [])
         result = ner_metrics(references, predictions, mode="lenient")
         strict = ner_metrics(references, predictions, mode="strict")
         result.update({f"strict_{k}": strict[k] for k in ("f1", "precision", "recall")})
