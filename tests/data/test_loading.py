@@ -47,6 +47,14 @@ def test_folder_without_validation_carves_one_with_a_note(write, tmp_path) -> No
     assert "no test split" in splits.notes
 
 
+def test_labels_that_never_repeat_leave_nothing_to_validate_on_and_say_why(write, tmp_path) -> None:
+    """Each held-out example would be the only one of its label (an id column read as
+    labels): the refusal names the cause, not just an empty validation split."""
+    write("d/train.csv", _csv([(f"text number {i}", f"id{i}") for i in range(30)]))
+    with pytest.raises(DataError, match=r"has a label no other example has \(30 labels over 30"):
+        load_data(str(tmp_path / "d"))
+
+
 def test_conll_folder_with_valid_split(write, tmp_path) -> None:
     write("ner/train.conll", "EU B-ORG\nsaid O\n\nPeter B-PER\n")
     write("ner/valid.conll", "UN B-ORG\n")

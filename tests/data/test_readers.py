@@ -75,6 +75,23 @@ def test_wrong_field_count_names_line(write) -> None:
         read_file(write("d.tsv", "text\tlabel\na\tb\na\tb\tc\n"))
 
 
+def test_a_column_named_twice_is_an_error_but_unnamed_ones_are_not(write) -> None:
+    with pytest.raises(DataError, match=r"d\.csv:1: the header names 'text' twice"):
+        read_file(write("d.csv", "text,text,label\na,b,pos\n"))
+    data = read_file(
+        write("e.csv", "text,label,,\ngood,pos,,\n")
+    )  # a spreadsheet's trailing commas
+    assert data.examples == [{"text": "good", "text_pair": None, "label": "pos"}]
+
+
+def test_a_cell_longer_than_the_csv_modules_default_limit_is_read(write) -> None:
+    document = "word " * 40_000  # 200,000 characters: the csv module's limit is 131,072
+    data = read_file(write("d.csv", f'text,label\n"{document}",pos\nshort,neg\n'))
+    assert data.examples[0]["text"] == document and data.examples[1]["label"] == "neg"
+    with pytest.raises(DataError, match=r"d2\.csv:2: expected 2 fields"):  # an unclosed quote
+        read_file(write("d2.csv", f'text,label\n"{document},pos\nshort,neg\n'))
+
+
 def test_non_utf8_names_file_and_line(write) -> None:
     path = write("d.csv", b"text,label\nfine,a\ncaf\xe9,b\n")
     with pytest.raises(DataError, match=r"d\.csv:3: not UTF-8 text"):

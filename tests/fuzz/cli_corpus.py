@@ -183,6 +183,12 @@ BAD_DATA: dict[str, tuple[str, bytes | str, tuple[str, ...]]] = {
     "one-row": ("t.csv", "text,label\ngood movie,pos\n", ()),
     "one-class": ("t.csv", "text,label\n" + "good movie,pos\nfun actor,pos\n" * 5, ()),
     "empty-texts": ("t.csv", "text,label\n" + ",pos\n,neg\n" * 5, ()),
+    # An id column taken for labels: nothing can be held out (was "validation split is empty").
+    "labels-all-distinct": (
+        "t.csv",
+        "text,label\n" + "".join(f"good movie,c{i}\n" for i in range(40)),
+        (),
+    ),
     "jsonl-not-object": ("t.jsonl", '{"text": "good", "label": "pos"}\n[1, 2]\n', ()),
     "jsonl-number": ("t.jsonl", "5\n6\n", ()),
     "jsonl-bad-json": ("t.jsonl", '{"text": "good", "label": \n', ()),

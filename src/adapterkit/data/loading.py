@@ -241,6 +241,14 @@ def load_data(
     if examples.get("validation") is None:
         train_ex, carved, note = carve_validation(train_ex, validation_fraction, seed)
         train_ex, evals, moved = keep_labels_in_train(train_ex, {"validation": carved}, task)
+        if carved and not evals["validation"]:
+            labels = {lab for ex in train_ex for lab in example_labels(ex, task)}
+            raise DataError(
+                f"no validation split could be carved: each of the {len(carved)} examples held "
+                f"out has a label no other example has ({len(labels)} labels over "
+                f"{len(train_ex)} examples); is the label column the right one? Or give a "
+                "--validation file"
+            )
         examples["validation"] = evals["validation"]
         notes.append(
             note + (f"; {moved} moved back to train for their rare labels" if moved else "")

@@ -114,6 +114,9 @@ def _table_records(
     records: list[Record] = []
     lines: list[int] = []
     last = 0
+    # The csv module refuses a cell over 131,072 characters by default, which a long
+    # document is; no cell can be longer than the text, already read whole.
+    previous_limit = csv.field_size_limit(max(len(text), csv.field_size_limit()))
     try:
         for row in reader:
             start, last = last + 1, reader.line_num
@@ -121,6 +124,10 @@ def _table_records(
                 continue
             if header is None:
                 header = [cell.strip() for cell in row]
+                twice = sorted({cell for cell in header if cell and header.count(cell) > 1})
+                if twice:  # one of the two would be dropped unseen (unnamed ones go unread)
+                    shown = ", ".join(repr(cell) for cell in twice)
+                    raise DataError(f"{name}:{start}: the header names {shown} twice")
                 continue
             if len(row) != len(header):
                 raise DataError(
@@ -131,6 +138,8 @@ def _table_records(
             lines.append(start)
     except csv.Error as exc:
         raise DataError(f"{name}:{reader.line_num}: not valid CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(previous_limit)
     if header is None:
         raise DataError(f"{name}: empty file (no header line)")
     return header, records, lines
