@@ -8,6 +8,7 @@ from adapterkit.data.splits import (
     DataSplits,
     SplitOrigin,
     carve_validation,
+    check_trainable,
     keep_labels_in_train,
     label_names,
     split_seeded,
@@ -102,3 +103,24 @@ def test_keep_labels_in_train_moves_rare_labels_back() -> None:
     assert moved == 1
     assert [ex["label"] for ex in evals["test"] or []] == ["a"]
     assert train[-1]["label"] == "rare"
+
+
+@pytest.mark.parametrize(
+    ("task", "labels", "message"),
+    [
+        (
+            "sequence-classification",
+            ["a"],
+            r"1 label\(s\) \('a'\); .* at least 2: a model of one label",
+        ),
+        (
+            "multi-label-classification",
+            [],
+            r"0 label\(s\) \(none\); .* at least 1: a model of no labels",
+        ),
+    ],
+)
+def test_too_few_labels_to_learn_from(task: str, labels: list[str], message: str) -> None:
+    splits = DataSplits(_cls(4), _cls(2), None, task, labels)
+    with pytest.raises(DataError, match=message):
+        check_trainable(splits)

@@ -59,9 +59,10 @@ def check_trainable(splits: DataSplits) -> None:
     least = 1 if splits.task == MULTI_LABEL_CLASSIFICATION else 2
     if names is not None and len(names) < least:
         shown = ", ".join(map(repr, names)) or "none"
+        fewer = "one label" if least == 2 else "no labels"
         raise DataError(
             f"the training data has {len(names)} label(s) ({shown}); {splits.task} needs at "
-            f"least {least}: a model of one label learns nothing"
+            f"least {least}: a model of {fewer} learns nothing"
         )
     if not splits.validation and not splits.test:
         raise DataError(
