@@ -72,7 +72,7 @@ def test_train_prefix_then_evaluate_predict_resume(
     capsys.readouterr()
     parts = [str(out / "adapter")] * 2
     code = main(["compose", *parts, "--mode", "average", "--out", str(tmp_path / "c")])
-    _fails_with(capsys, code, "is a prefix adapter; compositions take")
+    _fails_with(capsys, code, "is of method 'prefix'; compositions take")
     # A folded bundle trains on (without the MLP) as the start of a new run.
     again = tmp_path / "again"
     assert (

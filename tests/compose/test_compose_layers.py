@@ -105,7 +105,7 @@ def test_fusion_trains_its_attention_and_never_its_parts(bundles) -> None:
 def test_parts_of_methods_that_do_not_wrap_layers_are_refused() -> None:
     for method in ("none", "composition"):
         part = {"method": method, "config": {}, "name": "p", "sha256": None}
-        with pytest.raises(AdapterkitError, match=f"is a {method} adapter"):
+        with pytest.raises(AdapterkitError, match=f"is of method '{method}'"):
             make_config("average", parts=[part, part])
     with pytest.raises(AdapterkitError, match="at least 2 parts"):
         make_config("fusion")

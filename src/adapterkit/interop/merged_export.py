@@ -36,7 +36,7 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
     source = read_export_source(
         bundle_path,
         MERGEABLE,
-        "a {method} adapter cannot be merged into the base weights (it adds layers of its "
+        "an adapter of method '{method}' cannot be merged into the base weights (it adds layers of its "
         "own); mergeable: lora, dora, adalora, ia3, head-only and full fine-tuning bundles",
         None,  # a full fine-tuning bundle: its base weights are loaded below
     )
@@ -55,11 +55,17 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         else {}
     )
     auto = getattr(transformers, TASK_TYPES[task["type"]][1])
+    # The task head the base lacks is filled from the bundle below: transformers' report of
+    # it missing ("newly initialized ... Consider training") would only alarm.
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
     try:  # safetensors only, as every base adapterkit loads
         full = auto.from_pretrained(source.base_path, use_safetensors=True, **extra)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AdapterkitError(f"base '{base_name}' could not be loaded: {first}") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     inner = full.get_submodule(target.layer_prefix.rstrip(".")) if target.layer_prefix else full
     model = AdaptedModel(inner, name_or_path=base_name)
     head = build_head(head_record["type"], head_record["config"]) if head_record else None

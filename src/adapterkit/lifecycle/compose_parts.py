@@ -109,7 +109,7 @@ def check_part(part: Part, place: int, flag: str) -> None:
         why = {"composition": "compositions do not nest: give its parts instead"}
         reason = why.get(part.config.method)
         raise AdapterkitError(
-            f"{flag}: bundle {place} ({part.path}) is a {part.config.method} adapter; "
+            f"{flag}: bundle {place} ({part.path}) is of method '{part.config.method}'; "
             f"compositions take {', '.join(PART_METHODS)} parts"
             + (f" ({reason})" if reason else "")
         )

@@ -117,8 +117,8 @@ def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> 
             )
         if parent.config.method != method:
             raise AdapterkitError(
-                f"bundle {place} ({parent.path}) is a {parent.config.method} adapter and "
-                f"bundle 1 a {method} one; only adapters of one method merge"
+                f"bundle {place} ({parent.path}) is of method '{parent.config.method}' and "
+                f"bundle 1 of '{method}'; only adapters of one method merge"
             )
     if method == "composition":
         raise AdapterkitError(

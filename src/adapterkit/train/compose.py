@@ -53,7 +53,7 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
     if options.fuse:
         if method not in (None, "fusion"):
             raise AdapterkitError(
-                f"--fuse trains a fusion of its bundles, not a {method} adapter; drop "
+                f"--fuse trains a fusion of its bundles, not an adapter of method '{method}'; drop "
                 "--method (--stack-on trains a new adapter on top of bundles)"
             )
         if given:

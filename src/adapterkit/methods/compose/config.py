@@ -103,7 +103,7 @@ class CompositionConfig(AdapterConfig):
             method = part.get("method")
             if method not in PART_METHODS:
                 raise AdapterkitError(
-                    f"composition part {place} is a {method} adapter; compositions take "
+                    f"composition part {place} is of method '{method}'; compositions take "
                     f"{', '.join(PART_METHODS)} parts"
                 )
             config = part.get("config") or {}
