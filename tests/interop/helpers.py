@@ -63,12 +63,12 @@ def make_bundle(model_dir: Path, task: str, method: str, out: Path) -> AdaptedMo
     return model
 
 
-def our_logits(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:
+def our_logits(model: AdaptedModel, task: str, inputs: dict, adapter: str = "a") -> torch.Tensor:
     with torch.no_grad():
-        out = model(**inputs, adapter="a")
+        out = model(**inputs, adapter=adapter)
         if task == "causal-lm":
             return out.logits
-        return model.head_logits("a", out.last_hidden_state, inputs["attention_mask"])
+        return model.head_logits(adapter, out.last_hidden_state, inputs["attention_mask"])
 
 
 def base_logits(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:

@@ -27,7 +27,7 @@ from tests.tiny import save_tiny_bert
 
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
-from adapterkit.models import load_base, load_tokenizer
+from adapterkit.models import load_base, load_tokenizer, resolve_model
 from adapterkit.tasks import make_task
 
 peft = pytest.importorskip("peft")
@@ -75,6 +75,17 @@ PEFT_CONFIGS = {
     ),
     "dora": lambda: peft.LoraConfig(
         task_type="TOKEN_CLS", r=4, lora_alpha=8, target_modules=["query", "value"], use_dora=True
+    ),
+    # A LoRA whose layers have ranks and alphas of their own (rsLoRA's scaling too) comes
+    # in as AdaLoRA at those ranks: one LoRA config holds one rank and one scaling.
+    "adalora": lambda: peft.LoraConfig(
+        task_type="TOKEN_CLS",
+        r=4,
+        lora_alpha=8,
+        target_modules=["query", "value"],
+        rank_pattern={"layer.1.attention.self.value": 2, "query": 3},
+        alpha_pattern={"layer.0.attention.self.value": 16},
+        use_rslora=True,
     ),
     # "output.dense" also matches attention.output.dense as a suffix: PEFT then scales the
     # input of both, which the import must keep (it reads it from the vectors' shapes).
@@ -186,15 +197,21 @@ def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     assert code == 2 and "no adapter_model.safetensors" in err
     assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
     good = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
-    for number, (key, value, says) in enumerate(
+    alpha = {"alpha_pattern": {"query": 4}}  # a pattern: the import goes AdaLoRA's way
+    for number, (changes, says) in enumerate(
         [
-            ("lora_alpha", "x", "alpha must be a number"),
-            ("use_rslora", "false", "use_rslora must be true or false"),
-            ("peft_type", "IA3", "has no scale weights"),
-            ("rank_pattern", {"query": 2}, "per-layer ranks"),
+            ({"lora_alpha": "x"}, "alpha must be a number"),
+            ({"use_rslora": "false"}, "use_rslora must be true or false"),
+            ({"peft_type": "IA3"}, "has no scale weights"),
+            ({"rank_pattern": {"query": 2}}, "has rank 8 in its weights but 2 in the config"),
+            ({"alpha_pattern": {".*query": 4}}, "'.*query' names no adapted layer word for word"),
+            ({"alpha_pattern": {"query": -1}}, "values must be positive numbers, got -1"),
+            ({**alpha, "use_dora": True}, "DoRA with a rank or alpha per layer is not imported"),
+            ({**alpha, "use_rslora": "yes"}, "use_rslora must be true or false"),
         ]
     ):
-        (tmp_path / "peft" / "adapter_config.json").write_text(json.dumps({**good, key: value}))
+        config_file = tmp_path / "peft" / "adapter_config.json"
+        config_file.write_text(json.dumps({**good, **changes}))
         code, err = run(
             "import",
             str(tmp_path / "peft"),
@@ -303,19 +320,24 @@ def test_a_cli_trained_classifier_with_cls_pooling_exports_with_its_logits(
     assert code == 2 and "--pooling applies to classification heads" in err, err
 
 
+@pytest.mark.parametrize("real", [False, pytest.param(True, marks=pytest.mark.real)])
 def test_an_adalora_with_a_rank_per_layer_exports_as_a_peft_lora(
-    bert_dir: Path, tmp_path: Path
+    real: bool, bert_dir: Path, tmp_path: Path
 ) -> None:
     """After training, AdaLoRA layers hold different ranks (some none): PEFT's LoRA with
-    rank_pattern/alpha_pattern gives our logits, and the rank-0 layer is left out."""
+    rank_pattern/alpha_pattern gives our logits, and the rank-0 layer is left out; the
+    folder imports back as that AdaLoRA. On the tiny BERT and the real MiniLM."""
     task = "token-classification"
+    if real:
+        bert_dir = Path(resolve_model("minilm"))
     model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
     spec = make_task(task, load_tokenizer(str(bert_dir)), LABELS[task], 64)
     targets = AdaptedModel(load_base(str(bert_dir))).add_adapter("probe", make_config("lora"))
     pattern = {layer: (3, 0, 1, 5)[i % 4] for i, layer in enumerate(targets)}
     config = make_config("adalora", r=6, target_r=2, rank_pattern=pattern)
     torch.manual_seed(2)
-    model.add_adapter("a", config, head=spec.build_head(32), task=spec.task_info())
+    width = model.base.config.hidden_size
+    model.add_adapter("a", config, head=spec.build_head(width), task=spec.task_info())
     with torch.no_grad():
         for param in [
             *model.adapter_parameters("a").values(),
@@ -336,3 +358,11 @@ def test_an_adalora_with_a_rank_per_layer_exports_as_a_peft_lora(
     torch.testing.assert_close(
         _theirs(bert_dir, task, tmp_path / "peft", inputs), ours, rtol=1e-4, atol=1e-4
     )
+    # And back: the PEFT folder imports as an AdaLoRA at those ranks with the same logits.
+    code, err = run("import", str(tmp_path / "peft"), "--out", str(tmp_path / "back"))
+    assert code == 0, err
+    back = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
+    name = back.load_adapter(tmp_path / "back")
+    assert back.configs[name].method == "adalora"
+    assert back.configs[name].rank_pattern == {k: r for k, r in pattern.items() if r}
+    torch.testing.assert_close(our_logits(back, task, inputs, name), ours, rtol=1e-4, atol=1e-4)

@@ -1,7 +1,8 @@
 """``adapterkit import PEFT_DIR --out BUNDLE``: a PEFT adapter folder as an adapterkit bundle.
 
 LoRA (with DoRA and rsLoRA) and IA3 folders come in, with the task head PEFT saved in
-``modules_to_save`` where our heads can hold it (see :mod:`.peft_layout`). The bundle is
+``modules_to_save`` where our heads can hold it (see :mod:`.peft_layout`); a LoRA whose
+layers have ranks or alphas of their own comes in as AdaLoRA (:mod:`.peft_rank_pattern`). The bundle is
 fingerprinted for the base it was imported onto and serves in mixed batches with every
 other adapter. Safetensors only: a PEFT folder with only a pickled ``adapter_model.bin``
 is refused.
@@ -21,6 +22,7 @@ from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
 from adapterkit.heads import ClassificationHead, Head, SpanQAHead, TokenClassificationHead
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, TASK_TYPES, peft_target
+from adapterkit.interop.peft_rank_pattern import adalora_from_patterns, has_layer_patterns
 from adapterkit.methods import AdapterConfig, make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.models import base_kind, load_base, quantization_of
@@ -31,8 +33,6 @@ OUR_TASKS = {peft: ours for ours, (peft, _) in TASK_TYPES.items()}
 # PEFT options that change what the weights compute and that we do not model: refused
 # rather than imported wrong.
 UNSUPPORTED = {
-    "rank_pattern": "per-layer ranks",
-    "alpha_pattern": "per-layer alphas",
     "layer_replication": "layer replication",
     "lora_bias": "LoRA biases",
     "trainable_token_indices": "trained token embeddings",
@@ -143,7 +143,10 @@ def peft_bundle(
     target = peft_target(task, head_record, model.base.config)
     layers, head_tensors = _split(tensors, target.layer_prefix, target.head_map, folder)
     try:
-        adapter_config = _adapter_config(config, layers)
+        if config["peft_type"] == "LORA" and has_layer_patterns(config, layers):
+            adapter_config, layers = adalora_from_patterns(config, layers, target.layer_prefix)
+        else:
+            adapter_config = _adapter_config(config, layers)
     except AdapterkitError as exc:
         raise AdapterkitError(f"{folder}: {exc}") from None
     head, info = _head_and_task(task, head_tensors, model.base.config, labels, folder)
@@ -231,10 +234,6 @@ def _adapter_config(
         ]
         return make_config("ia3", target_modules=names, input_scaled=scaled)
     ranks = {params["lora_A.weight"].shape[0] for params in layers.values()}
-    if len(ranks) != 1:
-        raise AdapterkitError(
-            f"LoRA layers of ranks {sorted(ranks)}; one rank per adapter is imported"
-        )
     return make_config(
         "dora" if config.get("use_dora") is True else "lora",
         target_modules=names,
