@@ -15,6 +15,7 @@ questions with medians over seeds instead of single runs:
     python -m benchmarks.quality_sweep --workers 16 --tasks trec     # only TREC-6 jobs
     python -m benchmarks.quality_sweep --set methods --workers 16    # every other method, 3 seeds
     python -m benchmarks.quality_sweep --set methods --candidates dora mam   # only these rows
+    python -m benchmarks.quality_sweep --set budget --workers 12     # CoNLL-2003 at 4 epochs
     python -m benchmarks.quality_sweep --collect                     # runs -> docs/results_sweep.json
     python -m benchmarks.quality_sweep --report-only                 # json -> docs/results_sweep.md
 
@@ -155,16 +156,26 @@ SIZES = [
     Candidate("mam", None, {"reduction_factor": 8}),
     Candidate("unipelt", None, {"reduction_factor": 64, "r": 2}),
 ]
-SETS = ("defaults", "methods", "frontier")
+# --set budget: does a longer budget close the gap to full fine-tuning on CoNLL-2003, where
+# every run's best validation came at its last epoch (docs/results_sweep.md)? Full, the two
+# closest adapters and the NER default at twice the epochs, 3 seeds each.
+BUDGET_TASK = "conll2003"
+BUDGET = [
+    Candidate(m, None, {}, {"epochs": 2 * TASKS[BUDGET_TASK]["epochs"]})
+    for m in ("full", "dora", "lora", "unipelt")
+]
+SETS = ("defaults", "methods", "frontier", "budget")
 
 
 def jobs(which: str = "defaults") -> list[tuple[str, Candidate, int]]:
     """Every (task, candidate, seed) of a set, most wanted first: ``defaults`` (the first
     wave's defaults, then candidates for other defaults), ``methods`` (every other method
-    beside the defaults, then the grouping switches, three seeds each) or ``frontier``
-    (other sizes of each method, seed 0)."""
+    beside the defaults, then the grouping switches, three seeds each), ``frontier``
+    (other sizes of each method, seed 0) or ``budget`` (twice the epochs, 3 seeds)."""
     if which == "frontier":
         return [(t, c, 0) for t in TASK_ORDER for c in SIZES]
+    if which == "budget":
+        return [(BUDGET_TASK, c, s) for s in (0, 1, 2) for c in BUDGET]
     if which == "methods":
         rows = [*DEFAULTS, *SECOND_WAVE]
         out = [(t, c, s) for s in (0, 1, 2) for t in TASK_ORDER for c in rows]
@@ -202,13 +213,14 @@ def run_job(
         max_train_samples=smoke or None,
         max_eval_samples=smoke or None,
     )
-    config = TrainConfig(
-        epochs=1 if smoke else spec["epochs"],
-        batch_size=spec["batch_size"],
-        seed=seed,
-        lr=candidate.lr,
-        **MEASURED_AS | {"precision": precision} | candidate.switches,
-    )
+    fields = {
+        "epochs": 1 if smoke else spec["epochs"],
+        "batch_size": spec["batch_size"],
+        "seed": seed,
+        "lr": candidate.lr,
+    }
+    # A candidate's switches come last: they may change the budget itself (--set budget).
+    config = TrainConfig(**fields | MEASURED_AS | {"precision": precision} | candidate.switches)
     train_adapter_run(options, config)
 
 
@@ -311,7 +323,8 @@ def main() -> None:
         default="defaults",
         choices=SETS,
         help="defaults: the first wave's defaults and candidates; methods: every other "
-        "method and the grouping switches, 3 seeds each; frontier: other sizes, seed 0",
+        "method and the grouping switches, 3 seeds each; frontier: other sizes, seed 0; "
+        "budget: CoNLL-2003 at twice the epochs (full and the closest methods), 3 seeds",
     )
     parser.add_argument(
         "--collect",

@@ -16,7 +16,7 @@ from benchmarks.quality_spec import (
     MAX_TRAINABLE_PERCENT,
     TASKS,
 )
-from benchmarks.quality_sweep import DEFAULTS, SECOND_WAVE
+from benchmarks.quality_sweep import BUDGET, DEFAULTS, SECOND_WAVE, SETS, jobs
 
 TASK_TITLES = {"trec": "TREC-6 test accuracy", "conll2003": "CoNLL-2003 test F1"}
 
@@ -210,8 +210,45 @@ def write_page(json_path: Path, page: Path) -> None:
             + f" | {', '.join(sorted({machine_label(m) for c in cells if c for m in c['machines']}))} |"
         )
     lines += ["", *_last_epoch_lines(rows), "", *_target_lines(summary)]
-    lines += ["", *closest_to_full_lines(summary)]
+    lines += ["", *closest_to_full_lines(summary), *budget_lines(summary)]
     page.write_text("\n".join(lines) + "\n")
+
+
+def budget_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """``--set budget``'s rows beside the same methods at the task's budget, each against
+    full fine-tuning at the same budget: does more training close the gap? Nothing until
+    one such run is recorded."""
+    cells = []
+    for candidate in BUDGET:
+        task = next(t for t, c, _ in jobs("budget") if c == candidate)
+        longer = summary.get((task, candidate.name))
+        if longer is not None:
+            cells.append((task, candidate, summary.get((task, candidate.method)), longer))
+    if not cells:
+        return []
+    lines = [
+        "",
+        "## A longer budget",
+        "",
+        "Test median (range, seeds) of each method at the task's budget and at "
+        "`--set budget`'s, and its difference to full fine-tuning's median at the same "
+        "budget (fewer than 3 seeds on either side: not a claim).",
+        "",
+        "| task | method | epochs | test | vs full | epochs | test | vs full |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, candidate, default, longer in cells:
+        longer_full = summary.get((task, f"full-epochs{candidate.switches['epochs']}"))
+        row = [task, candidate.method]
+        for cell, full, epochs in (
+            (default, summary.get((task, "full")), TASKS[task]["epochs"]),
+            (longer, longer_full, candidate.switches["epochs"]),
+        ):
+            gap = "–" if cell is None or full is None else f"{cell['test'] - full['test']:+.2f}"
+            tests = median_cell(cell["tests"] if cell else [])
+            row += [str(epochs), tests, "–" if candidate.method == "full" else gap]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def _target_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
@@ -340,13 +377,21 @@ def _ahead_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     ]
 
 
+def budget_of(task: str, candidate: str) -> int:
+    """The epochs a candidate trains on ``task``: the task's budget, unless the candidate
+    changes it (``--set budget``)."""
+    known = {c.name: c for which in SETS for _, c, _ in jobs(which)}
+    switches = known[candidate].switches if candidate in known else {}
+    return int(switches.get("epochs", TASKS[task]["epochs"]))
+
+
 def _last_epoch_lines(rows: list[dict[str, Any]]) -> list[str]:
     """How often the best validation score came at the budget's last epoch, per task."""
     parts, gains = [], []
     for task, spec in TASKS.items():
         ran = [r for r in rows if r["task"] == task and r.get("best_epoch") is not None]
-        last = sum(r["best_epoch"] == spec["epochs"] for r in ran)
-        parts.append(f"{task} {last} of {len(ran)} ({spec['epochs']} epochs)")
+        last = sum(r["best_epoch"] == budget_of(task, r["candidate"]) for r in ran)
+        parts.append(f"{task} {last} of {len(ran)} ({spec['epochs']} epochs or the candidate's)")
         # What the last epoch still added, from the runs that recorded every epoch.
         curves = [
             r["validation_by_epoch"]

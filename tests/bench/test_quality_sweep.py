@@ -12,6 +12,7 @@ import pytest
 from benchmarks import quality_sweep
 from benchmarks.quality_sweep import CANDIDATES, DEFAULTS, Candidate, job_dir, jobs, run_all
 from benchmarks.quality_sweep_report import (
+    budget_of,
     closest_to_full_lines,
     collect,
     pick_on_validation,
@@ -79,13 +80,21 @@ def test_jobs_put_the_defaults_first_and_repeat_nothing() -> None:
     assert candidate_seeds == sorted(candidate_seeds)
 
 
-def _fake_run(runs: Path, task: str, name: str, seed: int, test: float, validation: float):
+def _fake_run(
+    runs: Path,
+    task: str,
+    name: str,
+    seed: int,
+    test: float,
+    validation: float,
+    best_epoch: int = 2,
+):
     out = runs / f"{task}-{name}-seed{seed}"
     out.mkdir(parents=True)
     metric = "accuracy" if task == "trec" else "f1"
     method = name.split("-")[0]
     common = {"method": method, "lr": 1e-3, "trainable_percent": 1.5, "bundle_bytes": 1}
-    metrics = {metric: test / 100, "train_seconds": 10.0, "best_epoch": 2, **common}
+    metrics = {metric: test / 100, "train_seconds": 10.0, "best_epoch": best_epoch, **common}
     (out / "metrics.json").write_text(json.dumps(metrics))
     (out / "validation_metrics.json").write_text(json.dumps({metric: validation / 100}))
 
@@ -160,6 +169,39 @@ def test_closest_to_full_counts_each_task_alone_and_needs_three_seeds(tmp_path: 
     trec, conll = (line for line in lines if line.startswith("- "))
     assert "closest at <= 2.0 % trainable ia3 (-0.30, 1.50 %)" in trec  # not dora's one seed
     assert "closest at <= 2.0 % trainable lora (-1.00, 1.50 %)" in conll
+
+
+def test_the_budget_set_trains_conll_at_twice_its_epochs_and_the_page_compares_budgets(
+    tmp_path: Path,
+) -> None:
+    names = [c.name for _, c, _ in jobs("budget")]
+    assert names[:4] == ["full-epochs4", "dora-epochs4", "lora-epochs4", "unipelt-epochs4"]
+    assert len(names) == 12 and {t for t, _, _ in jobs("budget")} == {"conll2003"}
+    assert budget_of("conll2003", "lora-epochs4") == 4 and budget_of("conll2003", "lora") == 2
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        _fake_run(runs, "conll2003", "full", seed, 85.0, 90.0)
+        _fake_run(runs, "conll2003", "lora", seed, 84.0, 88.0)
+        _fake_run(runs, "conll2003", "full-epochs4", seed, 86.0, 91.0, best_epoch=4)
+        _fake_run(runs, "conll2003", "lora-epochs4", seed, 85.5, 90.0, best_epoch=3)
+    collect(runs, tmp_path / "sweep.json")
+    write_page(tmp_path / "sweep.json", tmp_path / "sweep.md")
+    page = (tmp_path / "sweep.md").read_text()
+    assert "## A longer budget" in page
+    assert (
+        "| conll2003 | lora | 2 | 84.0 (84.0–84.0, n=3) | -1.00 | 4 | 85.5 (85.5–85.5, n=3) "
+        "| -0.50 |" in page
+    )
+    # A 4-epoch run whose best came at epoch 4 ran out of budget; one best at 3 did not.
+    assert "conll2003 9 of 12 (2 epochs or the candidate's)" in page
+
+
+def test_a_candidate_may_change_the_budget_itself(tmp_path: Path) -> None:
+    """--set budget's epochs reach TrainConfig over the task's (and over --smoke's 1)."""
+    candidate = Candidate("head", None, {}, {"epochs": 2})
+    out = job_dir(tmp_path, "trec", candidate, 0)
+    quality_sweep.run_job("trec", candidate, 0, out, "fp32", 8)
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
 
 
 @pytest.fixture
