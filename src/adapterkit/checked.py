@@ -171,7 +171,7 @@ def _check_range(name: str, number: float, rules: typing.Mapping[str, Any]) -> N
         for key, bound in bounds
     )
     if not ok:
-        wanted = " and ".join(f"{RANGE_KEYS[key]} {bound:g}" for key, bound in bounds)
+        wanted = " and ".join(f"{RANGE_KEYS[key]} {_bound(bound)}" for key, bound in bounds)
         raise AdapterkitError(f"{name} must be {wanted}, got {_shown(number)}")
 
 
@@ -180,6 +180,11 @@ def _expected(hint: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     described = [names.get(a, "a list" if typing.get_origin(a) is list else str(a)) for a in kept]
     return " or ".join(described)
+
+
+def _bound(bound: float) -> str:
+    """An integer bound in full (a seed's 4294967295, not 4.29497e+09), others short."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _shown(value: Any) -> str:

@@ -77,6 +77,7 @@ def test_a_rank_above_the_layers_width_leaves_no_run_folder(
         (["--method", "lora", "--rank", "0"], "lora: r (--rank) must be >= 1, got 0"),
         (["--method", "houlsby", "--reduction-factor", "-1"], "bottleneck: reduction_factor must"),
         (["--method", "lora", "--adapter-dropout", "1.5"], "dropout (--adapter-dropout) must"),
+        (["--seed", "-1"], "seed must be >= 0 and <= 4294967295, got -1"),  # not 4.29497e+09
     ],
 )
 def test_a_bad_method_option_names_the_flag_the_user_typed(

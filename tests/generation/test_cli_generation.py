@@ -88,6 +88,11 @@ def test_predict_and_generate_with_the_bundle(bundle: Path, capsys) -> None:
     assert main(["generate", "--adapter", str(bundle), "translate to spanish : the cat"]) == 0
     streamed = capsys.readouterr().out
     assert streamed.strip() == rows[0]["text"].strip()  # greedy: the same text, streamed
+    argv = ["generate", "--adapter", str(bundle), "hello", "--max-new-tokens", "100000"]
+    assert main([*argv, "--no-stream"]) == 0  # the tiny Llama has 64 positions
+    said = capsys.readouterr()
+    assert "max_new_tokens 100000 lowered to" in said.err
+    assert json.loads(said.out)["completion_tokens"] < 64
 
 
 def test_evaluate_bundle_and_prompt_baselines(

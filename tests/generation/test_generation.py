@@ -8,7 +8,7 @@ import pytest
 import torch
 from tests.generation.conftest import lm_model, word_tokenizer
 
-from adapterkit.errors import BundleError
+from adapterkit.errors import BundleError, DataError
 from adapterkit.generation import (
     DecodeOptions,
     StopStreamer,
@@ -17,6 +17,7 @@ from adapterkit.generation import (
     generate_texts,
     pick_shots,
 )
+from adapterkit.generation.decode import context_room
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks import make_task
@@ -93,6 +94,23 @@ def test_an_adapter_whose_scores_overflow_is_refused_by_name(arch: str, temperat
     with pytest.raises(BundleError, match="adapter 'huge' gives scores that are not finite"):
         generate_texts(model, task.tokenizer, prompts, "huge", options)
     assert len(generate_texts(model, task.tokenizer, prompts, None, options)) == len(prompts)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_generation_stops_where_the_bases_positions_end(arch: str) -> None:
+    """Past its 64 positions GPT-2 had no position embedding left (an index error) and
+    Llama wrote on regardless: each batch now ends where its longest prompt leaves room.
+    T5's relative positions have no end."""
+    model, task = _setup(arch)
+    prompts = [task.prompt_ids({"prompt": p}) for p in PROMPTS]
+    options = DecodeOptions(max_new_tokens=10_000, batch_size=8)
+    generations = generate_texts(model, task.tokenizer, prompts, None, options)
+    room = 64 - max(len(p) for p in prompts)
+    assert all(1 <= g.completion_tokens <= room for g in generations)
+    assert context_room(model, 10) == 54
+    with pytest.raises(DataError, match="fills the base's context of 64 positions"):
+        context_room(model, 64)
+    assert context_room(_setup("t5")[0], 10_000) is None
 
 
 def test_stop_strings_cut_and_streaming_prints_the_same_text() -> None:

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
-from adapterkit.generation.decode import DecodeOptions, StopStreamer, generate_texts
+from adapterkit.generation.decode import (
+    DecodeOptions,
+    StopStreamer,
+    context_room,
+    generate_texts,
+)
 from adapterkit.generation.evaluate import evaluate_generation, pick_shots
 from adapterkit.model import AdaptedModel
 from adapterkit.tasks import GENERATION_TASKS, make_task
@@ -72,6 +77,14 @@ def generate_command(values: dict[str, Any], inputs: list[Any]) -> int:
     )
     options = decode_options(values)
     prompts = [task.prompt_ids(task.parse_input(raw)) for raw in inputs]
+    widest = max((len(prompt) for prompt in prompts), default=0)
+    room = context_room(model, widest)
+    if room is not None and options.max_new_tokens > room:  # generate_texts keeps to it
+        print(
+            f"max_new_tokens {options.max_new_tokens} lowered to {room}: that is what fits "
+            f"in the base's context after the longest prompt ({widest} tokens)",
+            file=sys.stderr,
+        )
     if len(inputs) == 1 and values.get("stream", False):
         generate_texts(
             model,

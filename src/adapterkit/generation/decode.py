@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
 from adapterkit.checked import check_fields
-from adapterkit.errors import AdapterkitError
+from adapterkit.errors import AdapterkitError, DataError
 from adapterkit.generation.batch import (
     GenerateRequest,
     Generation,
@@ -31,6 +31,7 @@ from adapterkit.generation.batch import (
     left_pad,
 )
 from adapterkit.model import AdaptedModel
+from adapterkit.models import max_positions
 from adapterkit.padding import pad_token_id
 
 
@@ -118,6 +119,27 @@ class StopOnText(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def context_room(model: AdaptedModel, prompt_width: int) -> int | None:
+    """How many new tokens fit in the base's positions after a prompt ``prompt_width``
+    tokens wide (None: the base states no limit). An encoder-decoder writes its answer in
+    a context of its own, after its start token.
+
+    Raises:
+        DataError: The prompt leaves no room at all (one line).
+    """
+    limit = max_positions(model.base.config)
+    if limit is None:
+        return None
+    encoder_decoder = bool(getattr(model.base.config, "is_encoder_decoder", False))
+    room = limit - 1 if encoder_decoder else limit - prompt_width
+    if room < 1:
+        raise DataError(
+            f"a prompt of {prompt_width} tokens fills the base's context of {limit} positions: "
+            "no room to generate; shorten it (or lower --max-length)"
+        )
+    return room
+
+
 @torch.no_grad()
 def generate_texts(
     model: AdaptedModel,
@@ -129,7 +151,10 @@ def generate_texts(
 ) -> list[Generation]:
     """Continue every prompt (token ids) with ``adapter`` (None: the base alone).
 
-    Prompts are sorted by length so each batch pads little, then put back in order.
+    Prompts are sorted by length so each batch pads little, then put back in order. A
+    batch generates at most the new tokens that fit in the base's context after its
+    longest prompt (:func:`context_room`): past it, learned positions run out (an index
+    error) and rotary ones give text the model never saw the like of.
     A row that produces a stop string stops decoding there (:class:`StopOnText`). A
     list longer than one batch shows a progress bar on stderr (decoding a test split
     can take minutes).
@@ -162,10 +187,11 @@ def generate_texts(
             stop = StopOnText(tokenizer, options.stop, 0 if encoder_decoder else skip)
             kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         kwargs["logits_processor"] = finite_scores([adapter] * len(chunk))
+        room = context_room(model, batch["input_ids"].shape[1])
+        new = options.max_new_tokens if room is None else min(options.max_new_tokens, room)
+        kwargs["max_new_tokens"] = new
         output = model.generate(**batch, adapter=adapter, **kwargs)
         for row, i in enumerate(chunk):
-            request = GenerateRequest(
-                adapter, prompts[i], options.max_new_tokens, options.sampling, options.stop
-            )
+            request = GenerateRequest(adapter, prompts[i], new, options.sampling, options.stop)
             results[i] = finish(tokenizer, request, output[row, skip:].tolist(), eos)
     return [r for r in results if r is not None]
