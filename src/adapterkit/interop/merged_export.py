@@ -36,8 +36,9 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
     source = read_export_source(
         bundle_path,
         MERGEABLE,
-        "an adapter of method '{method}' cannot be merged into the base weights (it adds layers of its "
-        "own); mergeable: lora, dora, adalora, ia3, head-only and full fine-tuning bundles",
+        "an adapter of method '{method}' cannot be merged into the base weights (it adds "
+        "layers of its own); mergeable: lora, dora, adalora, ia3, head-only and full "
+        "fine-tuning bundles",
         None,  # a full fine-tuning bundle: its base weights are loaded below
     )
     config, tensors, base_name, target = (

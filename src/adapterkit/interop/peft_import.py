@@ -2,9 +2,9 @@
 
 LoRA (with DoRA and rsLoRA) and IA3 folders come in, with the task head PEFT saved in
 ``modules_to_save`` where our heads can hold it (see :mod:`.peft_layout`); a LoRA whose
-layers have ranks or alphas of their own comes in as AdaLoRA (:mod:`.peft_rank_pattern`). The bundle is
-fingerprinted for the base it was imported onto and serves in mixed batches with every
-other adapter. Safetensors only: a PEFT folder with only a pickled ``adapter_model.bin``
+layers have ranks or alphas of their own comes in as AdaLoRA (:mod:`.peft_rank_pattern`).
+The bundle is fingerprinted for the base it was imported onto and serves in mixed batches
+with every other adapter. Safetensors only: a PEFT folder with only a pickled ``adapter_model.bin``
 is refused.
 """
 
