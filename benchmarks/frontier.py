@@ -64,12 +64,17 @@ def plot(task: str, found: dict[str, list[dict[str, Any]]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7.5, 4.8))
-    for name, rows in sorted(found.items()):
-        if name == "full":
-            continue
+    figure, axis = plt.subplots(figsize=(9, 4.8))
+    # A colour and a marker of its own per method: the default cycle has 10 colours and
+    # there are more methods, so two would share one.
+    colours = plt.get_cmap("tab20").colors
+    markers = "osD^vP*Xh<>p"
+    methods = sorted(name for name in found if name != "full")
+    for index, name in enumerate(methods):
+        rows = found[name]
         xs, ys = [p["trainable"] for p in rows], [p["score"] for p in rows]
-        axis.plot(xs, ys, marker="o", label=name)
+        style = {"color": colours[(2 * index) % 20 + index // 10], "marker": markers[index % 12]}
+        axis.plot(xs, ys, label=name, **style)
         for p in rows:
             mark = "" if p["seeds"] >= 3 else f" (n={p['seeds']})"
             axis.annotate(p["row"] + mark, (p["trainable"], p["score"]), fontsize=7)
@@ -83,7 +88,7 @@ def plot(task: str, found: dict[str, list[dict[str, Any]]], path: Path) -> None:
     axis.set_ylabel(TASK_TITLES[task] + " (median over seeds)")
     axis.set_title(f"MiniLM, {TASK_TITLES[task].split(' test')[0]}: quality vs trainable %")
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the points
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
