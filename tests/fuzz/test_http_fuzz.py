@@ -16,7 +16,7 @@ import torch
 from fastapi.testclient import TestClient
 from tests.fuzz.bundle_mutations import OVERFLOW
 from tests.fuzz.http_corpus import BUNDLES, REQUESTS, Request
-from tests.serve.conftest import Served, decoder_bundles, encoder_bundles  # noqa: F401
+from tests.serve.conftest import Served, close, decoder_bundles, encoder_bundles  # noqa: F401
 
 from adapterkit.bundle import CONFIG_FILE
 from adapterkit.methods import make_config
@@ -153,7 +153,8 @@ def test_adapter_whose_scores_overflow(encoder_server: Server) -> None:
         for response in answers[0::2]:
             assert_refused(response)
             assert response.status_code == 422 and "'overflow'" in response.json()["detail"]
-        assert [response.json() for response in answers[1::2]] == [encoder_server.probe] * 2
+        # Batched beside other rows, padding differs: equal within float noise.
+        assert all(close(response.json(), encoder_server.probe) for response in answers[1::2])
     finally:
         assert encoder_server.client.delete("/v1/adapters/overflow").status_code == 200
         shutil.rmtree(encoder_server.adapters / "overflow")
