@@ -7,10 +7,10 @@ computes ``s · Q diag(λ) P x``, which holds any layer's ``(alpha_l / r_l) · B
 ``P = A``, ``Q = B``, ``λ = alpha_l / r_l / s`` for each of the layer's ``r_l`` ranks. The
 bundle then serves, merges and exports as every AdaLoRA bundle does.
 
-Ranks are read from the tensors' shapes. Alphas are looked up as peft does, the first
-``alpha_pattern`` key that the layer's module name ends with; a key that matches no layer
-word for word is refused, since peft reads keys as regular expressions and one that
-matched in peft would be scaled wrong here.
+Ranks are read from the tensors' shapes, and must be the ones the config states. Both
+patterns are looked up as peft does, the first key that the layer's module name ends with;
+a key that matches no layer word for word is refused, since peft reads keys as regular
+expressions and one that matched in peft would be scaled wrong here.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.methods import AdapterConfig, make_config
 
 Layers = dict[str, dict[str, torch.Tensor]]
-
-
 LORA_PARAMS = ("lora_A.weight", "lora_B.weight")
 
 
