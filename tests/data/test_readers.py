@@ -78,9 +78,8 @@ def test_wrong_field_count_names_line(write) -> None:
 def test_a_column_named_twice_is_an_error_but_unnamed_ones_are_not(write) -> None:
     with pytest.raises(DataError, match=r"d\.csv:1: the header names 'text' twice"):
         read_file(write("d.csv", "text,text,label\na,b,pos\n"))
-    data = read_file(
-        write("e.csv", "text,label,,\ngood,pos,,\n")
-    )  # a spreadsheet's trailing commas
+    # A spreadsheet's trailing commas: unnamed columns, never read.
+    data = read_file(write("e.csv", "text,label,,\ngood,pos,,\n"))
     assert data.examples == [{"text": "good", "text_pair": None, "label": "pos"}]
 
 
