@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ from benchmarks.quality_spec import (
     MAX_TRAINABLE_PERCENT,
     TASKS,
 )
-from benchmarks.quality_sweep import BUDGET, DEFAULTS, SECOND_WAVE, SETS, jobs
+from benchmarks.quality_sweep import BUDGET, DEFAULTS, SECOND_WAVE, SETS, Candidate, jobs
 
 TASK_TITLES = {"trec": "TREC-6 test accuracy", "conll2003": "CoNLL-2003 test F1"}
 
@@ -377,10 +378,16 @@ def _ahead_lines(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     ]
 
 
+@functools.cache
+def _every_candidate() -> dict[str, Candidate]:
+    """Every set's candidates by name (built once: budget_of runs per recorded run)."""
+    return {c.name: c for which in SETS for _, c, _ in jobs(which)}
+
+
 def budget_of(task: str, candidate: str) -> int:
     """The epochs a candidate trains on ``task``: the task's budget, unless the candidate
     changes it (``--set budget``)."""
-    known = {c.name: c for which in SETS for _, c, _ in jobs(which)}
+    known = _every_candidate()
     switches = known[candidate].switches if candidate in known else {}
     return int(switches.get("epochs", TASKS[task]["epochs"]))
 
