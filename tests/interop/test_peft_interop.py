@@ -154,6 +154,54 @@ def test_an_adapter_trained_by_peft_imports_with_peft_logits_and_routes_per_row(
     torch.testing.assert_close(direct, theirs, rtol=1e-4, atol=1e-4)
 
 
+def test_label_names_travel_in_labels_json_beside_the_peft_folder(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    names = LABELS["token-classification"]
+    make_bundle(bert_dir, "token-classification", "lora", tmp_path / "bundle")
+    assert run("export", str(tmp_path / "bundle"), "--out", str(tmp_path / "peft"))[0] == 0
+    document = json.loads((tmp_path / "peft" / "labels.json").read_text())
+    # as peft_labels' docstring tells a PEFT user to build the base
+    id2label = {int(i): name for i, name in document["id2label"].items()}
+    label2id = {name: i for i, name in id2label.items()}
+    assert document["label2id"] == label2id
+    base = transformers.AutoModelForTokenClassification.from_pretrained(
+        bert_dir, id2label=id2label, label2id=label2id
+    )
+    loaded = peft.PeftModel.from_pretrained(base, tmp_path / "peft")
+    assert [loaded.config.id2label[i] for i in range(len(names))] == names
+    assert loaded.config.label2id == {name: i for i, name in enumerate(names)}
+    out = tmp_path / "back"
+    assert (
+        run("import", str(tmp_path / "peft"), "--model", str(bert_dir), "--out", str(out))[0] == 0
+    )
+    model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
+    assert model.task_info[model.load_adapter(out)]["labels"] == names
+    given = ["x", "y", "z"][: len(names)]
+    argv = ["--model", str(bert_dir), "--out", str(tmp_path / "given"), "--labels", *given]
+    assert run("import", str(tmp_path / "peft"), *argv)[0] == 0  # --labels wins over the file
+    assert model.task_info[model.load_adapter(tmp_path / "given", name="g")]["labels"] == given
+    labels_file = tmp_path / "peft" / "labels.json"
+    for number, (text, says) in enumerate(
+        [
+            ("{", "labels.json: not JSON"),
+            ("[]", "no id2label object"),
+            ('{"id2label": {}}', "no id2label object"),
+            ('{"id2label": {"0": "a", "2": "b"}}', "keys must be the ids 0..1, got 0, 2"),
+            ('{"id2label": {"0": "a", "1": "a"}}', "names a more than once"),
+            ('{"id2label": {"0": "a", "1": 7}}', "must be a non-empty string"),
+            ('{"id2label": {"0": "a", "1": "b"}}', f"{len(names)} outputs but labels.json names 2"),
+        ]
+    ):
+        labels_file.write_text(text)
+        out = tmp_path / f"bad{number}"
+        code, err = run(
+            "import", str(tmp_path / "peft"), "--model", str(bert_dir), "--out", str(out)
+        )
+        assert code == 2 and err.count("\n") == 1 and says in err, err
+        assert not out.exists()
+
+
 def test_export_refuses_what_peft_cannot_hold(bert_dir: Path, tmp_path: Path) -> None:
     make_bundle(bert_dir, "token-classification", "pfeiffer", tmp_path / "bottleneck")
     code, err = run("export", str(tmp_path / "bottleneck"), "--out", str(tmp_path / "x"))
@@ -235,7 +283,7 @@ def test_import_refuses_foreign_types_truncated_folders_and_other_bases(
     )
     assert code == 2 and err.count("\n") == 1 and "this base" in err, err
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
-    assert not any((tmp_path / f"h{i}").exists() for i in range(4))
+    assert not any((tmp_path / f"h{i}").exists() for i in range(8))
 
 
 def test_info_says_what_a_peft_folder_and_a_merged_folder_are(
@@ -256,6 +304,7 @@ def test_info_says_what_a_peft_folder_and_a_merged_folder_are(
     peft_info = json.loads(capsys.readouterr().out)
     assert peft_info["format"] == "peft adapter" and peft_info["peft_type"] == "LORA"
     assert peft_info["use_dora"] is True and peft_info["task_type"] == "TOKEN_CLS"
+    assert peft_info["labels"] == LABELS["token-classification"]
     assert main(["info", str(tmp_path / "m")]) == 0
     model_info = json.loads(capsys.readouterr().out)
     assert model_info["format"] == "transformers model"
@@ -282,8 +331,8 @@ def test_the_server_serves_a_peft_folder_beside_our_bundles(bert_dir: Path, tmp_
         ours = client.post("/v1/predict", json={"adapter": "ours", "inputs": texts}).json()
         theirs = client.post("/v1/predict", json={"adapter": "as-peft", "inputs": texts}).json()
     for mine, peft_row in zip(ours["predictions"], theirs["predictions"], strict=True):
-        # PEFT folders carry no label names: the same scores, under LABEL_0, LABEL_1
-        assert list(peft_row["scores"]) == ["LABEL_0", "LABEL_1"]
+        # the same scores under the same names (the export's labels.json)
+        assert list(peft_row["scores"]) == list(mine["scores"]) == LABELS["sequence-classification"]
         assert list(mine["scores"].values()) == pytest.approx(
             list(peft_row["scores"].values()), abs=1e-4
         )

@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument(
         "--model", help="base model (default: the folder's base_model_name_or_path)"
     )
-    import_.add_argument("--labels", nargs="+", help="names of the head's outputs, in order")
+    import_.add_argument(
+        "--labels",
+        nargs="+",
+        help="names of the head's outputs, in order (default: the folder's labels.json)",
+    )
     import_.add_argument("--name", help="adapter name (default: the folder's name)")
     merge = sub.add_parser(
         "merge", help="merge bundles of one method, shape and base into one bundle"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterkit.errors import AdapterkitError
+from adapterkit.interop.peft_labels import read_folder_labels
 
 MAX_CONFIG_BYTES = 16 * 2**20
 
@@ -30,6 +31,7 @@ def describe_folder(path: str | Path) -> dict[str, Any] | None:
             "rank": peft.get("r"),
             "use_dora": peft.get("use_dora"),
             "modules_to_save": peft.get("modules_to_save"),
+            "labels": read_folder_labels(path),
             "hint": f"adapterkit import {path} --out BUNDLE",
         }
     model = _json(path / "config.json")

@@ -2,7 +2,8 @@
 
 The folder loads with ``PeftModel.from_pretrained`` on the transformers model PEFT
 expects for the task (``AutoModelForTokenClassification`` for a tagger, with
-``num_labels`` set), and gives the same outputs as the bundle in adapterkit. Methods PEFT
+``num_labels`` set), and gives the same outputs as the bundle in adapterkit. A head's label
+names go into ``labels.json`` beside it (PEFT's config has no field for them). Methods PEFT
 has no type for (bottleneck adapters) are refused in one line.
 """
 
@@ -20,6 +21,7 @@ from adapterkit.files import staged_dir
 from adapterkit.inject import layer_roles, name_matches
 from adapterkit.interop.adalora_export import adalora_as_lora, rank_patterns
 from adapterkit.interop.export_source import read_export_source
+from adapterkit.interop.peft_labels import LABELS_FILE, labels_document
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES
 
 CONFIG_FILE = "adapter_config.json"
@@ -69,6 +71,9 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
     with staged_dir(out) as tmp:
         save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(peft_config, indent=2) + "\n")
+        labels = (record.get("task") or {}).get("labels")
+        if labels:
+            (tmp / LABELS_FILE).write_text(labels_document(labels))
     return Path(out)
 
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
 from adapterkit.heads import ClassificationHead, Head, SpanQAHead, TokenClassificationHead
+from adapterkit.interop.peft_labels import LABELS_FILE, read_folder_labels
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, TASK_TYPES, peft_target
 from adapterkit.interop.peft_rank_pattern import adalora_from_patterns, has_layer_patterns
 from adapterkit.methods import AdapterConfig, make_config
@@ -108,8 +109,8 @@ def import_peft(
     """Write the PEFT folder ``folder`` as an adapterkit bundle at ``out``; returns ``out``.
 
     ``model_name`` is the base (default: the folder's ``base_model_name_or_path``);
-    ``labels`` names the head's outputs (default: the base config's ``id2label`` when it
-    has as many, else ``LABEL_i``).
+    ``labels`` names the head's outputs (default: the folder's ``labels.json``, which our
+    export writes; else the base config's ``id2label`` when it has as many; else ``LABEL_i``).
     """
     config, _ = read_peft_folder(folder)
     model_name = model_name or config.get("base_model_name_or_path")
@@ -260,6 +261,13 @@ def _head_and_task(
     outputs, hidden = head_tensors["out.weight"].shape
     if task == "question-answering":
         return SpanQAHead(hidden), {"type": task, "labels": None, "max_length": max_length}
+    if not labels:  # the names our export left beside PEFT's files
+        labels = read_folder_labels(folder)
+        if labels is not None and len(labels) != outputs:
+            raise AdapterkitError(
+                f"{folder}: the head has {outputs} outputs but {LABELS_FILE} names "
+                f"{len(labels)} labels"
+            )
     labels = labels or _config_labels(base_config, outputs)
     if len(labels) != outputs:
         raise AdapterkitError(
