@@ -17,6 +17,7 @@ from adapterkit.cli import build_parser, main
 from adapterkit.cli import flags as cli_flags
 from adapterkit.cli.config_file import merged_values
 from adapterkit.cli.fields import add_flags, dataclass_defaults, dataclass_flags, field_docs
+from adapterkit.errors import AdapterkitError
 from adapterkit.methods import make_config, registered_configs
 from adapterkit.train.config import TrainConfig
 from adapterkit.train.options import DEFAULT_METHOD, RunOptions
@@ -292,3 +293,13 @@ def test_a_new_training_field_is_a_flag_and_a_yaml_key_with_no_other_edit(
     yaml_file.write_text("train:\n  warmup-steps: 9\n")
     config = cli_flags.train_config(_values(["train", "--config", str(yaml_file)]))
     assert config.warmup_steps == 9
+
+
+def test_a_refused_method_option_lists_the_flags_and_the_config_file_keys_apart() -> None:
+    values = _values(["train", "--method", "ia3", "--reduction-factor", "4"])
+    with pytest.raises(AdapterkitError) as refused:
+        cli_flags.method_options(values)
+    message = str(refused.value)
+    # input_scaled has no flag (PEFT's import sets it): it is named as a config-file key
+    assert message.startswith("--reduction-factor does not apply to method 'ia3' (its options: ")
+    assert message.endswith("--train-norms; in a --config file also input_scaled)"), message

@@ -141,11 +141,14 @@ def method_options(values: dict[str, Any]) -> dict[str, Any]:
         has = {f.name for f in dataclasses.fields(config_class(method))}
         stray = [specs[name].flag or name for name in given if name not in has]
         if stray:
-            own = sorted(specs[name].flag or name for name in has if name in specs)
+            own = sorted(specs[name].flag for name in has if name in specs and specs[name].flag)
+            # Fields with no flag are set in a --config file only: said apart from the flags.
+            keys = sorted(name for name in has if name in specs and not specs[name].flag)
             raise AdapterkitError(
                 f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
-                f"method '{method}' "
-                f"(its options: {', '.join(own)})"
+                f"method '{method}' (its options: {', '.join(own)}"
+                + (f"; in a --config file also {', '.join(keys)}" if keys else "")
+                + ")"
             )
     return given
 
