@@ -37,7 +37,7 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         bundle_path,
         MERGEABLE,
         "an adapter of method '{method}' cannot be merged into the base weights (it adds "
-        "layers of its own); mergeable: lora, dora, adalora, ia3, head-only and full "
+        "layers, soft tokens or attention prefixes of its own); mergeable: lora, dora, adalora, ia3, head-only and full "
         "fine-tuning bundles",
         None,  # a full fine-tuning bundle: its base weights are loaded below
     )
