@@ -79,6 +79,7 @@ BUNDLE_MUTATIONS: dict[str, Callable[[dict[str, Any], Path], None]] = {
     "config-reduction-negative": set_field("config.reduction_factor", -1),
     "config-reduction-string": set_field("config.reduction_factor", "big"),
     "config-width-huge": set_field("config.bottleneck_size", 10**9),
+    "config-scaling-zero": set_field("config.scaling", 0),
     "config-targets-regex": set_field("config.target_modules", [BACKTRACKING]),
     "config-targets-int": set_field("config.target_modules", 5),
     "config-layers-strings": set_field("config.layers", ["a"]),

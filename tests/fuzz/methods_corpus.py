@@ -40,6 +40,7 @@ BAD_METHOD_OPTIONS = {
     },
     "mam": {
         "rank-option": ("--rank", "4"),
+        "scaling-negative": ("--adapter-scaling", "-4"),
         "reduction-zero": ("--reduction-factor", "0"),
         "length-zero": ("--prefix-length", "0"),
     },
@@ -47,11 +48,13 @@ BAD_METHOD_OPTIONS = {
         "rank-zero": ("--rank", "0"),
         "rank-above-width": ("--rank", "100000"),
         "target-rank-option": ("--target-rank", "4"),
+        "alpha-negative": ("--alpha", "-16"),
         "length-zero": ("--prefix-length", "0"),
         "reduction-zero": ("--reduction-factor", "0"),
         "non-linearity-bogus": ("--non-linearity", "sine"),
     },
     "lora": {
+        "alpha-zero": ("--alpha", "0"),
         "prefix-option": ("--prefix-length", "10"),
         "prompt-option": ("--num-virtual-tokens", "5"),
         "target-rank-option": ("--target-rank", "4"),
@@ -63,6 +66,7 @@ BAD_METHOD_OPTIONS = {
     "pfeiffer": {
         "train-bias-with-value": ("--train-bias", "yes"),
         "loss-weighting-bogus": ("--loss-weighting", "tokens"),
+        "scaling-zero": ("--adapter-scaling", "0"),
     },
 }
 

@@ -42,7 +42,7 @@ class BottleneckConfig(AdapterConfig):
     """Dropout on the adapter's output before it is added back."""
 
     scaling: float = field(
-        default=1.0, metadata={"flag": "--adapter-scaling", "dest": "adapter_scaling"}
+        default=1.0, metadata={"flag": "--adapter-scaling", "dest": "adapter_scaling", "above": 0}
     )
     """Multiplier of the adapter's output (He et al. use 4.0 for parallel adapters)."""
 

@@ -17,7 +17,8 @@ class LoraConfig(AdapterConfig):
     r: int = field(default=8, metadata={"flag": "--rank", "dest": "rank", "min": 1})
     """Rank of the update."""
 
-    alpha: float = 16.0
+    # Above 0: at 0 the update is nothing and gets no gradient; below, it is subtracted.
+    alpha: float = field(default=16.0, metadata={"above": 0})
     """Scale numerator: the update is multiplied by alpha / r (or alpha / sqrt(r) with rsLoRA)."""
 
     dropout: float = field(

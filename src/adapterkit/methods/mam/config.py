@@ -56,7 +56,7 @@ class MamConfig(AdapterConfig):
     """Dropout on the parallel adapter's output before it is added."""
 
     scaling: float = field(
-        default=4.0, metadata={"flag": "--adapter-scaling", "dest": "adapter_scaling"}
+        default=4.0, metadata={"flag": "--adapter-scaling", "dest": "adapter_scaling", "above": 0}
     )
     """Multiplier of the parallel adapter's output (He et al.: 4)."""
 

@@ -40,7 +40,7 @@ class UniPeltConfig(AdapterConfig):
     r: int = field(default=8, metadata={"flag": "--rank", "dest": "rank", "min": 1})
     """Rank of the gated LoRA updates."""
 
-    alpha: float = 16.0
+    alpha: float = field(default=16.0, metadata={"above": 0})
     """LoRA's scale numerator (the update is multiplied by alpha / r)."""
 
     prefix_length: int = field(default=10, metadata={"min": 1, "max": 4096})
