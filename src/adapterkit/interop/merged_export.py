@@ -37,8 +37,8 @@ def export_merged(bundle_path: str | Path, out: str | Path) -> Path:
         bundle_path,
         MERGEABLE,
         "an adapter of method '{method}' cannot be merged into the base weights (it adds "
-        "layers, soft tokens or attention prefixes of its own); mergeable: lora, dora, adalora, ia3, head-only and full "
-        "fine-tuning bundles",
+        "layers, soft tokens or attention prefixes of its own); mergeable: lora, dora, "
+        "adalora, ia3, head-only and full fine-tuning bundles",
         None,  # a full fine-tuning bundle: its base weights are loaded below
     )
     config, tensors, base_name, target = (
