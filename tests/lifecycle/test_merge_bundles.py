@@ -4,6 +4,7 @@ loads and serves as any bundle, and that it records its parents."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tests.tiny import tiny_inputs, tiny_model
 
 from adapterkit.bundle import read_bundle
 from adapterkit.model import AdaptedModel
+from adapterkit.train.job import adapter_modules
 
 
 def load(path: Path) -> AdaptedModel:
@@ -117,6 +119,50 @@ def test_ties_and_dare_merge_and_record_how(combine: str, tmp_path: Path) -> Non
         assert code == 0, err
         assert record["files"] == read_bundle(tmp_path / "again")[0]["files"]
     load(tmp_path / "m")
+
+
+def pruned_adalora(out: Path, seed: int, kept: Callable[[int], int]) -> AdaptedModel:
+    """An AdaLoRA bundle (rank 4) whose layer ``i`` kept ``kept(i)`` ranks, as training
+    leaves one: the masked ranks dropped and the pattern recorded."""
+    model = make_bundle(out, "adalora", seed=seed, labels=LABELS, r=4, target_r=2)
+    modules = adapter_modules(model, "a")
+    with torch.no_grad():
+        for index, module in enumerate(modules.values()):
+            module.rank_mask.copy_((torch.arange(4) < kept(index)).float())
+    model.configs["a"].training_controller(modules, total_steps=10).finish()
+    model.save_adapter("a", out)
+    return model
+
+
+@pytest.mark.parametrize("partner", ["adalora", "lora"])
+def test_adalora_parents_merge_as_their_lora_deltas(partner: str, tmp_path: Path) -> None:
+    # Layer ranks 0, 1, 2, 3, 4, 0, ...: a layer pruned away, the others at their own rank.
+    one = pruned_adalora(tmp_path / "one", 1, lambda i: i % 5)
+    if partner == "adalora":
+        two = pruned_adalora(tmp_path / "two", 2, lambda i: (3 * i + 1) % 5)
+    else:
+        two = make_bundle(tmp_path / "two", seed=2, labels=LABELS, r=2, alpha=4)
+    code, stdout, err = run(
+        "merge",
+        tmp_path / "one",
+        tmp_path / "two",
+        "--weights",
+        "0.7",
+        "0.3",
+        "--out",
+        tmp_path / "m",
+    )
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["method"] == "lora" and summary["rank"] == (8 if partner == "adalora" else 6)
+    merged = load(tmp_path / "m")
+    d1, d2, dm = deltas(one, "a"), deltas(two, "a"), deltas(merged, "m")
+    assert set(dm) == set(d1) == set(d2) and len(dm) == 10
+    assert d1["encoder.layer.0.attention.self.query"].abs().max() == 0  # pruned to rank 0
+    for layer, delta in dm.items():
+        torch.testing.assert_close(delta, 0.7 * d1[layer] + 0.3 * d2[layer], rtol=1e-5, atol=1e-5)
+    record, _ = read_bundle(tmp_path / "m")
+    assert record["method"] == "lora" and [p["name"] for p in record["parents"]] == ["a", "a"]
 
 
 @pytest.mark.parametrize(("method", "options"), [("pfeiffer", {}), ("ia3", {})])

@@ -19,8 +19,6 @@ BUNDLES = {
     "pfeiffer_wide": ("pfeiffer", {"seed": 3, "bottleneck_size": 8}),
     "dora1": ("dora", {"seed": 1}),
     "dora2": ("dora", {"seed": 2}),
-    "adalora1": ("adalora", {"seed": 1}),
-    "adalora2": ("adalora", {"seed": 2}),
     "full1": ("full", {"seed": 1, "labels": LABELS}),
     "full2": ("full", {"seed": 2, "labels": LABELS}),
 }
@@ -51,7 +49,6 @@ CASES = {
     "rank on bottleneck": (["pfeiffer1", "pfeiffer2"], ["--rank", "4"], "LoRA"),
     "ties on bottleneck": (["pfeiffer1", "pfeiffer2"], ["--combine", "ties"], "linear"),
     "dora": (["dora1", "dora2"], [], "DoRA"),
-    "adalora": (["adalora1", "adalora2"], [], "AdaLoRA adapters do not merge"),
     "full fine-tuning": (["full1", "full2"], [], "full fine-tuning"),
     "heads differ": (["lora1", "lora_other_labels"], [], "--head-from"),
     "head-from out of range": (["lora1", "lora2"], ["--head-from", "3"], "1 to 2"),

@@ -11,7 +11,11 @@ from adapterkit.lifecycle.merge import COMBINES
 
 def add_merge_flags(parser: argparse.ArgumentParser) -> None:
     """The ``merge`` command's arguments."""
-    parser.add_argument("bundles", nargs="+", help="bundle folders of one method, shape and base")
+    parser.add_argument(
+        "bundles",
+        nargs="+",
+        help="bundle folders of one method (LoRA and AdaLoRA count as one), shape and base",
+    )
     parser.add_argument("--out", required=True, help="bundle folder to write (a new one)")
     parser.add_argument(
         "--weights",

@@ -1,12 +1,12 @@
 """``adapterkit merge``: one bundle from several of one method, shape and base.
 
-LoRA parents merge as dense deltas factored back to a rank (:mod:`.merge`); bottleneck,
-IA3 and head-only parents as weighted averages of every tensor. Heads are averaged when
-all are alike, or one parent's head and task are kept (``head_from``). Every check runs
-before anything is written (:mod:`.merge_checks`) and the bundle is written atomically,
-so a refused or failed merge leaves no folder that looks complete. The merged bundle
-records its parents (name, weights checksum, weight) and how it was merged, and loads and
-serves as any other bundle.
+LoRA parents (AdaLoRA's too: read as the LoRA deltas they are) merge as dense deltas
+factored back to a rank (:mod:`.merge`); bottleneck, IA3 and head-only parents as weighted
+averages of every tensor. Heads are averaged when all are alike, or one parent's head and
+task are kept (``head_from``). Every check runs before anything is written
+(:mod:`.merge_checks`) and the bundle is written atomically, so a refused or failed merge
+leaves no folder that looks complete. The merged bundle records its parents (name, weights
+checksum, weight) and how it was merged, and loads and serves as any other bundle.
 """
 
 from __future__ import annotations
@@ -145,7 +145,11 @@ def merge_lora(
         raise BundleError(f"{parents[0].path}: tensor {other[0]} is no LoRA factor")
     layers = sorted(k.removesuffix(LORA_A) for k in first if k.endswith(LORA_A))
     shapes = [(first[layer + LORA_B].shape[0], first[layer + LORA_A].shape[1]) for layer in layers]
-    rank = merged_rank(options.rank, [p.config.r for p in parents], shapes)
+    # A parent's rank is its largest layer's: an AdaLoRA parent's layers kept ranks of their own.
+    ranks = [max(p.tensors[layer + LORA_A].shape[0] for layer in layers) for p in parents]
+    # Parents that kept no rank anywhere (AdaLoRA can prune all): rank 1 of zeros, as a
+    # LoRA has a rank of at least 1.
+    rank = max(merged_rank(options.rank, ranks, shapes), 1)
     density = (options.density or DEFAULT_DENSITY) if options.combine != "linear" else 1.0
     generator = torch.Generator().manual_seed(options.seed)  # layers in sorted order: reproducible
     tensors: dict[str, torch.Tensor] = {}

@@ -2,7 +2,8 @@
 
 :func:`check_request` (and :func:`merged_name`) look at the options and paths alone (no
 bundle read yet); :func:`check_parents` at the bundles read: one method, one base, one
-shape, no full fine-tuning, no DoRA; :func:`head_source` decides whose head the merge
+shape, no full fine-tuning, no DoRA (AdaLoRA parents are read as the LoRA deltas they
+are, :func:`read_parent`); :func:`head_source` decides whose head the merge
 keeps; :func:`check_weight_sum` refuses weights that have no average. Every refusal is one
 line naming the bundle (by its 1-based place on the command line) and what differs.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from adapterkit.files import check_not_over_inputs
 from adapterkit.lifecycle.merge import COMBINES
 from adapterkit.lifecycle.same_base import check_same_base
 from adapterkit.methods import AdapterConfig
+from adapterkit.methods.adalora.config import AdaLoraConfig
+from adapterkit.methods.adalora.lora_form import lora_form
+from adapterkit.methods.lora.config import LoraConfig
 from adapterkit.model_bundles import check_bundle_record
 
 LOW_RANK_METHODS = ("lora",)
@@ -43,9 +47,18 @@ class Parent:
 
 
 def read_parent(path: Path) -> Parent:
-    """Read and check the bundle at ``path`` (checksums, record, method config)."""
+    """Read and check the bundle at ``path`` (checksums, record, method config).
+
+    An AdaLoRA bundle comes back as the LoRA it is (its layers' factors at their kept
+    ranks, its scaling), so it merges with LoRA and AdaLoRA parents as a LoRA delta; its
+    ``record`` stays the bundle's own.
+    """
     record, tensors = read_bundle(path)
-    return Parent(path, record, tensors, check_bundle_record(record, path))
+    config = check_bundle_record(record, path)
+    if isinstance(config, AdaLoraConfig):
+        tensors = lora_form(tensors, record.get("targets", []))
+        config = LoraConfig(**{f.name: getattr(config, f.name) for f in fields(LoraConfig)})
+    return Parent(path, record, tensors, config)
 
 
 def check_request(
@@ -105,7 +118,7 @@ def check_out(paths: Sequence[Path], out: Path) -> None:
 
 
 def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> None:
-    """Refuse bundles that do not merge: full fine-tuning, DoRA, AdaLoRA, two methods, two bases, two
+    """Refuse bundles that do not merge: full fine-tuning, DoRA, two methods, two bases, two
     shapes; ``ties``/``dare``/``--rank`` on a method without low-rank deltas."""
     first = parents[0]
     method = first.config.method
@@ -115,10 +128,11 @@ def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> 
                 f"bundle {place} ({parent.path}) is a full fine-tuning bundle; merge takes "
                 "adapters over one frozen base"
             )
-        if parent.config.method != method:
+        if parent.config.method != method:  # named as the bundles name them (adalora)
             raise AdapterkitError(
-                f"bundle {place} ({parent.path}) is of method '{parent.config.method}' and "
-                f"bundle 1 of '{method}'; only adapters of one method merge"
+                f"bundle {place} ({parent.path}) is of method '{parent.record.get('method')}' "
+                f"and bundle 1 of '{first.record.get('method')}'; only adapters of one method "
+                "merge (LoRA and AdaLoRA merge together)"
             )
     if method == "composition":
         raise AdapterkitError(
@@ -128,11 +142,6 @@ def check_parents(parents: Sequence[Parent], combine: str, rank: int | None) -> 
         raise AdapterkitError(
             "DoRA adapters do not merge: each one's magnitudes are the lengths of its own "
             "direction W + ΔW, so no average of magnitudes and deltas is a merged DoRA"
-        )
-    if method == "adalora":
-        raise AdapterkitError(
-            "AdaLoRA adapters do not merge: each keeps its own ranks of its own SVD factors, "
-            "so averaging P, λ and Q one by one is not the average of their updates"
         )
     if method not in LOW_RANK_METHODS and combine != "linear":
         raise AdapterkitError(
