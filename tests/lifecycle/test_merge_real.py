@@ -66,3 +66,34 @@ def test_linear_merge_on_minilm_equals_the_averaged_deltas(tmp_path: Path) -> No
     torch.testing.assert_close(results["merged"], results["ref"], rtol=1e-4, atol=1e-5)
     for parent in ("one", "two"):  # the merge is neither parent
         assert (results["merged"] - results[parent]).abs().max() > 1e-3
+
+
+def test_adalora_bundles_on_minilm_merge_as_their_deltas(tmp_path: Path) -> None:
+    from tests.lifecycle.helpers import deltas
+
+    from adapterkit.train.job import adapter_modules
+
+    model = AdaptedModel(load_base("minilm"), name_or_path="minilm")
+    hidden = model.base.config.hidden_size
+    for seed, name in enumerate(("one", "two")):
+        config = make_config("adalora", r=6, target_r=3)
+        model.add_adapter(name, config, head=ClassificationHead(hidden, 3, "cls"), task=TASK)
+        generator = torch.Generator().manual_seed(seed)
+        modules = adapter_modules(model, name)
+        with torch.no_grad():
+            for param in model.adapter_parameters(name).values():
+                param.add_(torch.randn(param.shape, generator=generator) * 0.02)
+            for module in modules.values():  # as the schedule leaves them: ranks of their own
+                module.rank_mask.copy_((torch.rand(6, generator=generator) < 0.5).float())
+        config.training_controller(modules, total_steps=10).finish()
+        model.save_adapter(name, tmp_path / name)
+    code, stdout, err = run(
+        "merge", tmp_path / "one", tmp_path / "two", "--out", tmp_path / "merged"
+    )
+    assert code == 0, err
+    assert json.loads(stdout)["method"] == "lora"
+    model.load_adapter(tmp_path / "merged", name="merged")
+    one, two, merged = deltas(model, "one"), deltas(model, "two"), deltas(model, "merged")
+    assert set(merged) == set(one) and len(merged) == 30
+    for layer, delta in merged.items():
+        torch.testing.assert_close(delta, 0.5 * one[layer] + 0.5 * two[layer], rtol=1e-4, atol=1e-7)
