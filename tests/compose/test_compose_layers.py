@@ -112,25 +112,38 @@ def test_parts_of_methods_that_do_not_wrap_layers_are_refused() -> None:
 
 
 @pytest.mark.parametrize("mode", ["average", "stack"])
-def test_ia3_and_dora_parts_act_as_they_do_alone(tmp_path: Path, mode: str) -> None:
-    """IA3 rescales the FFN down-projection's input and DoRA reads the frozen weight: in a
-    composition each part still sees what the host gives it alone, layer by layer."""
+def test_ia3_dora_and_adalora_parts_act_as_they_do_alone(tmp_path: Path, mode: str) -> None:
+    """IA3 rescales the FFN down-projection's input, DoRA reads the frozen weight, AdaLoRA
+    has a rank of its own per layer: in a composition each part still sees what the host
+    gives it alone, layer by layer."""
     from tests.compose.helpers import FFN_OUT
     from tests.lifecycle.helpers import make_bundle
 
-    found = {"ia3": tmp_path / "ia3", "dora": tmp_path / "dora", "lora": tmp_path / "lora"}
+    from adapterkit.train.job import adapter_modules
+
+    parts = ("ia3", "dora", "lora", "adalora")
+    found = {n: tmp_path / n for n in parts}
     make_bundle(found["ia3"], "ia3", seed=1)
     make_bundle(found["dora"], "dora", seed=2, target_modules=[FFN_OUT])
     make_bundle(found["lora"], "lora", seed=3, target_modules=[FFN_OUT])
-    found["mix"] = composed(tmp_path, mode, ["ia3", "dora", "lora"], found)
+    ada = make_bundle(
+        found["adalora"], "adalora", seed=4, target_modules=[FFN_OUT], r=4, target_r=2
+    )
+    modules = adapter_modules(ada, "a")
+    with torch.no_grad():  # as its schedule leaves it: layer 0 at rank 1, layer 1 at rank 3
+        for index, module in enumerate(modules.values()):
+            module.rank_mask.copy_((torch.arange(4) < 1 + 2 * index).float())
+    ada.configs["a"].training_controller(modules, total_steps=10).finish()
+    ada.save_adapter("a", found["adalora"])
+    found["mix"] = composed(tmp_path, mode, list(parts), found)
     model = model_with(found)
     layers = hosts_of(model, "mix")
     assert len(layers) == 6  # IA3's keys, values and FFN outputs; the others on the last
     for name, host in layers.items():
         x, base = layer_input(host)
-        names = [n for n in ("ia3", "dora", "lora") if n in host.adapters]
+        names = [n for n in parts if n in host.adapters]
         if mode == "average":  # an absent part leaves the layer as it is
-            outs = [_alone(host, n, x) for n in names] + [base] * (3 - len(names))
+            outs = [_alone(host, n, x) for n in names] + [base] * (4 - len(names))
             expected = torch.stack(outs).mean(0)
         else:  # each part on the output so far; IA3 comes first, so on the frozen output
             expected = base

@@ -130,6 +130,7 @@ REFUSALS = {
     "with method options": (["--fuse", "a", "b", "--rank", "4"], "--rank"),
     "fuse and stack": (["--fuse", "a", "b", "--stack-on", "a"], "pick one"),
     "stack of a head": (["--stack-on", "a", "--method", "head"], "a stack takes"),
+    "stack of an adalora": (["--stack-on", "a", "--method", "adalora"], "rank schedule runs"),
     "nested": (["--fuse", "a", "fused"], "compositions do not nest"),
     "stack elsewhere": (["--stack-on", "a", "--method", "houlsby"], "a stack adapts the same"),
     "fusion alone": (["--method", "fusion"], "composes bundles"),

@@ -19,7 +19,7 @@ from adapterkit.files import check_not_over_inputs
 from adapterkit.inject import resolve_targets
 from adapterkit.lifecycle.compose_parts import describe_layers, part_tensors, read_parts
 from adapterkit.methods import AdapterConfig, make_config
-from adapterkit.methods.compose.config import PART_METHODS
+from adapterkit.methods.compose.config import TRAINED_PART_METHODS
 from adapterkit.model import AdaptedModel
 
 
@@ -67,13 +67,19 @@ def composition_method(options: Any, default_method: str) -> tuple[str, dict[str
     if method in ("fusion", "stack", "average", "composition"):
         raise AdapterkitError(
             f"--stack-on trains a new adapter on top of its bundles; --method names its "
-            f"method ({', '.join(PART_METHODS)} or a preset), not {method}"
+            f"method ({', '.join(TRAINED_PART_METHODS)} or a preset), not {method}"
         )
     new = make_config(method, **given)
-    if new.method not in PART_METHODS:
+    if new.method == "adalora":
         raise AdapterkitError(
-            f"--stack-on: the new adapter is {method}; a stack takes {', '.join(PART_METHODS)} "
-            "adapters and their presets (houlsby, pfeiffer, parallel)"
+            "--stack-on: AdaLoRA's rank schedule runs only for an adapter trained on its own; "
+            "stack a lora or dora adapter, or train the AdaLoRA adapter alone and compose it"
+        )
+    if new.method not in TRAINED_PART_METHODS:
+        raise AdapterkitError(
+            f"--stack-on: the new adapter is {method}; a stack takes "
+            f"{', '.join(TRAINED_PART_METHODS)} adapters and their presets (houlsby, pfeiffer, "
+            "parallel)"
         )
     parts = read_parts(
         options.stack_on, "--stack-on", minimum=1, with_tensors=False, same_layers=True

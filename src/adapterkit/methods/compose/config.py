@@ -18,10 +18,14 @@ from adapterkit.errors import AdapterkitError
 from adapterkit.methods.base import AdapterConfig, AdapterModule, BaseWeights, LayerSpec
 
 MODES = ("fusion", "stack", "average")
-PART_METHODS = ("bottleneck", "lora", "ia3", "dora")
+PART_METHODS = ("bottleneck", "lora", "ia3", "dora", "adalora")
 """Methods a composition takes as parts: those whose modules wrap a leaf layer's output
 (prompt or prefix methods would not). IA3's and DoRA's hooks (``adapts_input``,
-``reads_base``) are served by the composition module itself."""
+``reads_base``) are served by the composition module itself. An AdaLoRA part comes from a
+bundle, at the ranks it kept; a stack never trains one (see :data:`TRAINED_PART_METHODS`)."""
+TRAINED_PART_METHODS = ("bottleneck", "lora", "ia3", "dora")
+"""Methods of the part a stack trains: AdaLoRA's rank schedule runs only for an adapter
+trained on its own, and without it AdaLoRA would train as a plain SVD-form LoRA."""
 PART_KEYS = frozenset({"method", "config", "name", "sha256", "targets"})
 
 
