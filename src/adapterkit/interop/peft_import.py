@@ -1,8 +1,9 @@
 """``adapterkit import PEFT_DIR --out BUNDLE``: a PEFT adapter folder as an adapterkit bundle.
 
-LoRA (with DoRA and rsLoRA) and IA3 folders come in, with the task head PEFT saved in
-``modules_to_save`` where our heads can hold it (see :mod:`.peft_layout`); a LoRA whose
-layers have ranks or alphas of their own comes in as AdaLoRA (:mod:`.peft_rank_pattern`).
+LoRA (with DoRA and rsLoRA), AdaLoRA and IA3 folders come in, with the task head PEFT saved
+in ``modules_to_save`` where our heads can hold it (see :mod:`.peft_layout`); a LoRA whose
+layers have ranks or alphas of their own comes in as AdaLoRA (:mod:`.peft_rank_pattern`),
+as does PEFT's AdaLoRA at the ranks it kept (:mod:`.peft_adalora`).
 The bundle is fingerprinted for the base it was imported onto and serves in mixed batches
 with every other adapter. Safetensors only: a PEFT folder with only a pickled ``adapter_model.bin``
 is refused.
@@ -21,6 +22,7 @@ from safetensors.torch import load_file
 from adapterkit.bundle import check_adapter_name
 from adapterkit.errors import AdapterkitError
 from adapterkit.heads import ClassificationHead, Head, SpanQAHead, TokenClassificationHead
+from adapterkit.interop.peft_adalora import ADALORA_KEYS, adalora_from_peft
 from adapterkit.interop.peft_labels import LABELS_FILE, read_folder_labels
 from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, TASK_TYPES, peft_target
 from adapterkit.interop.peft_rank_pattern import adalora_from_patterns, has_layer_patterns
@@ -70,9 +72,10 @@ def read_peft_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, torc
     if not isinstance(config, dict) or "peft_type" not in config:
         raise AdapterkitError(f"{config_path}: no peft_type; not a PEFT adapter config")
     peft_type = config["peft_type"]
-    if peft_type not in ("LORA", "IA3"):
+    if peft_type not in ("LORA", "ADALORA", "IA3"):
         raise AdapterkitError(
-            f"{folder}: PEFT type {peft_type!r} is not imported; LORA (with DoRA) and IA3 are"
+            f"{folder}: PEFT type {peft_type!r} is not imported; LORA (with DoRA), ADALORA "
+            "and IA3 are"
         )
     for option, what in UNSUPPORTED.items():
         if config.get(option):
@@ -142,9 +145,12 @@ def peft_bundle(
     task = OUR_TASKS[config["task_type"]]
     head_record = _head_record(task)
     target = peft_target(task, head_record, model.base.config)
-    layers, head_tensors = _split(tensors, target.layer_prefix, target.head_map, folder)
+    params = ADALORA_KEYS if config["peft_type"] == "ADALORA" else ADAPTER_PARAMS
+    layers, head_tensors = _split(tensors, target.layer_prefix, target.head_map, params, folder)
     try:
-        if config["peft_type"] == "LORA" and has_layer_patterns(config, layers):
+        if config["peft_type"] == "ADALORA":
+            adapter_config, layers = adalora_from_peft(config, layers, target.layer_prefix)
+        elif config["peft_type"] == "LORA" and has_layer_patterns(config, layers):
             adapter_config, layers = adalora_from_patterns(config, layers, target.layer_prefix)
         else:
             adapter_config = _adapter_config(config, layers)
@@ -187,9 +193,14 @@ def _head_record(task: str) -> dict[str, Any] | None:
 
 
 def _split(
-    tensors: dict[str, torch.Tensor], prefix: str, head_map: dict[str, str], folder: str | Path
+    tensors: dict[str, torch.Tensor],
+    prefix: str,
+    head_map: dict[str, str],
+    params: dict[str, str],
+    folder: str | Path,
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """PEFT's tensors as {our layer: {our param: tensor}} and {our head key: tensor}."""
+    """PEFT's tensors as {our layer: {our param: tensor}} and {our head key: tensor};
+    ``params`` maps our parameter names to PEFT's for the folder's type."""
     theirs_to_ours = {theirs: ours for ours, theirs in head_map.items()}
     layers: dict[str, dict[str, torch.Tensor]] = {}
     head: dict[str, torch.Tensor] = {}
@@ -202,13 +213,15 @@ def _split(
         found = next(
             (
                 (rest.removesuffix("." + theirs), ours)
-                for ours, theirs in ADAPTER_PARAMS.items()
+                for ours, theirs in params.items()
                 if rest.endswith("." + theirs)
             ),
             None,
         )
         if not key.startswith(KEY_PREFIX) or found is None or not found[0].startswith(prefix):
-            raise AdapterkitError(f"{folder}: tensor '{key}' is no LoRA, DoRA, IA3 or head weight")
+            raise AdapterkitError(
+                f"{folder}: tensor '{key}' is no LoRA, DoRA, AdaLoRA, IA3 or head weight"
+            )
         layer, ours = found
         layers.setdefault(layer.removeprefix(prefix), {})[ours] = tensor
     if not layers:
