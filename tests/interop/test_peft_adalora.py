@@ -12,6 +12,7 @@ import torch
 import transformers
 from tests.interop.helpers import TEXTS, run
 
+from adapterkit.interop.describe import describe_folder
 from adapterkit.methods import make_config
 from adapterkit.model import AdaptedModel
 from adapterkit.models import load_base, resolve_model
@@ -67,6 +68,7 @@ def test_a_peft_adalora_imports_at_its_kept_ranks_with_peft_logits(
     argv = ["--model", str(bert_dir), "--labels", "O", "B-PER", "B-LOC", "--name", "tagger"]
     code, err = run("import", str(tmp_path / "from-peft"), "--out", str(tmp_path / "b"), *argv)
     assert code == 0, err
+    assert describe_folder(tmp_path / "from-peft")["rank"] == INIT_R  # what info shows
     model = AdaptedModel(load_base(str(bert_dir)), name_or_path=str(bert_dir))
     assert model.load_adapter(tmp_path / "b") == "tagger"
     config = model.configs["tagger"]

@@ -28,7 +28,8 @@ def describe_folder(path: str | Path) -> dict[str, Any] | None:
             "task_type": peft.get("task_type"),
             "base_model": peft.get("base_model_name_or_path"),
             "target_modules": peft.get("target_modules"),
-            "rank": peft.get("r"),
+            # AdaLoRA's r is unused by peft: its layers start at init_r.
+            "rank": peft.get("init_r" if peft.get("peft_type") == "ADALORA" else "r"),
             "use_dora": peft.get("use_dora"),
             "modules_to_save": peft.get("modules_to_save"),
             "labels": read_folder_labels(path),
