@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from adapterkit.errors import AdapterkitError
+from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.files import staged_dir
 from adapterkit.inject import layer_roles, name_matches
 from adapterkit.interop.adalora_export import adalora_as_lora, rank_patterns
@@ -51,7 +51,10 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
     base_config, base_path, target = source.base_config, source.base_path, source.target
     patterns: dict[str, Any] = {}
     if record["method"] == "adalora":  # a LoRA with a rank per layer
-        tensors, ranks = adalora_as_lora(tensors, record["targets"])
+        try:
+            tensors, ranks = adalora_as_lora(tensors, record["targets"])
+        except BundleError as exc:
+            raise BundleError(f"{bundle_path}: {exc}") from None
         if not ranks:
             raise AdapterkitError(f"{bundle_path}: the AdaLoRA adapter kept no rank in any layer")
         record = {**record, "targets": list(ranks)}

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from adapterkit.bundle import check_adapter_name, is_bundle_dir, read_bundle
-from adapterkit.errors import AdapterkitError
+from adapterkit.errors import AdapterkitError, BundleError
 from adapterkit.files import check_not_over_inputs
 from adapterkit.lifecycle.merge import COMBINES
 from adapterkit.lifecycle.same_base import check_same_base
@@ -56,7 +56,10 @@ def read_parent(path: Path) -> Parent:
     record, tensors = read_bundle(path)
     config = check_bundle_record(record, path)
     if isinstance(config, AdaLoraConfig):
-        tensors = lora_form(tensors, record.get("targets", []))
+        try:
+            tensors = lora_form(tensors, record.get("targets", []))
+        except BundleError as exc:
+            raise BundleError(f"{path}: {exc}") from None
         config = LoraConfig(**{f.name: getattr(config, f.name) for f in fields(LoraConfig)})
     return Parent(path, record, tensors, config)
 

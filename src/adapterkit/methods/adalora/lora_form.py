@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from adapterkit.errors import BundleError
+
 ADALORA_PARAMS = ("lora_A", "lora_B", "lora_E", "rank_mask")
 """An AdaLoRA layer's tensors in a bundle (``adapter.<layer>.<param>``)."""
 
@@ -23,9 +25,28 @@ def lora_form(tensors: dict[str, torch.Tensor], targets: list[str]) -> dict[str,
         k: v for k, v in tensors.items() if not (k.startswith("adapter.") and k.endswith(suffixes))
     }
     for layer in targets:
-        values = tensors[f"adapter.{layer}.lora_E"] * tensors[f"adapter.{layer}.rank_mask"]
-        converted[f"adapter.{layer}.lora_A.weight"] = (
-            values.unsqueeze(1) * tensors[f"adapter.{layer}.lora_A"]
-        ).contiguous()
-        converted[f"adapter.{layer}.lora_B.weight"] = tensors[f"adapter.{layer}.lora_B"]
+        a, b, e, mask = _layer(tensors, layer)
+        converted[f"adapter.{layer}.lora_A.weight"] = ((e * mask).unsqueeze(1) * a).contiguous()
+        converted[f"adapter.{layer}.lora_B.weight"] = b
     return converted
+
+
+def _layer(
+    tensors: dict[str, torch.Tensor], layer: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer's P (k, in), Q (out, k), λ (k,) and mask (k,), checked to fit each other.
+
+    Raises:
+        BundleError: A tensor missing or of a shape that is not one layer of rank k.
+    """
+    missing = [p for p in ADALORA_PARAMS if f"adapter.{layer}.{p}" not in tensors]
+    if missing:
+        raise BundleError(f"AdaLoRA layer {layer} has no {missing[0]} tensor")
+    a, b, e, mask = (tensors[f"adapter.{layer}.{p}"] for p in ADALORA_PARAMS)
+    rank = e.shape[0] if e.dim() == 1 else -1
+    if not (a.dim() == b.dim() == 2 and a.shape[0] == b.shape[1] == rank) or mask.shape != e.shape:
+        raise BundleError(
+            f"AdaLoRA layer {layer}: lora_A {tuple(a.shape)}, lora_B {tuple(b.shape)}, lora_E "
+            f"{tuple(e.shape)} and rank_mask {tuple(mask.shape)} are not one layer of one rank"
+        )
+    return a, b, e, mask
