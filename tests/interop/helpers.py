@@ -77,3 +77,18 @@ def base_logits(model: AdaptedModel, task: str, inputs: dict) -> torch.Tensor:
         if task == "causal-lm":
             return out.logits
         return model.head_logits("a", out.last_hidden_state, inputs["attention_mask"])
+
+
+def peft_logits(model_dir: Path, task: str, peft_dir: Path, inputs: dict) -> torch.Tensor:
+    """What peft itself computes with the PEFT folder ``peft_dir`` on the transformers
+    model of ``task`` (a test-only dependency, imported here)."""
+    import peft
+
+    extra = {"num_labels": len(LABELS[task])} if task in LABELS else {}
+    base = AUTO[task].from_pretrained(model_dir, **extra)
+    loaded = peft.PeftModel.from_pretrained(base, peft_dir).eval()
+    with torch.no_grad():
+        out = loaded(**inputs)
+    if task == "question-answering":
+        return torch.stack([out.start_logits, out.end_logits], dim=-1)
+    return out.logits

@@ -14,13 +14,13 @@ import pytest
 import torch
 import transformers
 from tests.interop.helpers import (
-    AUTO,
     LABELS,
     TEXTS,
     WORDS,
     base_logits,
     make_bundle,
     our_logits,
+    peft_logits,
     run,
 )
 from tests.tiny import save_tiny_bert
@@ -31,17 +31,6 @@ from adapterkit.models import load_base, load_tokenizer, resolve_model
 from adapterkit.tasks import make_task
 
 peft = pytest.importorskip("peft")
-
-
-def _theirs(model_dir: Path, task: str, peft_dir: Path, inputs: dict) -> torch.Tensor:
-    extra = {"num_labels": len(LABELS[task])} if task in LABELS else {}
-    base = AUTO[task].from_pretrained(model_dir, **extra)
-    loaded = peft.PeftModel.from_pretrained(base, peft_dir).eval()
-    with torch.no_grad():
-        out = loaded(**inputs)
-    if task == "question-answering":
-        return torch.stack([out.start_logits, out.end_logits], dim=-1)
-    return out.logits
 
 
 @pytest.mark.parametrize("method", ["lora", "dora", "ia3", "adalora"])
@@ -64,7 +53,7 @@ def test_peft_loads_our_export_with_our_logits(
     inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
     inputs.pop("token_type_ids", None)
     ours = our_logits(model, task, inputs)
-    theirs = _theirs(model_dir, task, tmp_path / "peft", inputs)
+    theirs = peft_logits(model_dir, task, tmp_path / "peft", inputs)
     assert (ours - base_logits(model, task, inputs)).abs().max() > 1e-3  # the adapter acts
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
 
@@ -405,7 +394,7 @@ def test_an_adalora_with_a_rank_per_layer_exports_as_a_peft_lora(
     inputs.pop("token_type_ids", None)
     ours = our_logits(model, task, inputs)
     torch.testing.assert_close(
-        _theirs(bert_dir, task, tmp_path / "peft", inputs), ours, rtol=1e-4, atol=1e-4
+        peft_logits(bert_dir, task, tmp_path / "peft", inputs), ours, rtol=1e-4, atol=1e-4
     )
     # And back: the PEFT folder imports as an AdaLoRA at those ranks with the same logits.
     code, err = run("import", str(tmp_path / "peft"), "--out", str(tmp_path / "back"))

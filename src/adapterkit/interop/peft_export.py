@@ -22,7 +22,7 @@ from adapterkit.inject import layer_roles, name_matches
 from adapterkit.interop.adalora_export import adalora_as_lora, rank_patterns
 from adapterkit.interop.export_source import read_export_source
 from adapterkit.interop.peft_labels import LABELS_FILE, labels_document
-from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES
+from adapterkit.interop.peft_layout import ADAPTER_PARAMS, KEY_PREFIX, PEFT_TYPES, layer_widths
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -60,6 +60,10 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
         record = {**record, "targets": list(ranks)}
         patterns = rank_patterns(ranks, target.layer_prefix, config.scaling)
     input_scaled = _input_scaled(record, config, base_config.model_type)
+    widths = layer_widths(
+        record["task"]["type"], base_config, [target.layer_prefix + n for n in record["targets"]]
+    )
+    _check_tensors(record, tensors, widths, target.layer_prefix, input_scaled, bundle_path)
     weights: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
         theirs = peft_key(key, target.layer_prefix, target.head_map, bundle_path)
@@ -92,6 +96,46 @@ def peft_key(key: str, layer_prefix: str, head_map: dict[str, str], where: str |
         if module in head_map:
             return f"{KEY_PREFIX}{head_map[module]}.{param}"
     raise AdapterkitError(f"{where}: tensor '{key}' has no place in a PEFT adapter")
+
+
+def _check_tensors(
+    record: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    widths: dict[str, tuple[int, int]],
+    layer_prefix: str,
+    input_scaled: list[str],
+    where: str | Path,
+) -> None:
+    """Refuse a layer without its tensors, and tensors that do not fit their layer of the
+    base (PEFT would refuse the folder only when loading it): LoRA's A reads the layer's
+    input and B writes its output at A's rank, DoRA's magnitudes are one per output, IA3's
+    scales one per input or output."""
+    needed = ("scale",) if record["method"] == "ia3" else ("lora_A.weight", "lora_B.weight")
+    needed += ("magnitude",) if record["method"] == "dora" else ()
+    for layer in record["targets"]:
+        missing = [p for p in needed if f"adapter.{layer}.{p}" not in tensors]
+        if missing:
+            raise BundleError(f"{where}: layer {layer} has no {missing[0]} tensor")
+    for key, tensor in tensors.items():
+        if not key.startswith("adapter."):
+            continue
+        layer, _, param = key.removeprefix("adapter.").rpartition(".")
+        if param == "weight":  # lora_A.weight, lora_B.weight
+            layer, _, factor = layer.rpartition(".")
+            param = f"{factor}.weight"
+        width_in, width_out = widths[layer_prefix + layer]
+        rank = tensors.get(f"adapter.{layer}.lora_A.weight", tensor).shape[0]
+        wanted = {
+            "lora_A.weight": (rank, width_in),
+            "lora_B.weight": (width_out, rank),
+            "magnitude": (width_out,),
+            "scale": (width_in if layer in input_scaled else width_out,),
+        }.get(param)
+        if wanted is not None and tuple(tensor.shape) != wanted:
+            raise BundleError(
+                f"{where}: tensor {key} has shape {tuple(tensor.shape)}, but layer {layer} of "
+                f"the base maps {width_in} to {width_out} features (wanted {wanted})"
+            )
 
 
 def _input_scaled(record: dict[str, Any], config: Any, arch: str) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import transformers
+from transformers.pytorch_utils import Conv1D
 
 from adapterkit.errors import AdapterkitError
 
@@ -94,6 +95,31 @@ def peft_target(task: str, head: dict[str, Any] | None, config: Any) -> PeftTarg
     if head["type"] == "classification":
         return PeftTarget(task_type, prefix + ".", _classification_head(head, config, prefix))
     return PeftTarget(task_type, prefix + ".", {"out": _single_linear(model_class, config, prefix)})
+
+
+def layer_widths(task: str, config: Any, names: list[str]) -> dict[str, tuple[int, int]]:
+    """(in, out) of each named layer (a module path in the transformers model PEFT wraps for
+    ``task``), read from that model built from ``config`` on the meta device: no weights
+    are loaded, so a large base costs nothing here.
+
+    Raises:
+        AdapterkitError: A name that is no linear layer of that model.
+    """
+    with torch.device("meta"):
+        model = _model_class(TASK_TYPES[task][1], config)(config)
+    widths: dict[str, tuple[int, int]] = {}
+    for name in names:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise AdapterkitError(f"the base has no layer {name}") from None
+        if isinstance(module, torch.nn.Linear):
+            widths[name] = (module.in_features, module.out_features)
+        elif isinstance(module, Conv1D):  # GPT-2's: weight (in, out)
+            widths[name] = (module.weight.shape[0], module.weight.shape[1])
+        else:
+            raise AdapterkitError(f"layer {name} of the base is no linear layer")
+    return widths
 
 
 def _model_class(auto_name: str, config: Any) -> type:
