@@ -44,6 +44,7 @@ def test_peft_loads_our_gpt2_export_with_our_logits(
         ("lora", "lora_B.weight", None, "has no lora_B.weight tensor"),
         ("dora", "magnitude", lambda t: t[:-1], "wanted (32,)"),
         ("ia3", "scale", lambda t: t[:-1], "maps 32 to"),
+        ("lora", "lora_A.weight", "elsewhere", "for a layer the bundle does not adapt"),
     ],
 )
 def test_export_refuses_tensors_that_do_not_fit_the_base(
@@ -57,6 +58,8 @@ def test_export_refuses_tensors_that_do_not_fit_the_base(
     key = next(k for k in tensors if k.endswith("." + param))
     if change is None:
         del tensors[key]
+    elif change == "elsewhere":  # a copy for a layer the record does not list
+        tensors[key.replace("layer.0.", "layer.9.")] = tensors[key].clone()
     else:
         tensors[key] = change(tensors[key]).contiguous()
     save_file(tensors, bundle / WEIGHTS_FILE)

@@ -60,9 +60,11 @@ def export_peft(bundle_path: str | Path, out: str | Path) -> Path:
         record = {**record, "targets": list(ranks)}
         patterns = rank_patterns(ranks, target.layer_prefix, config.scaling)
     input_scaled = _input_scaled(record, config, base_config.model_type)
-    widths = layer_widths(
-        record["task"]["type"], base_config, [target.layer_prefix + n for n in record["targets"]]
-    )
+    try:
+        names = [target.layer_prefix + n for n in record["targets"]]
+        widths = layer_widths(record["task"]["type"], base_config, names)
+    except AdapterkitError as exc:
+        raise BundleError(f"{bundle_path}: {exc}") from None
     _check_tensors(record, tensors, widths, target.layer_prefix, input_scaled, bundle_path)
     weights: dict[str, torch.Tensor] = {}
     for key, tensor in tensors.items():
@@ -123,6 +125,8 @@ def _check_tensors(
         if param == "weight":  # lora_A.weight, lora_B.weight
             layer, _, factor = layer.rpartition(".")
             param = f"{factor}.weight"
+        if layer_prefix + layer not in widths:
+            raise BundleError(f"{where}: tensor {key} is for a layer the bundle does not adapt")
         width_in, width_out = widths[layer_prefix + layer]
         rank = tensors.get(f"adapter.{layer}.lora_A.weight", tensor).shape[0]
         wanted = {
