@@ -146,7 +146,10 @@ def merge_lora(
     layers = sorted(k.removesuffix(LORA_A) for k in first if k.endswith(LORA_A))
     shapes = [(first[layer + LORA_B].shape[0], first[layer + LORA_A].shape[1]) for layer in layers]
     # A parent's rank is its largest layer's: an AdaLoRA parent's layers kept ranks of their own.
-    ranks = [max(p.tensors[layer + LORA_A].shape[0] for layer in layers) for p in parents]
+    ranks = [
+        max((p.tensors[layer + LORA_A].shape[0] for layer in layers), default=p.config.r)
+        for p in parents
+    ]
     # Parents that kept no rank anywhere (AdaLoRA can prune all): rank 1 of zeros, as a
     # LoRA has a rank of at least 1.
     rank = max(merged_rank(options.rank, ranks, shapes), 1)
